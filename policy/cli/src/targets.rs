@@ -1,0 +1,119 @@
+//! Every compile target, assembled from the crates that produce them.
+//!
+//! All artifacts of a policy are built in memory first; only when every one succeeded are they
+//! written, so a failing target never leaves a half-compiled set on disk.
+
+use semble_policy::compile::{self, to_json};
+use semble_policy::explain::{explain, SeccompFacts};
+use semble_policy::SandboxPolicy;
+
+/// A compile target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// The fragment of an OCI `config.json` the policy decides (includes the seccomp profile).
+    Oci,
+    /// A standalone seccomp profile (OCI/Docker/Podman JSON).
+    Seccomp,
+    /// The seccomp filter as raw BPF for x86_64 (`struct sock_filter[]`).
+    SeccompBpf,
+    /// The Landlock ruleset `semble-init` applies.
+    Landlock,
+    /// The egress rules `semble-proxy` enforces.
+    Proxy,
+    /// Every target above, into `--out`.
+    All,
+}
+
+impl Target {
+    /// The targets `all` expands to.
+    pub const EACH: &'static [Target] = &[
+        Target::Oci,
+        Target::Seccomp,
+        Target::SeccompBpf,
+        Target::Landlock,
+        Target::Proxy,
+    ];
+
+    /// The file name of the artifact for a policy.
+    pub fn file_name(self, policy: &str) -> String {
+        match self {
+            Target::Oci => format!("{policy}.oci.json"),
+            Target::Seccomp => format!("{policy}.seccomp.json"),
+            Target::SeccompBpf => format!("{policy}.seccomp.bpf"),
+            Target::Landlock => format!("{policy}.landlock.json"),
+            Target::Proxy => format!("{policy}.proxy-rules.json"),
+            Target::All => format!("{policy}.all"),
+        }
+    }
+
+    /// Whether the artifact is binary.
+    pub fn is_binary(self) -> bool {
+        self == Target::SeccompBpf
+    }
+}
+
+/// A compiled artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Which target.
+    pub target: Target,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a target could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The seccomp profile did not compile to BPF.
+    #[error("the seccomp profile does not compile: {0}")]
+    Bpf(#[from] semble_seccomp::bpf::BpfError),
+    /// The policy has no `filesystem` section, so there is no Landlock ruleset.
+    #[error("policy `{0}` has no `filesystem` section, so there is no Landlock ruleset; add `spec.filesystem` or choose another target")]
+    NoLandlock(String),
+}
+
+/// Compile one target (`All` is expanded by [`compile_all`]).
+pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, CompileError> {
+    let targets: &[Target] = if target == Target::All {
+        Target::EACH
+    } else {
+        std::slice::from_ref(&target)
+    };
+    let profile = semble_seccomp::profile(policy);
+    let mut out = Vec::new();
+    for t in targets {
+        let bytes = match t {
+            Target::Oci => {
+                // Prove the embedded profile loads before handing it out.
+                semble_seccomp::x86_64_instructions(&profile)?;
+                to_json(&compile::oci::fragment(policy, Some(profile.clone()))).into_bytes()
+            }
+            Target::Seccomp => {
+                semble_seccomp::x86_64_instructions(&profile)?;
+                to_json(&profile).into_bytes()
+            }
+            Target::SeccompBpf => semble_seccomp::bpf::compile(&profile, libseccomp_x86_64())?,
+            Target::Landlock => match compile::landlock::ruleset(policy) {
+                Some(r) => to_json(&r).into_bytes(),
+                None if target == Target::All => continue,
+                None => return Err(CompileError::NoLandlock(policy.name.clone())),
+            },
+            Target::Proxy => to_json(&compile::proxy::rules(policy)).into_bytes(),
+            Target::All => continue,
+        };
+        out.push(Artifact { target: *t, bytes });
+    }
+    Ok(out)
+}
+
+fn libseccomp_x86_64() -> semble_seccomp::bpf::Arch {
+    semble_seccomp::bpf::Arch::X8664
+}
+
+/// The `explain` text of a policy, with seccomp facts (and the BPF size when it compiles).
+pub fn explain_text(policy: &SandboxPolicy) -> String {
+    let profile = semble_seccomp::profile(policy);
+    let n = semble_seccomp::x86_64_instructions(&profile).ok();
+    let facts: SeccompFacts = semble_seccomp::facts(&profile, n);
+    explain(policy, &facts)
+}

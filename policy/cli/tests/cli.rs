@@ -1,0 +1,159 @@
+//! The `semble-policy` binary: exit codes, one-line errors, atomic output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_semble-policy"));
+    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    // Errors must stay one line even when backtraces are on.
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn validate_examples_succeeds() {
+    let out = run(&[
+        "validate",
+        "examples/workspace.yaml",
+        "examples/llm-server.yaml",
+        "examples/data-processor.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.ends_with("`") && l.contains(": ok: policy"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn invalid_policy_exits_1_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(&f, "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec:\n  process:\n    readOnlyRootFilesytem: true\n").unwrap();
+    let out = run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}:6:5: error: unknown field `readOnlyRootFilesytem`",
+            f.display()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_json_format() {
+    let out = run(&["validate", "--format", "json", "examples/workspace.yaml"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["valid"], true);
+    assert_eq!(v[0]["policy"], "workspace");
+}
+
+#[test]
+fn unreadable_input_is_one_line_and_exit_2() {
+    let out = run(&["compile", "does/not/exist.yaml", "--target", "oci"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("semble-policy: error: cannot read `does/not/exist.yaml`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run(&["compile", "examples/workspace.yaml", "--target", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["compile", "examples/workspace.yaml", "--target", "all"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("add `--out DIR`"));
+}
+
+#[test]
+fn compile_all_writes_every_artifact_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "compile",
+        "examples/workspace.yaml",
+        "--target",
+        "all",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "workspace.landlock.json",
+            "workspace.oci.json",
+            "workspace.proxy-rules.json",
+            "workspace.seccomp.bpf",
+            "workspace.seccomp.json"
+        ]
+    );
+}
+
+#[test]
+fn invalid_policy_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(&f, "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec:\n  seccomp: {deny: [nosuch]}\n").unwrap();
+    let outdir = dir.path().join("out");
+    let out = run(&[
+        "compile",
+        f.to_str().unwrap(),
+        "--target",
+        "all",
+        "--out",
+        outdir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!outdir.exists());
+}
+
+#[test]
+fn stdin_is_accepted() {
+    let mut child = bin()
+        .args(["validate", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let src = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/llm-server.yaml"),
+    )
+    .unwrap();
+    child.stdin.take().unwrap().write_all(&src).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn help_shows_examples() {
+    let out = run(&["--help"]);
+    assert!(text(&out.stdout)
+        .contains("semble-policy compile examples/workspace.yaml --target all --out out/"));
+}

@@ -1,0 +1,115 @@
+//! Golden files for every compile target of every example policy.
+//!
+//! A change to an artifact shows up as a diff in review. To accept a change on purpose:
+//! `SEMBLE_UPDATE_GOLDEN=1 cargo test -p semble-policy-cli --test golden` (never edit by hand).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
+
+use std::path::PathBuf;
+
+use semble_cli::targets::{self, Target};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn check(name: &str, actual: &[u8]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("SEMBLE_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with SEMBLE_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let shown = String::from_utf8_lossy(actual);
+        panic!("{} differs from the golden file; if the change is intended, run with SEMBLE_UPDATE_GOLDEN=1\n--- actual ---\n{shown}", path.display());
+    }
+}
+
+fn policy(name: &str) -> semble_policy::SandboxPolicy {
+    let src = std::fs::read_to_string(root().join(format!("examples/{name}.yaml"))).unwrap();
+    semble_policy::parse(&src).unwrap().policy
+}
+
+const EXAMPLES: &[&str] = &["workspace", "llm-server", "data-processor"];
+
+#[test]
+fn every_target_of_every_example_matches_its_golden_file() {
+    for name in EXAMPLES {
+        let p = policy(name);
+        for t in Target::EACH {
+            let artifacts = targets::compile(&p, *t).unwrap();
+            assert_eq!(artifacts.len(), 1, "{name} {t:?}");
+            check(&t.file_name(name), &artifacts[0].bytes);
+        }
+        check(
+            &format!("{name}.explain.txt"),
+            targets::explain_text(&p).as_bytes(),
+        );
+    }
+}
+
+#[test]
+fn compiling_twice_gives_identical_bytes() {
+    for name in EXAMPLES {
+        let p = policy(name);
+        let a = targets::compile(&p, Target::All).unwrap();
+        let b = targets::compile(&policy(name), Target::All).unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+}
+
+#[test]
+fn the_workspace_seccomp_profile_never_allows_escape_syscalls_unconditionally() {
+    let p = policy("workspace");
+    let bytes = &targets::compile(&p, Target::Seccomp).unwrap()[0].bytes;
+    let profile: semble_policy::seccomp_profile::SeccompProfile =
+        serde_json::from_slice(bytes).unwrap();
+    let forbidden = [
+        "bpf",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "unshare",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "userfaultfd",
+        "perf_event_open",
+        "kexec_load",
+        "kexec_file_load",
+        "open_by_handle_at",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "io_uring_setup",
+        "setns",
+        "reboot",
+        "swapon",
+        "acct",
+        "iopl",
+        "ioperm",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+    ];
+    for rule in &profile.syscalls {
+        if rule.action == "SCMP_ACT_ALLOW" {
+            for n in &rule.names {
+                assert!(
+                    !forbidden.contains(&n.as_str()),
+                    "`{n}` is allowed by {:?}",
+                    rule.comment
+                );
+            }
+        }
+    }
+    assert_eq!(profile.default_action, "SCMP_ACT_ERRNO");
+}

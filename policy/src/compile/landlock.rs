@@ -1,0 +1,191 @@
+//! `--target landlock`: the Landlock ruleset `semble-init` applies inside the container.
+//!
+//! Paths are as the workload sees them (after `pivot_root`). The ruleset names access rights in
+//! the kernel's terms; `semble-init` handles every right the running kernel's ABI knows and grants
+//! only what is listed, so an older kernel enforces a subset (reported, and refused when the
+//! policy says `enforcement: required` and Landlock is missing altogether).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Enforcement, SandboxPolicy};
+
+/// The format version `semble-init` understands.
+pub const RULESET_VERSION: u32 = 1;
+
+/// A filesystem access right (Landlock `LANDLOCK_ACCESS_FS_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// Execute a file.
+    Execute,
+    /// Open a file for writing.
+    WriteFile,
+    /// Open a file for reading.
+    ReadFile,
+    /// List a directory.
+    ReadDir,
+    /// Remove a directory.
+    RemoveDir,
+    /// Remove a file.
+    RemoveFile,
+    /// Create a character device.
+    MakeChar,
+    /// Create a directory.
+    MakeDir,
+    /// Create a regular file.
+    MakeReg,
+    /// Create a Unix socket.
+    MakeSock,
+    /// Create a FIFO.
+    MakeFifo,
+    /// Create a block device.
+    MakeBlock,
+    /// Create a symlink.
+    MakeSym,
+    /// Link or rename a file into another directory (ABI 2).
+    Refer,
+    /// Truncate a file (ABI 3).
+    Truncate,
+    /// ioctl on a device file (ABI 5).
+    IoctlDev,
+}
+
+/// Rights for `readOnly` paths.
+pub const READ: &[FsAccess] = &[FsAccess::ReadFile, FsAccess::ReadDir];
+/// Rights for `execute` paths.
+pub const EXECUTE: &[FsAccess] = &[FsAccess::Execute, FsAccess::ReadFile, FsAccess::ReadDir];
+/// Rights for `readWrite` paths: everything but executing and making device nodes.
+pub const READ_WRITE: &[FsAccess] = &[
+    FsAccess::ReadFile,
+    FsAccess::ReadDir,
+    FsAccess::WriteFile,
+    FsAccess::RemoveDir,
+    FsAccess::RemoveFile,
+    FsAccess::MakeDir,
+    FsAccess::MakeReg,
+    FsAccess::MakeSock,
+    FsAccess::MakeFifo,
+    FsAccess::MakeSym,
+    FsAccess::Refer,
+    FsAccess::Truncate,
+];
+/// Rights on the device nodes every process expects to use.
+pub const DEVICE: &[FsAccess] = &[FsAccess::ReadFile, FsAccess::WriteFile, FsAccess::IoctlDev];
+
+/// Device nodes added to every ruleset: without them, writing to `/dev/null` fails.
+pub const IMPLICIT_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/pts",
+];
+
+/// One path rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathRule {
+    /// Absolute path inside the container.
+    pub path: String,
+    /// Rights granted beneath it.
+    pub access: Vec<FsAccess>,
+    /// Why the rule exists (the policy field).
+    pub reason: String,
+}
+
+/// A Landlock scope (ABI 6): IPC the workload may not reach outside its own domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Connecting to abstract Unix sockets created outside the sandbox.
+    AbstractUnixSocket,
+    /// Sending signals to processes outside the sandbox.
+    Signal,
+}
+
+/// The ruleset file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ruleset {
+    /// Format version ([`RULESET_VERSION`]).
+    pub version: u32,
+    /// The policy it comes from.
+    pub policy: String,
+    /// Required: refuse to run without Landlock; best-effort: run with what the kernel offers.
+    pub enforcement: String,
+    /// Path rules; paths missing in the container are skipped (nothing is granted there).
+    pub rules: Vec<PathRule>,
+    /// Scopes applied where the kernel supports them.
+    pub scopes: Vec<Scope>,
+}
+
+impl Ruleset {
+    /// Whether the policy requires Landlock.
+    pub fn required(&self) -> bool {
+        self.enforcement == Enforcement::Required.as_str()
+    }
+}
+
+/// Build the ruleset, or `None` when the policy has no `filesystem` section.
+pub fn ruleset(policy: &SandboxPolicy) -> Option<Ruleset> {
+    let fs = policy.filesystem.as_ref()?;
+    let mut rules = Vec::new();
+    for p in &fs.read_only {
+        rules.push(PathRule {
+            path: p.clone(),
+            access: READ.to_vec(),
+            reason: "filesystem.readOnly".into(),
+        });
+    }
+    for p in &fs.read_write {
+        rules.push(PathRule {
+            path: p.clone(),
+            access: READ_WRITE.to_vec(),
+            reason: "filesystem.readWrite".into(),
+        });
+    }
+    for p in &fs.execute {
+        rules.push(PathRule {
+            path: p.clone(),
+            access: EXECUTE.to_vec(),
+            reason: "filesystem.execute".into(),
+        });
+    }
+    for d in IMPLICIT_DEVICES {
+        rules.push(PathRule {
+            path: (*d).to_string(),
+            access: DEVICE.to_vec(),
+            reason: "implicit device".into(),
+        });
+    }
+    for d in &policy.devices.allow {
+        rules.push(PathRule {
+            path: d.path.clone(),
+            access: DEVICE.to_vec(),
+            reason: "devices.allow".into(),
+        });
+    }
+    if policy.devices.gpu.is_some() {
+        // The NVIDIA device nodes; missing ones are skipped by semble-init.
+        for d in [
+            "/dev/nvidiactl",
+            "/dev/nvidia-uvm",
+            "/dev/nvidia-uvm-tools",
+            "/dev/nvidia-modeset",
+            "/dev/nvidia0",
+        ] {
+            rules.push(PathRule {
+                path: d.to_string(),
+                access: DEVICE.to_vec(),
+                reason: "devices.gpu".into(),
+            });
+        }
+    }
+    Some(Ruleset {
+        version: RULESET_VERSION,
+        policy: policy.name.clone(),
+        enforcement: fs.enforcement.as_str().to_string(),
+        rules,
+        scopes: vec![Scope::AbstractUnixSocket, Scope::Signal],
+    })
+}

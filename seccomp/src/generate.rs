@@ -1,0 +1,437 @@
+//! Policy → OCI seccomp profile.
+//!
+//! The profile is an allow-list: the default action denies, and each allow rule carries the
+//! reason (the baseline group, a capability, or the policy field) as its `comment`. The order of
+//! rules and of names within a rule is fixed, so the output is byte-identical for the same policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semble_policy::explain::SeccompFacts;
+use semble_policy::model::{Baseline, DefaultAction, NetworkMode, SandboxPolicy};
+use semble_policy::seccomp_profile::{ArgCondition, SeccompProfile, SyscallRule};
+
+use crate::baseline::*;
+
+/// Architectures written into generated profiles. 32-bit ABIs (x86, x32, arm) are left out on
+/// purpose: a syscall made through them matches no architecture and is refused.
+pub const ARCHITECTURES: &[&str] = &["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"];
+
+/// The syscalls whose unconditional allowance would make a sandbox for untrusted code weak;
+/// `explain` lists which of them stay blocked.
+pub const NOTABLE_BLOCKED: &[&str] = &[
+    "bpf",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "unshare",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "userfaultfd",
+    "perf_event_open",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "io_uring_setup",
+    "setns",
+    "reboot",
+    "swapon",
+    "acct",
+    "iopl",
+    "ioperm",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+];
+
+const ALLOW: &str = "SCMP_ACT_ALLOW";
+const ERRNO: &str = "SCMP_ACT_ERRNO";
+const ENOSYS: u32 = 38;
+const SOCK_TYPE_MASK: u64 = 0xf;
+const SOCK_STREAM: u64 = 1;
+const IPPROTO_TCP: u64 = 6;
+
+fn eq(index: u32, value: u64) -> ArgCondition {
+    ArgCondition {
+        index,
+        value,
+        value_two: 0,
+        op: "SCMP_CMP_EQ".into(),
+    }
+}
+
+fn masked_eq(index: u32, mask: u64, value: u64) -> ArgCondition {
+    ArgCondition {
+        index,
+        value: mask,
+        value_two: value,
+        op: "SCMP_CMP_MASKED_EQ".into(),
+    }
+}
+
+fn rule(names: Vec<String>, action: &str, comment: String) -> SyscallRule {
+    SyscallRule {
+        names,
+        action: action.into(),
+        errno_ret: None,
+        args: Vec::new(),
+        comment: Some(comment),
+        includes: None,
+        excludes: None,
+    }
+}
+
+/// The unconditionally allowed syscalls of a policy, each with the reason it is allowed. Names
+/// that need argument checks (`clone`, `clone3`, `socket`, `personality`) are not in it unless
+/// the policy allows them outright.
+pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
+    let s = &policy.seccomp;
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    if s.baseline != Baseline::None {
+        let strict: BTreeSet<&str> = if s.baseline == Baseline::Strict {
+            STRICT_REMOVES
+                .iter()
+                .flat_map(|g| g.names.iter().copied())
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        for g in DEFAULT_ALLOW {
+            for n in g.names {
+                if !strict.contains(n) {
+                    out.entry((*n).to_string()).or_insert_with(|| {
+                        format!("baseline {}: {}", s.baseline.as_str(), g.reason)
+                    });
+                }
+            }
+        }
+        let granted = policy.capabilities.granted();
+        for (cap, names) in BY_CAPABILITY {
+            if granted.contains(cap) {
+                for n in *names {
+                    out.entry((*n).to_string())
+                        .or_insert_with(|| format!("capability {cap} is granted"));
+                }
+            }
+        }
+    } else {
+        for n in RUNTIME_ESSENTIAL {
+            out.insert(
+                (*n).to_string(),
+                "what every process needs to start and exit".into(),
+            );
+        }
+    }
+    if policy.filesystem.is_some() {
+        for n in LANDLOCK {
+            out.insert(
+                (*n).to_string(),
+                "Landlock: semble-init applies the filesystem rules".into(),
+            );
+        }
+    }
+    for n in &s.allow {
+        out.insert(n.clone(), "spec.seccomp.allow".into());
+    }
+    for n in &s.deny {
+        out.remove(n);
+    }
+    out
+}
+
+fn families(tcp_only: bool) -> String {
+    SOCKET_FAMILIES
+        .iter()
+        .map(|(_, n)| {
+            if tcp_only && matches!(*n, "AF_INET" | "AF_INET6") {
+                format!("{n}/TCP")
+            } else {
+                (*n).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn restricts_ip_to_tcp(policy: &SandboxPolicy) -> bool {
+    matches!(policy.network.mode, NetworkMode::None | NetworkMode::Proxy) && !policy.network.dns
+}
+
+/// Generate the profile.
+pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
+    let s = &policy.seccomp;
+    let allowed = allowed(policy);
+    let denied: BTreeSet<&str> = s.deny.iter().map(String::as_str).collect();
+
+    // One allow rule per reason, in first-seen order of the baseline groups.
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, reason) in &allowed {
+        match by_reason.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, names)) => names.push(name.clone()),
+            None => by_reason.push((reason.clone(), vec![name.clone()])),
+        }
+    }
+    by_reason.sort_by_key(|(r, _)| reason_order(r));
+    let mut syscalls: Vec<SyscallRule> = by_reason
+        .into_iter()
+        .map(|(reason, names)| rule(names, ALLOW, reason))
+        .collect();
+
+    if s.baseline != Baseline::None {
+        // personality: only the execution domains Docker allows.
+        if !allowed.contains_key("personality") && !denied.contains("personality") {
+            for v in PERSONALITY_VALUES {
+                let mut r = rule(
+                    vec!["personality".into()],
+                    ALLOW,
+                    "personality: only PER_LINUX, PER_LINUX32, UNAME26 and the query".into(),
+                );
+                r.args.push(eq(0, *v));
+                syscalls.push(r);
+            }
+        }
+        // clone without namespace flags; clone3 hides its flags in memory, so it reports ENOSYS
+        // and libc falls back to clone.
+        if !allowed.contains_key("clone") && !denied.contains("clone") {
+            let mut r = rule(
+                vec!["clone".into()],
+                ALLOW,
+                "clone without namespace flags (CLONE_NEWUSER, CLONE_NEWNS, …)".into(),
+            );
+            r.args.push(masked_eq(0, CLONE_NAMESPACE_FLAGS, 0));
+            syscalls.push(r);
+        }
+        if !allowed.contains_key("clone3") && !denied.contains("clone3") {
+            let mut r = rule(
+                vec!["clone3".into()],
+                ERRNO,
+                "clone3 cannot be filtered by flags: ENOSYS makes libc fall back to clone".into(),
+            );
+            r.errno_ret = Some(ENOSYS);
+            syscalls.push(r);
+        }
+        // socket: by address family; with no DNS and no open network, IP sockets are TCP only.
+        if !allowed.contains_key("socket") && !denied.contains("socket") {
+            let tcp_only = restricts_ip_to_tcp(policy);
+            for (family, name) in SOCKET_FAMILIES {
+                let mut comment = format!("socket: {} only", families(tcp_only));
+                if tcp_only {
+                    comment = format!(
+                        "{comment} (network mode `{}` without DNS)",
+                        policy.network.mode.as_str()
+                    );
+                }
+                let is_ip = matches!(*name, "AF_INET" | "AF_INET6");
+                if is_ip && tcp_only {
+                    for proto in [0, IPPROTO_TCP] {
+                        let mut r = rule(vec!["socket".into()], ALLOW, comment.clone());
+                        r.args.push(eq(0, *family));
+                        r.args.push(masked_eq(1, SOCK_TYPE_MASK, SOCK_STREAM));
+                        r.args.push(eq(2, proto));
+                        syscalls.push(r);
+                    }
+                } else {
+                    let mut r = rule(vec!["socket".into()], ALLOW, comment.clone());
+                    r.args.push(eq(0, *family));
+                    syscalls.push(r);
+                }
+            }
+        }
+    }
+    if !s.deny.is_empty() {
+        let mut r = rule(s.deny.clone(), ERRNO, "spec.seccomp.deny".into());
+        r.errno_ret = Some(s.errno);
+        syscalls.push(r);
+    }
+    SeccompProfile {
+        default_action: s.default_action.oci_name().into(),
+        default_errno_ret: (s.default_action == DefaultAction::Errno).then_some(s.errno),
+        architectures: ARCHITECTURES.iter().map(|a| (*a).to_string()).collect(),
+        arch_map: Vec::new(),
+        flags: Vec::new(),
+        listener_path: None,
+        listener_metadata: None,
+        syscalls,
+    }
+}
+
+/// Baseline groups first (in their declared order), then capabilities, Landlock, the policy's own.
+fn reason_order(reason: &str) -> (usize, String) {
+    let group = reason.split_once(": ").map(|(_, g)| g).unwrap_or(reason);
+    if let Some(i) = DEFAULT_ALLOW.iter().position(|g| g.reason == group) {
+        return (i, String::new());
+    }
+    let rank = if reason.starts_with("capability") {
+        100
+    } else if reason.starts_with("Landlock") {
+        101
+    } else if reason == "spec.seccomp.allow" {
+        103
+    } else {
+        102
+    };
+    (rank, reason.to_string())
+}
+
+/// What `explain` shows about the seccomp side of a policy.
+pub fn facts(profile: &SeccompProfile, bpf_instructions: Option<usize>) -> SeccompFacts {
+    let allowed: BTreeSet<&str> = profile.unconditionally_allowed().collect();
+    let mut conditional: Vec<String> = Vec::new();
+    for r in profile.syscalls.iter().filter(|r| {
+        !r.args.is_empty()
+            || (r.action != ALLOW && r.comment.as_deref() != Some("spec.seccomp.deny"))
+    }) {
+        if let Some(c) = &r.comment {
+            if !conditional.contains(c) {
+                conditional.push(c.clone());
+            }
+        }
+    }
+    let blocked = NOTABLE_BLOCKED
+        .iter()
+        .filter(|n| !allowed.contains(**n))
+        .map(|n| (*n).to_string())
+        .collect();
+    SeccompFacts {
+        allowed: allowed.len(),
+        conditional,
+        blocked,
+        bpf_instructions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(spec: &str) -> SandboxPolicy {
+        let src = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: t}}\nspec:\n{spec}");
+        semble_policy::parse(&src).unwrap().policy
+    }
+
+    #[test]
+    fn dangerous_syscalls_are_never_allowed_by_a_baseline() {
+        for baseline in ["default", "strict"] {
+            let p = policy(&format!("  seccomp: {{baseline: {baseline}}}\n  capabilities: {{drop: [ALL], add: [SYS_ADMIN, SYS_PTRACE, SYS_MODULE, SYS_BOOT, BPF, PERFMON, SYS_RAWIO, DAC_READ_SEARCH]}}\n  network: {{mode: none}}\n"));
+            let prof = profile(&p);
+            let allowed: BTreeSet<&str> = prof.unconditionally_allowed().collect();
+            for g in NEVER_BY_DEFAULT {
+                for n in g.names {
+                    assert!(!allowed.contains(n), "{baseline} allows {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deny_removes_from_the_baseline_and_gets_its_own_rule() {
+        let p =
+            policy("  seccomp: {deny: [getpid, clone], errno: EACCES}\n  network: {mode: none}\n");
+        let prof = profile(&p);
+        assert!(!prof.unconditionally_allowed().any(|n| n == "getpid"));
+        assert!(!prof
+            .syscalls
+            .iter()
+            .any(|r| r.action == ALLOW && r.names.iter().any(|n| n == "clone")));
+        let deny = prof
+            .syscalls
+            .iter()
+            .find(|r| r.comment.as_deref() == Some("spec.seccomp.deny"))
+            .unwrap();
+        assert_eq!(deny.names, vec!["getpid", "clone"]);
+        assert_eq!(deny.errno_ret, Some(13));
+    }
+
+    #[test]
+    fn allow_adds_unconditionally_and_replaces_argument_rules() {
+        let p = policy("  seccomp: {allow: [ptrace, clone]}\n  network: {mode: none}\n");
+        let prof = profile(&p);
+        assert!(prof.unconditionally_allowed().any(|n| n == "ptrace"));
+        assert!(prof.unconditionally_allowed().any(|n| n == "clone"));
+        assert!(!prof
+            .syscalls
+            .iter()
+            .any(|r| r.names == ["clone"] && !r.args.is_empty()));
+    }
+
+    #[test]
+    fn capability_conditional_rules_follow_granted_capabilities() {
+        let without = profile(&policy("  network: {mode: none}\n"));
+        assert!(!without.unconditionally_allowed().any(|n| n == "chroot"));
+        let with = profile(&policy(
+            "  capabilities: {add: [SYS_CHROOT]}\n  network: {mode: none}\n",
+        ));
+        assert!(with.unconditionally_allowed().any(|n| n == "chroot"));
+    }
+
+    #[test]
+    fn strict_is_a_subset_of_default() {
+        let d = profile(&policy("  network: {mode: none}\n"));
+        let s = profile(&policy(
+            "  seccomp: {baseline: strict}\n  network: {mode: none}\n",
+        ));
+        let d: BTreeSet<&str> = d.unconditionally_allowed().collect();
+        let s: BTreeSet<&str> = s.unconditionally_allowed().collect();
+        assert!(s.is_subset(&d));
+        assert!(!s.contains("memfd_create"));
+    }
+
+    #[test]
+    fn landlock_syscalls_only_with_a_filesystem_section() {
+        let without = profile(&policy("  network: {mode: none}\n"));
+        assert!(!without
+            .unconditionally_allowed()
+            .any(|n| n == "landlock_restrict_self"));
+        let with = profile(&policy(
+            "  filesystem: {readOnly: [/usr], execute: [/bin]}\n  network: {mode: none}\n",
+        ));
+        assert!(with
+            .unconditionally_allowed()
+            .any(|n| n == "landlock_restrict_self"));
+    }
+
+    #[test]
+    fn baseline_none_is_the_allow_list_plus_the_essentials() {
+        let p =
+            policy("  seccomp: {baseline: none, allow: [read, openat]}\n  network: {mode: none}\n");
+        let prof = profile(&p);
+        let allowed: BTreeSet<&str> = prof.unconditionally_allowed().collect();
+        assert!(allowed.contains("read") && allowed.contains("execve"));
+        assert!(
+            !allowed.contains("socket") && !prof.syscalls.iter().any(|r| r.names == ["socket"])
+        );
+    }
+
+    #[test]
+    fn output_is_deterministic() {
+        let p = policy("  seccomp: {deny: [ptrace]}\n  network: {mode: none}\n");
+        let a = serde_json::to_string(&profile(&p)).unwrap();
+        let b = serde_json::to_string(&profile(&p)).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn every_baseline_name_is_a_known_syscall() {
+        let groups = DEFAULT_ALLOW
+            .iter()
+            .chain(NEVER_BY_DEFAULT)
+            .chain(STRICT_REMOVES);
+        for g in groups {
+            for n in g.names {
+                assert!(
+                    semble_policy::syscalls::lookup(n).is_some(),
+                    "unknown syscall {n}"
+                );
+            }
+        }
+        for n in LANDLOCK.iter().chain(RUNTIME_ESSENTIAL) {
+            assert!(
+                semble_policy::syscalls::lookup(n).is_some(),
+                "unknown syscall {n}"
+            );
+        }
+    }
+}
