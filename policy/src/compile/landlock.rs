@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Enforcement, SandboxPolicy};
+use crate::model::{Enforcement, NetworkMode, Protocol, SandboxPolicy};
 
 /// The format version `semble-init` understands.
 pub const RULESET_VERSION: u32 = 1;
@@ -104,6 +104,20 @@ pub enum Scope {
     Signal,
 }
 
+/// TCP port rules (Landlock ABI 4): which ports the workload may bind and connect to.
+///
+/// Used when the workload keeps a network namespace with interfaces (a Kubernetes pod, or a
+/// container whose policy accepts ingress) while its policy says `none` or `proxy`: outbound TCP
+/// is then cut here, and other IP sockets by seccomp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetRules {
+    /// Ports the workload may listen on (its ingress ports).
+    pub bind_tcp: Vec<u16>,
+    /// Ports the workload may connect to (the proxy's, and its own ingress ports).
+    pub connect_tcp: Vec<u16>,
+}
+
 /// The ruleset file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {
@@ -117,6 +131,9 @@ pub struct Ruleset {
     pub rules: Vec<PathRule>,
     /// Scopes applied where the kernel supports them.
     pub scopes: Vec<Scope>,
+    /// TCP port rules, when the workload's network must be cut by Landlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetRules>,
 }
 
 impl Ruleset {
@@ -124,6 +141,31 @@ impl Ruleset {
     pub fn required(&self) -> bool {
         self.enforcement == Enforcement::Required.as_str()
     }
+}
+
+/// The TCP port rules for a workload whose network namespace has interfaces but whose policy
+/// mode is `none` or `proxy`; `None` for `open`.
+pub fn net_rules(policy: &SandboxPolicy) -> Option<NetRules> {
+    let mut bind: Vec<u16> = Vec::new();
+    for r in &policy.network.ingress {
+        for p in &r.ports {
+            if p.protocol == Protocol::Tcp {
+                let end = p.end_port.unwrap_or(p.port);
+                bind.extend(p.port..=end);
+            }
+        }
+    }
+    bind.sort_unstable();
+    bind.dedup();
+    let mut connect = bind.clone();
+    match policy.network.mode {
+        NetworkMode::Open => return None,
+        NetworkMode::Proxy => connect.push(policy.network.proxy.port),
+        NetworkMode::None => {}
+    }
+    connect.sort_unstable();
+    connect.dedup();
+    Some(NetRules { bind_tcp: bind, connect_tcp: connect })
 }
 
 /// Build the ruleset, or `None` when the policy has no `filesystem` section.
@@ -187,5 +229,6 @@ pub fn ruleset(policy: &SandboxPolicy) -> Option<Ruleset> {
         enforcement: fs.enforcement.as_str().to_string(),
         rules,
         scopes: vec![Scope::AbstractUnixSocket, Scope::Signal],
+        net: None,
     })
 }

@@ -1,0 +1,325 @@
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+const DOCKER_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP",
+    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+];
+
+/// A configuration like the ones Podman and containerd write.
+fn config() -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo hi"],
+            "env": ["PATH=/usr/bin:/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}],
+            "noNewPrivileges": false
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "x",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "resources": {"memory": {"limit": 8589934592_i64}, "devices": [{"allow": false, "access": "rwm"}]},
+            "maskedPaths": ["/proc/kcore"],
+            "intelRdt": {"closID": "keep-me"}
+        },
+        "vm": {"hypervisor": {"path": "/keep"}}
+    })
+}
+
+fn policy(spec: &str) -> SandboxPolicy {
+    let src = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: p}}\nspec:\n{spec}");
+    semble_policy::parse(&src).unwrap_or_else(|e| panic!("{e}")).policy
+}
+
+fn workspace() -> SandboxPolicy {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/workspace.yaml")).unwrap();
+    semble_policy::parse(&src).unwrap().policy
+}
+
+fn facts() -> HostFacts {
+    HostFacts { landlock_abi: Some(7), selinux_enabled: false, host_namespaces: BTreeMap::new(), hard_limits: BTreeMap::new() }
+}
+
+fn mounts() -> Mounts {
+    Mounts { box_dir: PathBuf::from("/run/s/semble/c1/box"), init_binary: PathBuf::from("/usr/local/lib/semble/semble-init"), proxy_dir: PathBuf::from("/run/semble/proxy/p") }
+}
+
+fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal> {
+    apply(cfg, &Inputs { id: "c1", policy: p, facts: f, backend: BackendKind::Runc, mounts: &mounts() })
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn capabilities_are_the_intersection_in_every_set() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let caps = &a.config["process"]["capabilities"];
+    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        assert_eq!(strs(&caps[set]), ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"], "{set}");
+    }
+    let init = a.init.unwrap();
+    assert_eq!(init.expect.capabilities, ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
+    assert_eq!(init.expect.uid, Some(1000));
+}
+
+#[test]
+fn a_request_with_fewer_capabilities_keeps_fewer() {
+    let mut c = config();
+    c["process"]["capabilities"] = json!({"bounding": ["CAP_CHOWN", "CAP_KILL"]});
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert_eq!(strs(&a.config["process"]["capabilities"]["ambient"]), ["CAP_CHOWN"]);
+}
+
+#[test]
+fn missing_capabilities_mean_the_policy_not_everything() {
+    let mut c = config();
+    c["process"].as_object_mut().unwrap().remove("capabilities");
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert_eq!(strs(&a.config["process"]["capabilities"]["bounding"]).len(), 4);
+}
+
+#[test]
+fn process_settings_follow_the_policy() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let p = &a.config["process"];
+    assert_eq!(p["user"], json!({"uid": 1000, "gid": 1000}));
+    assert_eq!(p["noNewPrivileges"], json!(true));
+    assert_eq!(a.config["root"]["readonly"], json!(true));
+    let args = strs(&p["args"]);
+    assert_eq!(args, ["/.semble/init", "--config", "/.semble/init.json", "--", "sh", "-c", "echo hi"]);
+    assert!(strs(&p["env"]).contains(&"HTTP_PROXY=http://127.0.0.1:8080".to_string()));
+    // rlimits: nofile lowered to the request's 1024, core added.
+    let rl = p["rlimits"].as_array().unwrap();
+    assert!(rl.contains(&json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024})));
+    assert!(rl.contains(&json!({"type": "RLIMIT_CORE", "soft": 0, "hard": 0})));
+}
+
+#[test]
+fn unknown_fields_are_kept_verbatim() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    assert_eq!(a.config["linux"]["intelRdt"], json!({"closID": "keep-me"}));
+    assert_eq!(a.config["vm"], json!({"hypervisor": {"path": "/keep"}}));
+    assert_eq!(a.config["hostname"], json!("x"));
+}
+
+#[test]
+fn limits_are_the_lower_of_both() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let r = &a.config["linux"]["resources"];
+    assert_eq!(r["memory"]["limit"], json!(2_i64 << 30));
+    assert_eq!(r["memory"]["swap"], json!(2_i64 << 30));
+    assert_eq!(r["pids"]["limit"], json!(512));
+    assert_eq!(r["cpu"], json!({"period": 100000, "quota": 200000}));
+    let mut c = config();
+    c["linux"]["resources"]["memory"]["limit"] = json!(1 << 20);
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert_eq!(a.config["linux"]["resources"]["memory"]["limit"], json!(1 << 20));
+}
+
+#[test]
+fn masked_paths_are_a_union() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let m = strs(&a.config["linux"]["maskedPaths"]);
+    assert_eq!(m.iter().filter(|p| *p == "/proc/kcore").count(), 1);
+    assert!(m.contains(&"/sys/firmware".to_string()));
+}
+
+#[test]
+fn semble_files_are_mounted_read_only_and_scratch_paths_get_tmpfs() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let mounts = a.config["mounts"].as_array().unwrap();
+    let find = |d: &str| mounts.iter().find(|m| m["destination"] == json!(d)).cloned().unwrap_or_else(|| panic!("no mount at {d}"));
+    assert!(strs(&find("/.semble")["options"]).contains(&"ro".to_string()));
+    assert_eq!(find("/.semble/init")["source"], json!("/usr/local/lib/semble/semble-init"));
+    assert_eq!(find("/.semble/proxy")["source"], json!("/run/semble/proxy/p"));
+    let tmp = find("/tmp");
+    assert_eq!(tmp["type"], json!("tmpfs"));
+    assert!(strs(&tmp["options"]).contains(&"noexec".to_string()));
+    let ws = find("/workspace");
+    assert!(strs(&ws["options"]).contains(&"mode=0755,uid=1000,gid=1000".to_string()));
+}
+
+#[test]
+fn seccomp_is_the_policy_and_a_requested_profile_is_stacked() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    assert_eq!(a.config["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
+    assert!(a.extra_seccomp.is_none());
+    let mut c = config();
+    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO"}]});
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert_eq!(a.extra_seccomp.unwrap().syscalls[0].names, ["chmod"]);
+    assert_eq!(a.init.unwrap().extra_seccomp.as_deref(), Some(EXTRA_SECCOMP_PATH));
+    c["linux"]["seccomp"]["listenerPath"] = json!("/run/x.sock");
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Seccomp(_))));
+}
+
+#[test]
+fn privileged_requests_are_refused() {
+    let mut c = config();
+    c["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Privileged(..))));
+    let mut c = config();
+    let all: Vec<String> = semble_policy::Capability::ALL.iter().map(|c| c.oci_name()).collect();
+    c["process"]["capabilities"]["bounding"] = json!(all);
+    let e = run(&c, &workspace(), &facts()).unwrap_err();
+    assert_eq!(e.to_string(), "the container asks for privileged mode (every capability is requested), which policy `workspace` forbids; run it without --privileged");
+}
+
+#[test]
+fn host_pid_and_ipc_are_refused() {
+    for kind in ["pid", "ipc"] {
+        let mut c = config();
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != json!(kind));
+        let e = run(&c, &workspace(), &facts()).unwrap_err();
+        assert_eq!(e, Refusal::HostNamespace(kind.into(), "workspace".into()));
+    }
+}
+
+#[test]
+fn a_host_namespace_path_is_recognised() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut f = facts();
+    f.host_namespaces.insert("pid".into(), crate::host::ns_id(file.path()).unwrap());
+    let mut c = config();
+    c["linux"]["namespaces"][0] = json!({"type": "pid", "path": file.path()});
+    assert!(matches!(run(&c, &workspace(), &f), Err(Refusal::HostNamespace(..))));
+}
+
+#[test]
+fn network_none_or_proxy_never_keeps_the_host_network() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut f = facts();
+    f.host_namespaces.insert("network".into(), crate::host::ns_id(file.path()).unwrap());
+    let mut c = config();
+    c["linux"]["namespaces"][1] = json!({"type": "network", "path": file.path()});
+    let a = run(&c, &workspace(), &f).unwrap();
+    assert_eq!(a.config["linux"]["namespaces"][1], json!({"type": "network"}));
+    assert!(a.notes[0].contains("host's network namespace was replaced"));
+    // An open network never means the host's.
+    let open = policy("  network: {mode: open}\n");
+    assert!(matches!(run(&c, &open, &f), Err(Refusal::HostNetwork(_))));
+}
+
+#[test]
+fn a_runtime_network_is_kept_for_ingress_with_tcp_cut_by_landlock() {
+    let other = tempfile::NamedTempFile::new().unwrap();
+    let mut c = config();
+    c["linux"]["namespaces"][1] = json!({"type": "network", "path": other.path()});
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert_eq!(a.config["linux"]["namespaces"][1]["path"], json!(other.path()));
+    let net = a.init.unwrap().landlock.unwrap().net.unwrap();
+    assert_eq!(net.bind_tcp, [8081]);
+    assert_eq!(net.connect_tcp, [8080, 8081]);
+    // Without ingress, the runtime's network is replaced.
+    let no_ingress = policy("  network: {mode: none}\n");
+    let a = run(&c, &no_ingress, &facts()).unwrap();
+    assert_eq!(a.config["linux"]["namespaces"][1], json!({"type": "network"}));
+    // Too old a Landlock to cut TCP: refused.
+    let mut old = facts();
+    old.landlock_abi = Some(3);
+    assert!(matches!(run(&c, &workspace(), &old), Err(Refusal::NoLandlockNet(..))));
+}
+
+#[test]
+fn landlock_required_without_landlock_is_refused_best_effort_is_noted() {
+    let mut f = facts();
+    f.landlock_abi = None;
+    assert_eq!(run(&config(), &workspace(), &f).unwrap_err(), Refusal::NoLandlock("workspace".into()));
+    let be = policy("  filesystem: {readOnly: [/usr], execute: [/bin], enforcement: best-effort}\n  network: {mode: none}\n");
+    let a = run(&config(), &be, &f).unwrap();
+    assert!(a.notes.iter().any(|n| n.contains("NOT enforced")));
+}
+
+#[test]
+fn selinux_required_on_a_host_without_it_is_refused() {
+    let p = policy("  selinux: {type: semble_x_t}\n  network: {mode: none}\n");
+    assert_eq!(run(&config(), &p, &facts()).unwrap_err(), Refusal::NoSelinux("p".into()));
+    let mut f = facts();
+    f.selinux_enabled = true;
+    let p = policy("  selinux: {type: semble_x_t, level: auto}\n  network: {mode: none}\n");
+    let a = run(&config(), &p, &f).unwrap();
+    let label = a.config["process"]["selinuxLabel"].as_str().unwrap();
+    assert!(label.starts_with("system_u:system_r:semble_x_t:s0:c"), "{label}");
+}
+
+#[test]
+fn devices_mounts_and_sysctls_outside_the_policy_are_refused() {
+    let mut c = config();
+    c["linux"]["devices"] = json!([{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232}]);
+    assert_eq!(run(&c, &workspace(), &facts()).unwrap_err().to_string(), "device `/dev/kvm` is not allowed by policy `workspace`; add it to `spec.devices.allow` or remove it from the container");
+    let gpu = policy("  devices: {gpu: nvidia}\n  network: {mode: none}\n");
+    let mut c = config();
+    c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0}]);
+    let a = run(&c, &gpu, &facts()).unwrap();
+    assert!(a.config["linux"]["resources"]["devices"].as_array().unwrap().contains(&json!({"allow": true, "type": "c", "major": 195, "access": "rwm"})));
+
+    for (src, dst) in [("/var/run/docker.sock", "/var/run/docker.sock"), ("/", "/host"), ("/proc", "/hostproc"), ("/run/containerd/containerd.sock", "/c.sock")] {
+        let mut c = config();
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind"]}));
+        assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Mount(..))), "{src}");
+    }
+    let mut c = config();
+    c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/.semble/init", "type": "bind", "source": "/tmp/evil"}));
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Reserved(_))));
+    let mut c = config();
+    c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": "/var/lib/containers/storage/volumes/x/_data", "options": ["rbind"]}));
+    assert!(run(&c, &workspace(), &facts()).is_ok());
+
+    let mut c = config();
+    c["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/evil"});
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Sysctl(..))));
+    c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "0"});
+    assert!(run(&c, &workspace(), &facts()).is_ok());
+}
+
+#[test]
+fn run_as_non_root_refuses_uid_zero() {
+    let p = policy("  process: {runAsNonRoot: true}\n  network: {mode: none}\n");
+    assert_eq!(run(&config(), &p, &facts()).unwrap_err(), Refusal::Root("p".into()));
+}
+
+#[test]
+fn a_pod_sandbox_gets_the_policy_but_no_init() {
+    let mut c = config();
+    c["annotations"] = json!({CRI_CONTAINER_TYPE: "sandbox", CRI_SANDBOX_ID: "abc"});
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    assert!(a.init.is_none());
+    assert_eq!(strs(&a.config["process"]["args"]), ["sh", "-c", "echo hi"]);
+    assert_eq!(a.config["process"]["noNewPrivileges"], json!(true));
+}
+
+#[test]
+fn annotations_record_policy_and_backend() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    assert_eq!(a.config["annotations"][POLICY_ANNOTATION], json!("workspace"));
+    assert_eq!(a.config["annotations"][BACKEND_ANNOTATION], json!("runc"));
+}
+
+#[test]
+fn applying_twice_from_the_original_is_deterministic() {
+    let a = run(&config(), &workspace(), &facts()).unwrap();
+    let b = run(&config(), &workspace(), &facts()).unwrap();
+    assert_eq!(a.config, b.config);
+}
+
+#[test]
+fn exec_processes_get_the_same_ceiling() {
+    let mut process = json!({"user": {"uid": 0, "gid": 0}, "args": ["id"], "capabilities": {"bounding": DOCKER_CAPS}, "noNewPrivileges": false});
+    let allowed: BTreeSet<String> = ["CAP_CHOWN".to_string()].into_iter().collect();
+    apply_process(&mut process, &workspace(), &facts(), &allowed).unwrap();
+    assert_eq!(process["user"], json!({"uid": 1000, "gid": 1000}));
+    assert_eq!(strs(&process["capabilities"]["effective"]), ["CAP_CHOWN"]);
+    assert_eq!(process["noNewPrivileges"], json!(true));
+}

@@ -1,0 +1,112 @@
+//! `semble-shim explain-bundle DIR`: what a bundle gets from semble — or got, when it was
+//! created — policy, backend, every control and who enforces it, and what changed in
+//! `config.json`.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use semble_policy::compile::oci::POLICY_ANNOTATION;
+
+use crate::bundle::{self, Inputs, Mounts, BACKEND_ANNOTATION};
+use crate::host;
+use crate::ops::{choose_backend, Failure, Outcome};
+use crate::resolve;
+use crate::settings::Settings;
+use crate::state::{self, ORIGINAL_CONFIG};
+
+fn read(path: &Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse `{}` at line {} column {}: {e}", path.display(), e.line(), e.column())))
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "(unset)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            let items: Vec<&str> = a.iter().filter_map(Value::as_str).map(|s| s.trim_start_matches("CAP_")).collect();
+            if items.is_empty() { "(none)".into() } else { items.join(",") }
+        }
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Explain a bundle.
+pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outcome {
+    let config_path = dir.join("config.json");
+    let current = read(&config_path)?;
+    let created = current.pointer(&format!("/annotations/{}", BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
+    let original = if created && dir.join(ORIGINAL_CONFIG).is_file() { read(&dir.join(ORIGINAL_CONFIG))? } else { current.clone() };
+    let record = state::all(&settings.records_dir()).into_iter().find(|r| r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path()));
+    let id = record.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| id.to_string());
+    let annotation = original.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let resolved = resolve::resolve(settings, annotation)?;
+    let policy = &resolved.policy;
+    let facts = host::probe();
+    let (backend_kind, fallback) = match &record {
+        Some(r) => (r.backend, r.fallback_reason.clone()),
+        None => {
+            let (b, f) = choose_backend(settings, policy)?;
+            (b.kind, f)
+        }
+    };
+    let paths = state::Paths::new(&settings.records_dir(), &id);
+    let mounts = Mounts {
+        box_dir: paths.box_dir(),
+        init_binary: settings.init_binary().unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
+        proxy_dir: settings.proxy_dir.join(&policy.name),
+    };
+    let applied = bundle::apply(&original, &Inputs { id: &id, policy, facts: &facts, backend: backend_kind, mounts: &mounts });
+    let fields = [
+        ("user", "/process/user"),
+        ("capabilities (bounding)", "/process/capabilities/bounding"),
+        ("capabilities (ambient)", "/process/capabilities/ambient"),
+        ("noNewPrivileges", "/process/noNewPrivileges"),
+        ("root.readonly", "/root/readonly"),
+        ("args", "/process/args"),
+        ("seccomp default action", "/linux/seccomp/defaultAction"),
+        ("memory limit", "/linux/resources/memory/limit"),
+        ("pids limit", "/linux/resources/pids/limit"),
+    ];
+    match (&applied, format) {
+        (Err(refusal), "json") => {
+            println!("{}", json!({"bundle": dir, "policy": policy.name, "source": resolved.source.to_string(), "refused": refusal.to_string()}));
+            Ok(1)
+        }
+        (Err(refusal), _) => {
+            println!("bundle   {}\npolicy   {} ({})\nREFUSED  {refusal}", dir.display(), policy.name, resolved.source);
+            Ok(1)
+        }
+        (Ok(a), "json") => {
+            let changes: Vec<Value> = fields.iter().map(|(n, p)| json!({"field": n, "requested": original.pointer(p), "enforced": a.config.pointer(p)})).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "bundle": dir, "container": id, "created": created, "policy": policy.name, "source": resolved.source.to_string(),
+                    "backend": backend_kind.as_str(), "fallback": fallback, "controls": a.controls, "notes": a.notes, "changes": changes,
+                }))?
+            );
+            Ok(0)
+        }
+        (Ok(a), _) => {
+            println!("bundle   {}{}", dir.display(), if created { format!(" (created as `{id}`)") } else { " (not created yet)".into() });
+            println!("policy   {} ({})", policy.name, resolved.source);
+            println!("backend  {}{}", backend_kind.as_str(), fallback.map(|f| format!(" — fallback: {f}")).unwrap_or_default());
+            println!("\nenforced:");
+            for c in &a.controls {
+                println!("  {:<26} {:<34} {}", c.control, c.by, c.detail);
+            }
+            for n in &a.notes {
+                println!("  note: {n}");
+            }
+            println!("\nconfig.json, requested -> enforced:");
+            for (n, p) in fields {
+                let (before, after) = (show(original.pointer(p)), show(a.config.pointer(p)));
+                let mark = if before == after { " " } else { "*" };
+                println!("{mark} {n:<26} {before}  ->  {after}");
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Facts about the host that decide whether a policy can be enforced here.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use semble_policy::model::Rlimit;
+
+/// What the host offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Landlock ABI, if available.
+    pub landlock_abi: Option<u32>,
+    /// Whether SELinux is enabled (selinuxfs mounted).
+    pub selinux_enabled: bool,
+    /// `(dev, inode)` of the shim's own namespaces, by OCI type name — the host's, when the
+    /// shim runs on the host.
+    pub host_namespaces: BTreeMap<String, (u64, u64)>,
+    /// The shim's hard resource limits (a container cannot be given more).
+    pub hard_limits: BTreeMap<Rlimit, u64>,
+}
+
+/// OCI namespace type → `/proc/self/ns` entry.
+pub const NAMESPACES: &[(&str, &str)] = &[("pid", "pid"), ("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("mount", "mnt"), ("cgroup", "cgroup"), ("user", "user")];
+
+/// The identity of a namespace file.
+pub fn ns_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Probe the host.
+pub fn probe() -> HostFacts {
+    let mut host_namespaces = BTreeMap::new();
+    for (oci, proc_name) in NAMESPACES {
+        if let Some(id) = ns_id(&Path::new("/proc/self/ns").join(proc_name)) {
+            host_namespaces.insert((*oci).to_string(), id);
+        }
+    }
+    let mut hard_limits = BTreeMap::new();
+    for (_, r) in Rlimit::ALL {
+        if let Some(res) = nix_resource(*r) {
+            if let Ok((_, hard)) = nix::sys::resource::getrlimit(res) {
+                hard_limits.insert(*r, hard);
+            }
+        }
+    }
+    HostFacts {
+        landlock_abi: crate::sys::landlock_abi(),
+        selinux_enabled: Path::new("/sys/fs/selinux/enforce").exists(),
+        host_namespaces,
+        hard_limits,
+    }
+}
+
+fn nix_resource(r: Rlimit) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match r {
+        Rlimit::As => R::RLIMIT_AS,
+        Rlimit::Core => R::RLIMIT_CORE,
+        Rlimit::Cpu => R::RLIMIT_CPU,
+        Rlimit::Data => R::RLIMIT_DATA,
+        Rlimit::Fsize => R::RLIMIT_FSIZE,
+        Rlimit::Locks => R::RLIMIT_LOCKS,
+        Rlimit::Memlock => R::RLIMIT_MEMLOCK,
+        Rlimit::Msgqueue => R::RLIMIT_MSGQUEUE,
+        Rlimit::Nice => R::RLIMIT_NICE,
+        Rlimit::Nofile => R::RLIMIT_NOFILE,
+        Rlimit::Nproc => R::RLIMIT_NPROC,
+        Rlimit::Rss => R::RLIMIT_RSS,
+        Rlimit::Rtprio => R::RLIMIT_RTPRIO,
+        Rlimit::Rttime => R::RLIMIT_RTTIME,
+        Rlimit::Sigpending => R::RLIMIT_SIGPENDING,
+        Rlimit::Stack => R::RLIMIT_STACK,
+    })
+}

@@ -1,0 +1,705 @@
+//! The commands. `create`/`run` and `exec` apply the policy; everything else finds the
+//! container's backend and passes the command through unchanged.
+//!
+//! A failing command returns a [`Failure`]: one line that says what, where and how to fix it.
+//! `create` either succeeds completely or leaves nothing behind: no record, no container, the
+//! bundle's `config.json` as it was.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use semble_policy::compile::oci::POLICY_ANNOTATION;
+use semble_policy::model::Backend as PolicyBackend;
+
+use crate::backend::{self, Backend};
+use crate::bundle::{self, BackendKind, Inputs, Mounts};
+use crate::cli::{BackendArg, CreateArgs, ExecArgs, UpdateArgs};
+use crate::host;
+use crate::log::Logger;
+use crate::resolve;
+use crate::settings::Settings;
+use crate::state::{self, Paths, Record, ORIGINAL_CONFIG};
+
+/// A command that failed, with the one line that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl<T: std::fmt::Display> From<T> for Failure {
+    fn from(e: T) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Result of a command: an exit code.
+pub type Outcome = Result<i32, Failure>;
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure(msg.into()))
+}
+
+fn code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Which backend a container gets, and why a fallback was used if one was.
+pub fn choose_backend(settings: &Settings, policy: &semble_policy::SandboxPolicy) -> Result<(Backend, Option<String>), Failure> {
+    let map = |b: PolicyBackend| match b {
+        PolicyBackend::Gvisor => BackendKind::Runsc,
+        PolicyBackend::Runc => BackendKind::Runc,
+        PolicyBackend::Embedded => BackendKind::Embedded,
+    };
+    let flag = settings.backend.map(|b| match b {
+        BackendArg::Runc => BackendKind::Runc,
+        BackendArg::Runsc => BackendKind::Runsc,
+        BackendArg::Embedded => BackendKind::Embedded,
+    });
+    let wanted = policy.runtime.backend.map(map);
+    let fallback = policy.runtime.fallback.map(map);
+    if let (Some(f), Some(w)) = (flag, wanted) {
+        if f != w && Some(f) != fallback {
+            return fail(format!(
+                "policy `{}` requires backend `{}`{}; this runtime handler asks for `{}` (--backend); use a handler for `{}` or change the policy",
+                policy.name,
+                w.as_str(),
+                fallback.map(|b| format!(" (fallback `{}`)", b.as_str())).unwrap_or_default(),
+                f.as_str(),
+                w.as_str()
+            ));
+        }
+    }
+    let first = flag.or(wanted);
+    match first {
+        Some(kind) => match backend::find(settings, kind) {
+            Ok(b) => Ok((b, None)),
+            Err(why) => {
+                let fb = if flag.is_some() && flag != wanted { None } else { fallback };
+                match fb {
+                    Some(fk) => match backend::find(settings, fk) {
+                        Ok(b) => Ok((b, Some(format!("{why}; using fallback `{}` as policy `{}` allows", fk.as_str(), policy.name)))),
+                        Err(why2) => fail(format!("cannot run policy `{}`: {why}, and its fallback: {why2}", policy.name)),
+                    },
+                    None => fail(format!("cannot run policy `{}`: {why}; install it, or give the policy a `runtime.fallback`", policy.name)),
+                }
+            }
+        },
+        None => match backend::find(settings, BackendKind::Runc) {
+            Ok(b) => Ok((b, None)),
+            Err(why) => match backend::find(settings, BackendKind::Embedded) {
+                Ok(b) => Ok((b, Some(format!("{why}; using the embedded runtime")))),
+                Err(why2) => fail(format!("no runtime to run containers: {why}, and {why2}; install runc")),
+            },
+        },
+    }
+}
+
+/// Whether an ELF executable is statically linked (has no `PT_INTERP`).
+pub fn is_static_elf(path: &Path) -> Result<bool, String> {
+    let data = fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let rd16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let rd32 = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let rd64 = |o: usize| data.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
+    if data.get(..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+        return Err(format!("`{}` is not a 64-bit little-endian ELF executable", path.display()));
+    }
+    let bad = || format!("`{}` has a damaged ELF header", path.display());
+    let phoff = usize::try_from(rd64(0x20).ok_or_else(bad)?).map_err(|_| bad())?;
+    let phentsize = usize::from(rd16(0x36).ok_or_else(bad)?);
+    let phnum = usize::from(rd16(0x38).ok_or_else(bad)?);
+    for i in 0..phnum {
+        const PT_INTERP: u32 = 3;
+        if rd32(phoff + i * phentsize).ok_or_else(bad)? == PT_INTERP {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn read_config(path: &Path) -> Result<Value, Failure> {
+    let text = fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse `{}` at line {} column {}: {e}; fix the JSON", path.display(), e.line(), e.column())))
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), Failure> {
+    semble_cli::atomic::write(path, data).map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), Failure> {
+    fs::create_dir_all(path).map_err(|e| Failure(format!("cannot create `{}`: {e}", path.display())))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
+}
+
+/// Everything `create` prepared, for undoing it.
+struct Prepared {
+    paths: Paths,
+    bundle: PathBuf,
+    wrote_config: bool,
+    rootfs_mountpoint: Option<PathBuf>,
+}
+
+impl Prepared {
+    fn undo(&self, backend: Option<(&Backend, &Settings, &str)>) {
+        if let Some((b, s, id)) = backend {
+            let _ = b.command(s, "delete", vec!["--force".into(), id.into()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+        }
+        if self.wrote_config {
+            restore_config(&self.bundle);
+        }
+        let _ = fs::remove_dir_all(&self.paths.dir);
+        if let Some(mp) = &self.rootfs_mountpoint {
+            // The runtime may have created the mountpoint in a plain-directory rootfs.
+            let _ = fs::remove_file(mp.join("init"));
+            let _ = fs::remove_dir(mp.join("proxy"));
+            let _ = fs::remove_dir(mp);
+        }
+    }
+}
+
+fn restore_config(bundle: &Path) {
+    let orig = bundle.join(ORIGINAL_CONFIG);
+    if orig.exists() {
+        let _ = fs::rename(&orig, bundle.join("config.json"));
+    }
+}
+
+/// How `create` ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// `create`: the backend creates; `start` follows later.
+    Create,
+    /// `run`: create, start, and wait unless detached.
+    Run {
+        /// `--detach`
+        detach: bool,
+        /// `--keep`
+        keep: bool,
+    },
+}
+
+/// `create` and `run`.
+pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mode) -> Outcome {
+    let id = args.id.as_str();
+    if !state::valid_id(id) {
+        return fail(format!("invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.`"));
+    }
+    log.with("container", id);
+    let bundle = absolute(&args.bundle);
+    if !bundle.is_dir() {
+        return fail(format!("bundle `{}` does not exist; pass --bundle with the directory holding config.json", bundle.display()));
+    }
+    let config_path = bundle.join("config.json");
+    if !config_path.is_file() {
+        return fail(format!("bundle `{}` has no config.json; create one with `semble-shim spec`", bundle.display()));
+    }
+    let records = settings.records_dir();
+    if state::load(&records, id)?.is_some() {
+        return fail(format!("container `{id}` already exists"));
+    }
+    // A config.json semble rewrote before (a container created again from the same bundle)
+    // starts again from the original; a config.json the runtime wrote anew replaces it.
+    let original_path = bundle.join(ORIGINAL_CONFIG);
+    let current = read_config(&config_path)?;
+    let ours = current.pointer(&format!("/annotations/{}", bundle::BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
+    let config = if ours && original_path.is_file() { read_config(&original_path)? } else { current };
+    let keep_original = ours && original_path.is_file();
+    let annotation = config.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let resolved = resolve::resolve(settings, annotation)?;
+    let policy = &resolved.policy;
+    log.with("policy", policy.name.as_str());
+    let (backend, fallback_reason) = choose_backend(settings, policy)?;
+    log.with("backend", backend.kind.as_str());
+    if let Some(reason) = &fallback_reason {
+        log.warn(&format!("backend fallback: {reason}"), &[]);
+    }
+    let init_binary = settings.init_binary().ok_or_else(|| Failure("semble-init not found beside semble-shim or in /usr/local/lib/semble; pass --init PATH to a static build (see docs/install-podman.md)".into()))?;
+    match is_static_elf(&init_binary) {
+        Ok(true) => {}
+        Ok(false) => return fail(format!("semble-init at `{}` is dynamically linked and would not run in containers without its libraries; install the static build (`dev/build`)", init_binary.display())),
+        Err(e) => return fail(e),
+    }
+    let facts = host::probe();
+    let paths = Paths::new(&records, id);
+    let mounts = Mounts { box_dir: paths.box_dir(), init_binary: init_binary.clone(), proxy_dir: settings.proxy_dir.join(&policy.name) };
+    let applied = bundle::apply(&config, &Inputs { id, policy, facts: &facts, backend: backend.kind, mounts: &mounts })?;
+    for n in &applied.notes {
+        log.warn(n, &[]);
+    }
+
+    // Nothing has been written so far. From here on, undo on failure.
+    let rootfs = config.pointer("/root/path").and_then(Value::as_str).map(|r| if Path::new(r).is_absolute() { PathBuf::from(r) } else { bundle.join(r) });
+    let rootfs_mountpoint = rootfs.map(|r| r.join(".semble")).filter(|p| !p.exists());
+    let mut prepared = Prepared { paths: paths.clone(), bundle: bundle.clone(), wrote_config: false, rootfs_mountpoint };
+    let result = (|| -> Result<(), Failure> {
+        mkdir(&records, 0o711)?;
+        mkdir(&paths.dir, 0o711)?;
+        let box_dir = paths.box_dir();
+        mkdir(&box_dir, 0o755)?;
+        if let Some(init) = &applied.init {
+            write_file(&box_dir.join("init.json"), &serde_json::to_vec_pretty(init)?, 0o644)?;
+            write_file(&box_dir.join("init"), b"", 0o644)?;
+            if init.proxy_bridge.is_some() {
+                mkdir(&box_dir.join("proxy"), 0o755)?;
+                mkdir(&mounts.proxy_dir, 0o755)?;
+            }
+        }
+        if let Some(extra) = &applied.extra_seccomp {
+            let bpf = semble_seccomp::bpf::compile(extra, semble_seccomp::bpf::Arch::native()).map_err(|e| Failure(format!("the container's own seccomp profile does not compile: {e}")))?;
+            write_file(&box_dir.join("seccomp.bpf"), &bpf, 0o644)?;
+        }
+        write_file(&paths.policy(), resolved.text.as_bytes(), 0o600)?;
+        let record = Record {
+            version: state::RECORD_VERSION,
+            id: id.to_string(),
+            backend: backend.kind,
+            policy: policy.name.clone(),
+            policy_source: resolved.source.to_string(),
+            bundle: bundle.clone(),
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            fallback_reason: fallback_reason.clone(),
+        };
+        write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
+        if !keep_original {
+            let orig = fs::read(&config_path).map_err(|e| Failure(format!("cannot read `{}`: {e}", config_path.display())))?;
+            write_file(&original_path, &orig, 0o644)?;
+        }
+        let mut out = serde_json::to_vec_pretty(&applied.config)?;
+        out.push(b'\n');
+        write_file(&config_path, &out, 0o644)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        prepared.wrote_config = original_path.exists();
+        prepared.undo(None);
+        return Err(e);
+    }
+    prepared.wrote_config = true;
+
+    let enforced: Vec<Value> = applied.controls.iter().map(|c| json!({"control": c.control, "by": c.by, "detail": c.detail})).collect();
+    log.info(&format!("policy `{}` applied ({})", policy.name, resolved.source), &[("enforced", Value::Array(enforced))]);
+
+    let mut flags: Vec<OsString> = vec!["--bundle".into(), bundle.clone().into()];
+    if let Some(p) = &args.pid_file {
+        flags.push("--pid-file".into());
+        flags.push(absolute(p).into());
+    }
+    if let Some(c) = &args.console_socket {
+        flags.push("--console-socket".into());
+        flags.push(c.into());
+    }
+    if args.no_pivot {
+        flags.push("--no-pivot".into());
+    }
+    if args.no_new_keyring {
+        flags.push("--no-new-keyring".into());
+    }
+    if args.preserve_fds > 0 {
+        flags.push(format!("--preserve-fds={}", args.preserve_fds).into());
+    }
+    match mode {
+        Mode::Create => {
+            flags.push(id.into());
+            let status = backend.command(settings, "create", flags).status();
+            match status {
+                Ok(s) if s.success() => Ok(0),
+                Ok(s) => {
+                    prepared.undo(Some((&backend, settings, id)));
+                    fail(format!("{} could not create container `{id}` (exit {}); its error is above; nothing was left behind", backend.kind.as_str(), code(s)))
+                }
+                Err(e) => {
+                    prepared.undo(Some((&backend, settings, id)));
+                    fail(format!("cannot run `{}`: {e}", backend.binary.display()))
+                }
+            }
+        }
+        Mode::Run { detach, keep } => {
+            if detach {
+                flags.push("--detach".into());
+            }
+            if keep {
+                flags.push("--keep".into());
+            }
+            flags.push(id.into());
+            let status = run_forwarding_signals(backend.command(settings, "run", flags));
+            let status = match status {
+                Ok(s) => s,
+                Err(e) => {
+                    prepared.undo(Some((&backend, settings, id)));
+                    return fail(format!("cannot run `{}`: {e}", backend.binary.display()));
+                }
+            };
+            if !backend.exists(id) {
+                // The container is gone (it exited, or never started): semble's state goes too.
+                prepared.undo(None);
+            }
+            Ok(code(status))
+        }
+    }
+}
+
+/// Spawn `cmd` and forward every signal the shim receives to it until it exits.
+fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
+    use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+    use nix::unistd::Pid;
+    let all = SigSet::all();
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(std::io::Error::from)?;
+    // The standard library resets the signal mask in the child.
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            return Err(e);
+        }
+    };
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            return Ok(status);
+        }
+        match all.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => continue,
+            Ok(sig) => {
+                let _ = kill(pid, sig);
+            }
+        }
+    }
+}
+
+fn record_and_backend(settings: &Settings, id: &str) -> Result<(Record, Backend), Failure> {
+    let rec = state::load(&settings.records_dir(), id)?.ok_or_else(|| Failure(format!("container `{id}` does not exist")))?;
+    let b = backend::find(settings, rec.backend).map_err(|e| Failure(format!("container `{id}` runs under {}, which is no longer usable: {e}", rec.backend.as_str())))?;
+    Ok((rec, b))
+}
+
+/// Commands passed through unchanged to the container's backend (the shim is replaced by it).
+pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>) -> Outcome {
+    let (_, backend) = record_and_backend(settings, id)?;
+    let mut all = args;
+    all.push(id.into());
+    let err = backend.command(settings, cmd, all).exec();
+    fail(format!("cannot run `{}`: {err}", backend.binary.display()))
+}
+
+/// `kill`.
+pub fn kill(settings: &Settings, id: &str, all: bool, signal: Option<&str>) -> Outcome {
+    let (_, backend) = record_and_backend(settings, id)?;
+    let mut args: Vec<OsString> = Vec::new();
+    if all {
+        args.push("--all".into());
+    }
+    args.push(id.into());
+    args.push(signal.unwrap_or("SIGTERM").into());
+    let err = backend.command(settings, "kill", args).exec();
+    fail(format!("cannot run `{}`: {err}", backend.binary.display()))
+}
+
+/// `delete`: the backend's delete, then semble's state and the bundle's original config.
+pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> Outcome {
+    log.with("container", id);
+    let rec = state::load(&settings.records_dir(), id)?;
+    let Some(rec) = rec else {
+        if force {
+            return Ok(0);
+        }
+        return fail(format!("container `{id}` does not exist"));
+    };
+    let paths = Paths::new(&settings.records_dir(), id);
+    let backend = backend::find(settings, rec.backend);
+    let status = match &backend {
+        Ok(b) => {
+            let mut args: Vec<OsString> = Vec::new();
+            if force {
+                args.push("--force".into());
+            }
+            args.push(id.into());
+            Some(b.command(settings, "delete", args).status().map_err(|e| Failure(format!("cannot run `{}`: {e}", b.binary.display())))?)
+        }
+        Err(_) => None,
+    };
+    let gone = match &backend {
+        Ok(b) => !b.exists(id),
+        Err(_) => true,
+    };
+    if gone {
+        restore_config(&rec.bundle);
+        let _ = fs::remove_dir_all(&paths.dir);
+        log.info("container deleted", &[]);
+    }
+    Ok(status.map(code).unwrap_or(0))
+}
+
+/// `exec`: the new process gets the container's policy (user, capabilities, no_new_privs,
+/// Landlock and the stacked seccomp filter through `semble-init --exec`).
+pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
+    let id = args.id.as_str();
+    log.with("container", id);
+    let (rec, backend) = record_and_backend(settings, id)?;
+    let paths = Paths::new(&settings.records_dir(), id);
+    let text = fs::read_to_string(paths.policy()).map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
+    let policy = semble_policy::parse(&text).map_err(|e| Failure(format!("the stored policy of container `{id}` is invalid: {e}")))?.policy;
+    log.with("policy", policy.name.as_str());
+    log.with("backend", rec.backend.as_str());
+    let init: Option<semble_init::config::InitConfig> = fs::read(paths.box_dir().join("init.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let allowed: BTreeSet<String> = match &init {
+        Some(i) => i.expect.capabilities.iter().cloned().collect(),
+        None => bundle::granted_names(&policy),
+    };
+    let mut process = match &args.process {
+        Some(p) => read_config(p)?,
+        None => {
+            if args.command.is_empty() {
+                return fail("exec needs a command, or --process FILE");
+            }
+            let config = read_config(&rec.bundle.join("config.json"))?;
+            let mut p = config.get("process").cloned().unwrap_or_else(|| json!({}));
+            p["args"] = json!(args.command);
+            p["terminal"] = json!(args.tty);
+            if let Some(cwd) = &args.cwd {
+                p["cwd"] = json!(cwd);
+            }
+            if let Some(o) = p.as_object_mut() {
+                o.remove("selinuxLabel");
+            }
+            p
+        }
+    };
+    if !args.env.is_empty() {
+        let env = process.as_object_mut().map(|o| o.entry("env").or_insert_with(|| json!([])));
+        if let Some(Value::Array(list)) = env {
+            list.extend(args.env.iter().map(|e| json!(e)));
+        }
+    }
+    if let Some(u) = &args.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+        match (uid.parse::<u32>(), gid.parse::<u32>()) {
+            (Ok(uid), Ok(gid)) => process["user"] = json!({"uid": uid, "gid": gid}),
+            _ => return fail(format!("--user `{u}` must be numeric UID[:GID]")),
+        }
+        if policy.process.user.is_some() {
+            log.warn(&format!("exec --user {u} ignored: policy `{}` sets the user", policy.name), &[]);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(args.additional_gids);
+    }
+    if let Some(a) = &args.apparmor {
+        process["apparmorProfile"] = json!(a);
+    }
+    if let Some(l) = &args.process_label {
+        process["selinuxLabel"] = json!(l);
+    }
+    let extra_caps: BTreeSet<String> = args.cap.iter().map(|c| if c.starts_with("CAP_") { c.clone() } else { format!("CAP_{c}") }).collect();
+    for c in extra_caps.difference(&allowed) {
+        log.warn(&format!("exec --cap {c} ignored: not granted by policy `{}`", policy.name), &[]);
+    }
+    let facts = host::probe();
+    bundle::apply_process(&mut process, &policy, &facts, &allowed)?;
+    if init.is_some() {
+        let original = process.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
+        if original.is_empty() {
+            return fail("the exec process has no args");
+        }
+        let mut a = vec![json!(semble_init::config::INIT_PATH), json!("--exec"), json!("--config"), json!(semble_init::config::CONFIG_PATH), json!("--")];
+        a.extend(original);
+        process["args"] = Value::Array(a);
+    }
+    let scratch = paths.scratch(&format!("exec-{}-{}.json", std::process::id(), SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+    write_file(&scratch, &serde_json::to_vec(&process)?, 0o600)?;
+    let mut flags: Vec<OsString> = vec!["--process".into(), scratch.clone().into()];
+    if args.detach {
+        flags.push("--detach".into());
+    }
+    if let Some(p) = &args.pid_file {
+        flags.push("--pid-file".into());
+        flags.push(absolute(p).into());
+    }
+    if let Some(c) = &args.console_socket {
+        flags.push("--console-socket".into());
+        flags.push(c.into());
+    }
+    if args.preserve_fds > 0 {
+        flags.push(format!("--preserve-fds={}", args.preserve_fds).into());
+    }
+    if let Some(c) = &args.cgroup {
+        flags.push("--cgroup".into());
+        flags.push(c.into());
+    }
+    if args.ignore_paused {
+        flags.push("--ignore-paused".into());
+    }
+    flags.push(id.into());
+    let status = if args.detach { backend.command(settings, "exec", flags).status() } else { run_forwarding_signals(backend.command(settings, "exec", flags)) };
+    let _ = fs::remove_file(&scratch);
+    match status {
+        Ok(s) => Ok(code(s)),
+        Err(e) => fail(format!("cannot run `{}`: {e}", backend.binary.display())),
+    }
+}
+
+/// `update`: limits above the policy's are lowered to it.
+pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outcome {
+    let id = args.id.as_str();
+    let (_, backend) = record_and_backend(settings, id)?;
+    let paths = Paths::new(&settings.records_dir(), id);
+    let text = fs::read_to_string(paths.policy()).map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
+    let policy = semble_policy::parse(&text).map_err(|e| Failure(e.to_string()))?.policy;
+    let r = &policy.resources;
+    let clamp = |v: i64, max: Option<u64>, what: &str| -> i64 {
+        match max.and_then(|m| i64::try_from(m).ok()) {
+            Some(m) if v <= 0 || v > m => {
+                log.warn(&format!("update: {what} {v} is above policy `{}`; using {m}", policy.name), &[]);
+                m
+            }
+            _ => v,
+        }
+    };
+    let mut flags: Vec<OsString> = Vec::new();
+    if let Some(res) = &args.resources {
+        let text = if res == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        } else {
+            fs::read_to_string(res).map_err(|e| Failure(format!("cannot read `{res}`: {e}")))?
+        };
+        let mut v: Value = serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
+        if let Some(m) = v.pointer_mut("/memory/limit") {
+            *m = json!(clamp(m.as_i64().unwrap_or(-1), r.memory, "memory limit"));
+        } else if let Some(max) = r.memory {
+            v["memory"]["limit"] = json!(max);
+        }
+        if let Some(p) = v.pointer_mut("/pids/limit") {
+            *p = json!(clamp(p.as_i64().unwrap_or(-1), r.pids.map(u64::from), "pids limit"));
+        }
+        if let (Some(q), Some(m)) = (v.pointer("/cpu/quota").and_then(Value::as_i64), r.cpu) {
+            let period = v.pointer("/cpu/period").and_then(Value::as_u64).unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            let max = m.saturating_mul(period) / 1000;
+            v["cpu"]["quota"] = json!(clamp(q, Some(max), "cpu quota"));
+        }
+        let scratch = paths.scratch("update.json");
+        write_file(&scratch, &serde_json::to_vec(&v)?, 0o600)?;
+        flags.push("--resources".into());
+        flags.push(scratch.into());
+    }
+    let mut num = |flag: &str, val: Option<String>| {
+        if let Some(v) = val {
+            flags.push(format!("--{flag}={v}").into());
+        }
+    };
+    num("memory", args.memory.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()));
+    num("memory-swap", args.memory_swap.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()));
+    num("memory-reservation", args.memory_reservation.clone());
+    num("cpu-period", args.cpu_period.map(|v| v.to_string()));
+    num("cpu-quota", args.cpu_quota.map(|q| {
+        let period = args.cpu_period.unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+        clamp(q, r.cpu.map(|m| m.saturating_mul(period) / 1000), "cpu quota").to_string()
+    }));
+    num("cpu-share", args.cpu_share.map(|v| v.to_string()));
+    num("cpuset-cpus", args.cpuset_cpus.clone());
+    num("cpuset-mems", args.cpuset_mems.clone());
+    num("pids-limit", args.pids_limit.map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()));
+    num("blkio-weight", args.blkio_weight.map(|v| v.to_string()));
+    flags.push(id.into());
+    let status = backend.command(settings, "update", flags).status().map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
+    let _ = fs::remove_file(paths.scratch("update.json"));
+    Ok(code(status))
+}
+
+/// `list`: every container semble manages, with its policy and backend.
+pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
+    let records = state::all(&settings.records_dir());
+    let mut rows = Vec::new();
+    for r in &records {
+        let st = backend::find(settings, r.backend).ok().and_then(|b| {
+            let out = b.command(settings, "state", vec![r.id.clone().into()]).stderr(std::process::Stdio::null()).output().ok()?;
+            serde_json::from_slice::<Value>(&out.stdout).ok()
+        });
+        let status = st.as_ref().and_then(|s| s.get("status")).and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let pid = st.as_ref().and_then(|s| s.get("pid")).and_then(Value::as_i64).unwrap_or(0);
+        rows.push(json!({"id": r.id, "pid": pid, "status": status, "bundle": r.bundle, "created": r.created, "policy": r.policy, "backend": r.backend.as_str()}));
+    }
+    if quiet {
+        for r in &records {
+            println!("{}", r.id);
+        }
+    } else if format == "json" {
+        println!("{}", Value::Array(rows));
+    } else {
+        println!("{:<24} {:<8} {:<10} {:<16} {:<9} BUNDLE", "ID", "PID", "STATUS", "POLICY", "BACKEND");
+        for r in &rows {
+            println!(
+                "{:<24} {:<8} {:<10} {:<16} {:<9} {}",
+                r["id"].as_str().unwrap_or(""),
+                r["pid"],
+                r["status"].as_str().unwrap_or(""),
+                r["policy"].as_str().unwrap_or(""),
+                r["backend"].as_str().unwrap_or(""),
+                r["bundle"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Controls semble enforces, for `features`.
+pub const ENFORCES: &[&str] = &[
+    "capabilities", "no_new_privs", "seccomp", "seccomp-stacking", "landlock", "readonly-rootfs", "user", "rlimits",
+    "cgroup-limits", "masked-paths", "device-cgroup", "network-namespace", "proxy-bridge", "selinux-labels",
+];
+
+/// `features`: the backend's OCI features document, with semble's annotations.
+pub fn features(settings: &Settings) -> Outcome {
+    let mut doc = crate::backend::runc::binary(settings)
+        .and_then(|b| Command::new(b).arg("features").output().ok())
+        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+        .unwrap_or_else(|| json!({"ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0"}));
+    let ann = doc.as_object_mut().map(|o| o.entry("annotations").or_insert_with(|| json!({})));
+    if let Some(Value::Object(a)) = ann {
+        a.insert("dev.semble.version".into(), json!(env!("CARGO_PKG_VERSION")));
+        a.insert("dev.semble.enforces".into(), json!(ENFORCES.join(",")));
+        a.insert("dev.semble.policy-dir".into(), json!(settings.policy_dir.display().to_string()));
+        let backends: Vec<&str> = [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded].into_iter().filter(|k| backend::find(settings, *k).is_ok()).map(BackendKind::as_str).collect();
+        a.insert("dev.semble.backends".into(), json!(backends.join(",")));
+        a.insert("dev.semble.landlock-abi".into(), json!(crate::sys::landlock_abi().map(|v| v.to_string()).unwrap_or_else(|| "none".into())));
+    }
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(0)
+}
+
+/// `spec`: the backend's template.
+pub fn spec(settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outcome {
+    let runc = crate::backend::runc::binary(settings).ok_or_else(|| Failure("`spec` needs runc to write a template; install runc".into()))?;
+    let mut c = Command::new(runc);
+    c.arg("spec");
+    if let Some(b) = bundle {
+        c.arg("--bundle").arg(b);
+    }
+    if rootless {
+        c.arg("--rootless");
+    }
+    let err = c.exec();
+    fail(format!("cannot run runc: {err}"))
+}
+
+/// `checkpoint` / `restore`.
+pub fn refuse_checkpoint(cmd: &str) -> Outcome {
+    fail(format!("`{cmd}` is not supported: a restored container would run without semble applying its policy"))
+}

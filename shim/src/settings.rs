@@ -1,0 +1,112 @@
+//! Paths and choices that hold for one invocation, from flags, environment and defaults.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{BackendArg, Cli, LogFormat};
+
+/// Default state directory.
+pub const DEFAULT_ROOT: &str = "/run/semble-shim";
+/// Default policy directory.
+pub const DEFAULT_POLICY_DIR: &str = "/etc/semble/policies";
+/// Default directory of the proxy's per-policy sockets.
+pub const DEFAULT_PROXY_DIR: &str = "/run/semble/proxy";
+
+/// Global flags that are passed on to the backend runtime unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct Passthrough {
+    /// `--log`
+    pub log: Option<PathBuf>,
+    /// `--log-format json`
+    pub log_json: bool,
+    /// `--debug`
+    pub debug: bool,
+    /// `--systemd-cgroup`
+    pub systemd_cgroup: bool,
+    /// `--rootless VALUE`
+    pub rootless: Option<String>,
+    /// `--criu PATH`
+    pub criu: Option<String>,
+}
+
+/// Everything an operation needs to know about its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// State directory (`--root`).
+    pub root: PathBuf,
+    /// `--policy FILE`.
+    pub policy_file: Option<PathBuf>,
+    /// Installed policies.
+    pub policy_dir: PathBuf,
+    /// `--backend`.
+    pub backend: Option<BackendArg>,
+    /// `--runc`.
+    pub runc: Option<PathBuf>,
+    /// `--runsc`.
+    pub runsc: Option<PathBuf>,
+    /// `--init`.
+    pub init: Option<PathBuf>,
+    /// Proxy sockets.
+    pub proxy_dir: PathBuf,
+    /// Flags for the backend.
+    pub passthrough: Passthrough,
+}
+
+impl Settings {
+    /// From parsed flags.
+    pub fn from_cli(cli: &Cli) -> Settings {
+        Settings {
+            root: cli.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            policy_file: cli.policy.clone(),
+            policy_dir: cli.policy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
+            backend: cli.backend,
+            runc: cli.runc.clone(),
+            runsc: cli.runsc.clone(),
+            init: cli.init.clone(),
+            proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
+            passthrough: Passthrough {
+                log: cli.log.clone(),
+                log_json: cli.log_format == LogFormat::Json,
+                debug: cli.debug,
+                systemd_cgroup: cli.systemd_cgroup,
+                rootless: cli.rootless.clone(),
+                criu: cli.criu.clone(),
+            },
+        }
+    }
+
+    /// semble's own records: `ROOT/semble/`.
+    pub fn records_dir(&self) -> PathBuf {
+        self.root.join("semble")
+    }
+
+    /// Where a backend keeps its state: `ROOT/<backend>/`.
+    pub fn backend_root(&self, backend: &str) -> PathBuf {
+        self.root.join(backend)
+    }
+
+    /// The static `semble-init` to mount into containers.
+    pub fn init_binary(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.init {
+            return Some(p.clone());
+        }
+        let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("semble-init")));
+        [beside, Some(PathBuf::from("/usr/local/lib/semble/semble-init")), Some(PathBuf::from("/usr/local/bin/semble-init"))]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+    }
+}
+
+/// Find an executable: an explicit path, or a name on `PATH`.
+pub fn find_executable(explicit: Option<&Path>, name: &str) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return is_executable(p).then(|| p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}

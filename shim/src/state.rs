@@ -1,0 +1,93 @@
+//! semble's own record of each container: which backend and policy it got, and where its files
+//! are. Kept under `ROOT/semble/<id>/`, beside (not inside) the backends' state, so that
+//! `start`, `kill`, `exec` and `delete` reach the right backend with the same policy.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::BackendKind;
+
+/// The record format version.
+pub const RECORD_VERSION: u32 = 1;
+/// Name of the original configuration kept in the bundle.
+pub const ORIGINAL_CONFIG: &str = "config.semble-original.json";
+
+/// What semble remembers about a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// Container ID.
+    pub id: String,
+    /// Backend.
+    pub backend: BackendKind,
+    /// The policy's name.
+    pub policy: String,
+    /// Where the policy came from.
+    pub policy_source: String,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// Why a fallback backend was used, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+/// Paths of one container's semble state.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `ROOT/semble/<id>`
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    /// For container `id` under `records_dir`.
+    pub fn new(records_dir: &Path, id: &str) -> Paths {
+        Paths { dir: records_dir.join(id) }
+    }
+    /// The record.
+    pub fn record(&self) -> PathBuf {
+        self.dir.join("record.json")
+    }
+    /// The policy text the container was created with.
+    pub fn policy(&self) -> PathBuf {
+        self.dir.join("policy.yaml")
+    }
+    /// Files mounted at `/.semble`.
+    pub fn box_dir(&self) -> PathBuf {
+        self.dir.join("box")
+    }
+    /// Scratch files (exec process descriptions).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Load a record; `None` when semble does not know the container.
+pub fn load(records_dir: &Path, id: &str) -> Result<Option<Record>, String> {
+    let p = Paths::new(records_dir, id).record();
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("semble's record `{}` is damaged: {e}; delete the container with `--force`", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read semble's record `{}`: {e}", p.display())),
+    }
+}
+
+/// Every record.
+pub fn all(records_dir: &Path) -> Vec<Record> {
+    let Ok(rd) = std::fs::read_dir(records_dir) else { return Vec::new() };
+    let mut out: Vec<Record> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| load(records_dir, &e.file_name().to_string_lossy()).ok().flatten())
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Whether a container ID is acceptable (runc's rule: letters, digits, `_`, `+`, `-`, `.`).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id != "." && id != ".." && id.len() <= 1024 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+}
