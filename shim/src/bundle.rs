@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use semble_init::config::{Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, PROXY_DIR, VERSION};
+use semble_init::config::{
+    Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, PROXY_DIR, VERSION,
+};
 use semble_policy::compile::landlock;
 use semble_policy::compile::oci::{MASKED_PATHS, NVIDIA_MAJOR, POLICY_ANNOTATION, READONLY_PATHS};
 use semble_policy::model::{Enforcement, NetworkMode, SandboxPolicy, SelinuxLevel};
@@ -44,6 +46,8 @@ pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 /// The stacked seccomp program inside the container.
 pub const EXTRA_SECCOMP_PATH: &str = "/.semble/seccomp.bpf";
+/// The policy's seccomp program inside the container.
+pub const POLICY_SECCOMP_PATH: &str = "/.semble/policy.bpf";
 /// The proxy socket's file name in the policy's proxy directory.
 pub const PROXY_SOCKET: &str = "proxy.sock";
 
@@ -65,12 +69,38 @@ const SAFE_SYSCTLS: &[&str] = &[
 
 /// Host paths whose bind-mount into a sandbox is a way out.
 const DANGEROUS_SOURCES: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/usr",
-    "/var/lib", "/var/lib/containerd", "/var/lib/containers", "/var/lib/docker", "/var/lib/kubelet", "/var/run",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib",
+    "/var/lib/containerd",
+    "/var/lib/containers",
+    "/var/lib/docker",
+    "/var/lib/kubelet",
+    "/var/run",
 ];
 
 /// Runtime sockets: whoever can connect to one can start a privileged container.
-const RUNTIME_SOCKETS: &[&str] = &["docker.sock", "containerd.sock", "podman.sock", "crio.sock", "kubelet.sock", "dockershim.sock", "buildkitd.sock"];
+const RUNTIME_SOCKETS: &[&str] = &[
+    "docker.sock",
+    "containerd.sock",
+    "podman.sock",
+    "crio.sock",
+    "kubelet.sock",
+    "dockershim.sock",
+    "buildkitd.sock",
+];
 
 /// Which runtime will run the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -142,6 +172,8 @@ pub struct Applied {
     pub init: Option<InitConfig>,
     /// The container's own seccomp profile, to be compiled and stacked by `semble-init`.
     pub extra_seccomp: Option<SeccompProfile>,
+    /// The policy's seccomp profile when `semble-init` loads it (precompiled).
+    pub policy_seccomp: Option<SeccompProfile>,
     /// What is enforced, and by whom.
     pub controls: Vec<Control>,
     /// Things the operator should know (fallbacks, replaced namespaces…).
@@ -196,12 +228,16 @@ pub enum Refusal {
 }
 
 fn obj<'a>(v: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, Refusal> {
-    let Value::Object(m) = v else { return Err(Refusal::WrongType("(root)")) };
+    let Value::Object(m) = v else {
+        return Err(Refusal::WrongType("(root)"));
+    };
     let entry = m.entry(key.to_string()).or_insert_with(|| json!({}));
     if entry.is_null() {
         *entry = json!({});
     }
-    entry.as_object_mut().ok_or(Refusal::WrongType(static_name(key)))
+    entry
+        .as_object_mut()
+        .ok_or(Refusal::WrongType(static_name(key)))
 }
 
 fn static_name(key: &str) -> &'static str {
@@ -218,7 +254,12 @@ fn static_name(key: &str) -> &'static str {
 }
 
 fn cap_names(v: Option<&Value>) -> Option<BTreeSet<String>> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    v.and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
 }
 
 /// Apply the policy. Pure: all host knowledge comes in through `inputs.facts`.
@@ -234,9 +275,14 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     let annotations: BTreeMap<String, String> = cfg
         .get("annotations")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
-    let is_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
+    let is_pod =
+        annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
     let is_pod_sandbox = annotations.get(CRI_CONTAINER_TYPE).map(String::as_str) == Some("sandbox");
 
     if cfg.get("process").is_none() {
@@ -254,69 +300,181 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- namespaces and network -----------------------------------------------------------
     let net = apply_namespaces(&mut cfg, inputs, is_pod)?;
-    controls.push(Control { control: "network", by: "runtime namespaces", detail: net.detail.clone() });
+    controls.push(Control {
+        control: "network",
+        by: "runtime namespaces",
+        detail: net.detail.clone(),
+    });
     if let Some(n) = &net.note {
         notes.push(n.clone());
     }
 
     // --- process: user, capabilities, no_new_privs, rlimits --------------------------------
-    let incoming_bounding = cfg.pointer("/process/capabilities/bounding").and_then(|v| cap_names(Some(v)));
-    let granted: BTreeSet<String> = policy.capabilities.granted().iter().map(|c| c.oci_name()).collect();
+    let incoming_bounding = cfg
+        .pointer("/process/capabilities/bounding")
+        .and_then(|v| cap_names(Some(v)));
+    let granted: BTreeSet<String> = policy
+        .capabilities
+        .granted()
+        .iter()
+        .map(|c| c.oci_name())
+        .collect();
     let allowed_caps: BTreeSet<String> = match &incoming_bounding {
         Some(b) => granted.intersection(b).cloned().collect(),
         None => granted.clone(),
     };
-    let proc_report = apply_process(cfg.get_mut("process").ok_or(Refusal::Missing("process"))?, policy, inputs.facts, &allowed_caps)?;
-    controls.push(Control { control: "user", by: "runtime", detail: proc_report.user.clone() });
+    let proc_report = apply_process(
+        cfg.get_mut("process").ok_or(Refusal::Missing("process"))?,
+        policy,
+        inputs.facts,
+        &allowed_caps,
+    )?;
+    controls.push(Control {
+        control: "user",
+        by: "runtime",
+        detail: proc_report.user.clone(),
+    });
     controls.push(Control {
         control: "capabilities",
         by: "runtime, verified by semble-init",
-        detail: if allowed_caps.is_empty() { "none".into() } else { allowed_caps.iter().map(|c| c.trim_start_matches("CAP_")).collect::<Vec<_>>().join(",") },
+        detail: if allowed_caps.is_empty() {
+            "none".into()
+        } else {
+            allowed_caps
+                .iter()
+                .map(|c| c.trim_start_matches("CAP_"))
+                .collect::<Vec<_>>()
+                .join(",")
+        },
     });
-    controls.push(Control { control: "no_new_privs", by: "runtime, verified by semble-init", detail: if proc_report.nnp { "on".into() } else { "off".into() } });
+    controls.push(Control {
+        control: "no_new_privs",
+        by: "runtime, verified by semble-init",
+        detail: if proc_report.nnp {
+            "on".into()
+        } else {
+            "off".into()
+        },
+    });
     if !proc_report.rlimits.is_empty() {
-        controls.push(Control { control: "rlimits", by: "runtime", detail: proc_report.rlimits.join(", ") });
+        controls.push(Control {
+            control: "rlimits",
+            by: "runtime",
+            detail: proc_report.rlimits.join(", "),
+        });
     }
 
     // --- root filesystem, masked paths ----------------------------------------------------
     let root = obj(&mut cfg, "root")?;
-    let ro = policy.process.read_only_root_filesystem || root.get("readonly").and_then(Value::as_bool).unwrap_or(false);
+    let ro = policy.process.read_only_root_filesystem
+        || root
+            .get("readonly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     root.insert("readonly".into(), Value::Bool(ro));
-    controls.push(Control { control: "root filesystem", by: "runtime", detail: if ro { "read-only".into() } else { "writable".into() } });
+    controls.push(Control {
+        control: "root filesystem",
+        by: "runtime",
+        detail: if ro {
+            "read-only".into()
+        } else {
+            "writable".into()
+        },
+    });
     if ro {
         let added = add_scratch_mounts(&mut cfg, policy, proc_report.uid, proc_report.gid)?;
         if !added.is_empty() {
-            controls.push(Control { control: "writable paths", by: "runtime (tmpfs)", detail: added.join(", ") });
+            controls.push(Control {
+                control: "writable paths",
+                by: "runtime (tmpfs)",
+                detail: added.join(", "),
+            });
         }
     }
     let linux = obj(&mut cfg, "linux")?;
     union_paths(linux, "maskedPaths", MASKED_PATHS);
     union_paths(linux, "readonlyPaths", READONLY_PATHS);
-    controls.push(Control { control: "masked paths", by: "runtime", detail: format!("{} masked, {} read-only", MASKED_PATHS.len(), READONLY_PATHS.len()) });
+    controls.push(Control {
+        control: "masked paths",
+        by: "runtime",
+        detail: format!(
+            "{} masked, {} read-only",
+            MASKED_PATHS.len(),
+            READONLY_PATHS.len()
+        ),
+    });
 
     // --- cgroups ----------------------------------------------------------------------------
     let res_detail = apply_resources(linux, policy, &allowed_devices)?;
-    controls.push(Control { control: "cgroup limits", by: "runtime", detail: res_detail });
+    controls.push(Control {
+        control: "cgroup limits",
+        by: "runtime",
+        detail: res_detail,
+    });
     controls.extend(device_controls);
 
     // --- seccomp ------------------------------------------------------------------------------
     let extra_seccomp = match linux.get("seccomp") {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let p: SeccompProfile = serde_json::from_value(v.clone()).map_err(|e| Refusal::Seccomp(format!("it is not a valid profile: {e}")))?;
+            let p: SeccompProfile = serde_json::from_value(v.clone())
+                .map_err(|e| Refusal::Seccomp(format!("it is not a valid profile: {e}")))?;
             if p.listener_path.is_some() {
                 return Err(Refusal::Seccomp("it uses a seccomp notify listener".into()));
             }
             Some(p)
         }
     };
-    let profile = semble_seccomp::profile(policy);
+    let mut profile = semble_seccomp::profile(policy);
+    // Only this host's architecture: a second one doubles the filter for syscalls this kernel
+    // can never see.
+    if let Some(native) = native_arch() {
+        profile.architectures = vec![native.to_string()];
+    }
     let rules = profile.syscalls.len();
-    linux.insert("seccomp".into(), serde_json::to_value(&profile).map_err(|_| Refusal::WrongType("linux.seccomp"))?);
-    controls.push(Control { control: "seccomp", by: "runtime (libseccomp)", detail: format!("policy profile: baseline {}, {rules} rules, default {}", policy.seccomp.baseline.as_str(), policy.seccomp.default_action.as_str()) });
+    let detail = format!(
+        "policy profile: baseline {}, {rules} rules, default {}",
+        policy.seccomp.baseline.as_str(),
+        policy.seccomp.default_action.as_str()
+    );
+    // With no_new_privs, semble-init loads the policy's filter precompiled (libseccomp binary
+    // tree, cached per policy) before anything else runs in the container: the runtime does not
+    // compile it at every start. Without no_new_privs an unprivileged process cannot load a
+    // filter, so the runtime applies it.
+    let by_init = !is_pod_sandbox && proc_report.nnp;
+    let linux = obj(&mut cfg, "linux")?;
+    let policy_seccomp = if by_init {
+        linux.remove("seccomp");
+        controls.push(Control {
+            control: "seccomp",
+            by: "semble-init (precompiled BPF)",
+            detail,
+        });
+        Some(profile)
+    } else {
+        linux.insert(
+            "seccomp".into(),
+            serde_json::to_value(&profile).map_err(|_| Refusal::WrongType("linux.seccomp"))?,
+        );
+        controls.push(Control {
+            control: "seccomp",
+            by: "runtime (libseccomp)",
+            detail,
+        });
+        None
+    };
     let stack = extra_seccomp.is_some() && !is_pod_sandbox;
     if stack {
-        controls.push(Control { control: "seccomp (container's own)", by: "semble-init (stacked filter)", detail: "kept: the kernel enforces both profiles".into() });
+        if !proc_report.nnp {
+            return Err(Refusal::Seccomp(format!(
+                "keeping it on top of policy `{name}` needs no_new_privs, which the policy turns off; set `noNewPrivileges: true`, or run the container without its own profile (`--security-opt seccomp=unconfined`) so the policy's applies alone"
+            )));
+        }
+        controls.push(Control {
+            control: "seccomp (container's own)",
+            by: "semble-init (stacked filter)",
+            detail: "kept: the kernel enforces both profiles".into(),
+        });
     }
 
     // --- SELinux ------------------------------------------------------------------------------
@@ -328,10 +486,20 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 None => "s0".into(),
             };
             let process = obj(&mut cfg, "process")?;
-            process.insert("selinuxLabel".into(), Value::String(format!("system_u:system_r:{}:{level}", se.type_)));
+            process.insert(
+                "selinuxLabel".into(),
+                Value::String(format!("system_u:system_r:{}:{level}", se.type_)),
+            );
             let linux = obj(&mut cfg, "linux")?;
-            linux.insert("mountLabel".into(), Value::String(format!("system_u:object_r:container_file_t:{level}")));
-            controls.push(Control { control: "selinux", by: "runtime", detail: format!("{}:{level}", se.type_) });
+            linux.insert(
+                "mountLabel".into(),
+                Value::String(format!("system_u:object_r:container_file_t:{level}")),
+            );
+            controls.push(Control {
+                control: "selinux",
+                by: "runtime",
+                detail: format!("{}:{level}", se.type_),
+            });
         } else if se.enforcement == Enforcement::Required {
             return Err(Refusal::NoSelinux(name));
         } else {
@@ -340,14 +508,24 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     }
 
     // --- Landlock ------------------------------------------------------------------------------
-    let mut ruleset = if is_pod_sandbox { None } else { landlock::ruleset(policy) };
+    let mut ruleset = if is_pod_sandbox {
+        None
+    } else {
+        landlock::ruleset(policy)
+    };
     if net.cut_by_landlock {
         let rules = landlock::net_rules(policy);
         match inputs.facts.landlock_abi {
             Some(abi) if abi >= 4 => {}
             other => {
-                let have = other.map(|a| format!("ABI {a}")).unwrap_or_else(|| "no Landlock".into());
-                return Err(Refusal::NoLandlockNet(name, policy.network.mode.as_str().into(), have));
+                let have = other
+                    .map(|a| format!("ABI {a}"))
+                    .unwrap_or_else(|| "no Landlock".into());
+                return Err(Refusal::NoLandlockNet(
+                    name,
+                    policy.network.mode.as_str().into(),
+                    have,
+                ));
             }
         }
         let rs = ruleset.get_or_insert_with(|| landlock::Ruleset {
@@ -381,11 +559,20 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         None
     } else {
         let process = obj(&mut cfg, "process")?;
-        let args = process.get("args").and_then(Value::as_array).cloned().ok_or(Refusal::Missing("process.args"))?;
+        let args = process
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or(Refusal::Missing("process.args"))?;
         if args.is_empty() {
             return Err(Refusal::Missing("process.args"));
         }
-        let mut new_args = vec![json!(INIT_PATH), json!("--config"), json!(CONFIG_PATH), json!("--")];
+        let mut new_args = vec![
+            json!(INIT_PATH),
+            json!("--config"),
+            json!(CONFIG_PATH),
+            json!("--"),
+        ];
         new_args.extend(args);
         process.insert("args".into(), Value::Array(new_args));
         if bridge {
@@ -393,13 +580,25 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             set_env(process, &proxy_env(port));
         }
         let m = inputs.mounts;
-        let mounts = cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?.entry("mounts").or_insert_with(|| json!([]));
+        let mounts = cfg
+            .as_object_mut()
+            .ok_or(Refusal::WrongType("(root)"))?
+            .entry("mounts")
+            .or_insert_with(|| json!([]));
         let mounts = mounts.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
         mounts.push(bind(&m.box_dir, MOUNT_DIR, false));
         mounts.push(bind(&m.init_binary, INIT_PATH, true));
         if bridge {
             mounts.push(bind(&m.proxy_dir, PROXY_DIR, false));
-            controls.push(Control { control: "proxy bridge", by: "semble-init", detail: format!("127.0.0.1:{} -> {}", policy.network.proxy.port, m.proxy_dir.join(PROXY_SOCKET).display()) });
+            controls.push(Control {
+                control: "proxy bridge",
+                by: "semble-init",
+                detail: format!(
+                    "127.0.0.1:{} -> {}",
+                    policy.network.proxy.port,
+                    m.proxy_dir.join(PROXY_SOCKET).display()
+                ),
+            });
         }
         Some(InitConfig {
             version: VERSION,
@@ -412,6 +611,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 seccomp: true,
                 uid: Some(proc_report.uid),
             },
+            seccomp: policy_seccomp
+                .as_ref()
+                .map(|_| POLICY_SECCOMP_PATH.to_string()),
             extra_seccomp: stack.then(|| EXTRA_SECCOMP_PATH.to_string()),
             proxy_bridge: bridge.then(|| Bridge {
                 listen: format!("127.0.0.1:{}", policy.network.proxy.port),
@@ -420,15 +622,38 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         })
     };
     if init.is_some() {
-        controls.push(Control { control: "init", by: "semble-init", detail: "verifies the above from inside, supervises the workload".into() });
+        controls.push(Control {
+            control: "init",
+            by: "semble-init",
+            detail: "verifies the above from inside, supervises the workload".into(),
+        });
     }
 
     // --- annotations -------------------------------------------------------------------------
     let ann = obj(&mut cfg, "annotations")?;
     ann.insert(POLICY_ANNOTATION.into(), Value::String(name.clone()));
-    ann.insert(BACKEND_ANNOTATION.into(), Value::String(inputs.backend.as_str().into()));
+    ann.insert(
+        BACKEND_ANNOTATION.into(),
+        Value::String(inputs.backend.as_str().into()),
+    );
 
-    Ok(Applied { config: cfg, init, extra_seccomp: if stack { extra_seccomp } else { None }, controls, notes })
+    Ok(Applied {
+        config: cfg,
+        init,
+        extra_seccomp: if stack { extra_seccomp } else { None },
+        policy_seccomp,
+        controls,
+        notes,
+    })
+}
+
+/// The OCI name of the architecture this shim runs on.
+fn native_arch() -> Option<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some("SCMP_ARCH_X86_64"),
+        "aarch64" => Some("SCMP_ARCH_AARCH64"),
+        _ => None,
+    }
 }
 
 fn bind(source: &Path, dest: &str, file: bool) -> Value {
@@ -452,7 +677,8 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
     ]
 }
 
-fn set_env(process: &mut Map<String, Value>, vars: &[(String, String)]) {
+/// Set environment variables in a process, replacing earlier values.
+pub fn set_env(process: &mut Map<String, Value>, vars: &[(String, String)]) {
     let env = process.entry("env").or_insert_with(|| json!([]));
     if !env.is_array() {
         *env = json!([]);
@@ -470,32 +696,56 @@ fn set_env(process: &mut Map<String, Value>, vars: &[(String, String)]) {
 /// at most 1 GiB (tmpfs pages count against the container's memory).
 fn scratch_size(policy: &SandboxPolicy) -> u64 {
     const DEFAULT: u64 = 256 << 20;
-    policy.resources.memory.map(|m| (m / 4).clamp(16 << 20, 1 << 30)).unwrap_or(DEFAULT)
+    policy
+        .resources
+        .memory
+        .map(|m| (m / 4).clamp(16 << 20, 1 << 30))
+        .unwrap_or(DEFAULT)
 }
 
 /// With a read-only root, the policy's `readWrite` paths would not be writable unless something
 /// is mounted there: mount a tmpfs (nosuid, nodev, noexec) on each that has no mount yet.
-fn add_scratch_mounts(cfg: &mut Value, policy: &SandboxPolicy, uid: u32, gid: u64) -> Result<Vec<String>, Refusal> {
-    let Some(fs) = &policy.filesystem else { return Ok(Vec::new()) };
+fn add_scratch_mounts(
+    cfg: &mut Value,
+    policy: &SandboxPolicy,
+    uid: u32,
+    gid: u64,
+) -> Result<Vec<String>, Refusal> {
+    let Some(fs) = &policy.filesystem else {
+        return Ok(Vec::new());
+    };
     let root = cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?;
     let mounts = root.entry("mounts").or_insert_with(|| json!([]));
     let mounts = mounts.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
-    let existing: Vec<String> = mounts.iter().filter_map(|m| m.get("destination").and_then(Value::as_str)).map(normalise).collect();
+    let existing: Vec<String> = mounts
+        .iter()
+        .filter_map(|m| m.get("destination").and_then(Value::as_str))
+        .map(normalise)
+        .collect();
     let size = scratch_size(policy);
     let mut added = Vec::new();
     for p in &fs.read_write {
-        let covered = existing.iter().any(|d| d != "/" && (d == p || p.starts_with(&format!("{d}/"))));
+        let covered = existing
+            .iter()
+            .any(|d| d != "/" && (d == p || p.starts_with(&format!("{d}/"))));
         if covered || p == "/" {
             continue;
         }
-        let mode = if matches!(p.as_str(), "/tmp" | "/var/tmp" | "/dev/shm") { "mode=1777".to_string() } else { format!("mode=0755,uid={uid},gid={gid}") };
+        let mode = if matches!(p.as_str(), "/tmp" | "/var/tmp" | "/dev/shm") {
+            "mode=1777".to_string()
+        } else {
+            format!("mode=0755,uid={uid},gid={gid}")
+        };
         mounts.push(json!({
             "destination": p,
             "type": "tmpfs",
             "source": "tmpfs",
             "options": ["nosuid", "nodev", "noexec", mode, format!("size={size}")],
         }));
-        added.push(format!("{p} ({})", semble_policy::quantity::format_bytes(size)));
+        added.push(format!(
+            "{p} ({})",
+            semble_policy::quantity::format_bytes(size)
+        ));
     }
     Ok(added)
 }
@@ -531,18 +781,30 @@ fn auto_level(id: &str) -> String {
 }
 
 fn check_privileged(cfg: &Value, policy: &str) -> Result<(), Refusal> {
-    if let Some(devs) = cfg.pointer("/linux/resources/devices").and_then(Value::as_array) {
+    if let Some(devs) = cfg
+        .pointer("/linux/resources/devices")
+        .and_then(Value::as_array)
+    {
         for d in devs {
             let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
             let kind = d.get("type").and_then(Value::as_str).unwrap_or("a");
             if allow && kind == "a" && d.get("major").is_none() && d.get("minor").is_none() {
-                return Err(Refusal::Privileged("every device is allowed".into(), policy.into()));
+                return Err(Refusal::Privileged(
+                    "every device is allowed".into(),
+                    policy.into(),
+                ));
             }
         }
     }
     if let Some(b) = cap_names(cfg.pointer("/process/capabilities/bounding")) {
-        if ["CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO"].iter().all(|c| b.contains(*c)) {
-            return Err(Refusal::Privileged("every capability is requested".into(), policy.into()));
+        if ["CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO"]
+            .iter()
+            .all(|c| b.contains(*c))
+        {
+            return Err(Refusal::Privileged(
+                "every capability is requested".into(),
+                policy.into(),
+            ));
         }
     }
     Ok(())
@@ -550,16 +812,24 @@ fn check_privileged(cfg: &Value, policy: &str) -> Result<(), Refusal> {
 
 fn mount_is_bind(m: &Value) -> bool {
     m.get("type").and_then(Value::as_str) == Some("bind")
-        || m.get("options").and_then(Value::as_array).is_some_and(|o| o.iter().any(|x| matches!(x.as_str(), Some("bind") | Some("rbind"))))
+        || m.get("options").and_then(Value::as_array).is_some_and(|o| {
+            o.iter()
+                .any(|x| matches!(x.as_str(), Some("bind") | Some("rbind")))
+        })
 }
 
 fn normalise(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
 fn check_mounts(cfg: &Value, policy: &str) -> Result<(), Refusal> {
-    let Some(mounts) = cfg.get("mounts").and_then(Value::as_array) else { return Ok(()) };
+    let Some(mounts) = cfg.get("mounts").and_then(Value::as_array) else {
+        return Ok(());
+    };
     for m in mounts {
         let dest = m.get("destination").and_then(Value::as_str).unwrap_or("");
         let d = normalise(dest);
@@ -593,7 +863,10 @@ fn check_sysctls(cfg: &Value, policy: &str) -> Result<(), Refusal> {
 /// `(type, major, minor)` of devices the container may use.
 type DeviceId = (String, i64, Option<i64>);
 
-fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
+fn check_devices(
+    cfg: &Value,
+    policy: &SandboxPolicy,
+) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
     let mut allowed = Vec::new();
     let mut names = Vec::new();
     if let Some(devs) = cfg.pointer("/linux/devices").and_then(Value::as_array) {
@@ -603,7 +876,11 @@ fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, 
             if !gpu && !policy.devices.allow.iter().any(|a| a.path == path) {
                 return Err(Refusal::Device(path.into(), policy.name.clone()));
             }
-            let kind = d.get("type").and_then(Value::as_str).unwrap_or("c").to_string();
+            let kind = d
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("c")
+                .to_string();
             if let Some(major) = d.get("major").and_then(Value::as_i64) {
                 allowed.push((kind, major, d.get("minor").and_then(Value::as_i64)));
             }
@@ -619,7 +896,11 @@ fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, 
             }
             detail.push_str("NVIDIA (char major 195)");
         }
-        controls.push(Control { control: "devices", by: "runtime (device cgroup)", detail });
+        controls.push(Control {
+            control: "devices",
+            by: "runtime (device cgroup)",
+            detail,
+        });
     }
     Ok((allowed, controls))
 }
@@ -631,12 +912,18 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allowed: &[DeviceId]) -> Result<String, Refusal> {
+fn apply_resources(
+    linux: &mut Map<String, Value>,
+    policy: &SandboxPolicy,
+    allowed: &[DeviceId],
+) -> Result<String, Refusal> {
     let res = linux.entry("resources").or_insert_with(|| json!({}));
     if res.is_null() {
         *res = json!({});
     }
-    let res = res.as_object_mut().ok_or(Refusal::WrongType("linux.resources"))?;
+    let res = res
+        .as_object_mut()
+        .ok_or(Refusal::WrongType("linux.resources"))?;
     let r = &policy.resources;
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut detail = Vec::new();
@@ -648,15 +935,23 @@ fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allow
             m.insert("limit".into(), json!(l));
             let swap = min_opt(m.get("swap").and_then(Value::as_i64), Some(l)).unwrap_or(l);
             m.insert("swap".into(), json!(swap.max(l)));
-            detail.push(format!("memory {}", semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))));
+            detail.push(format!(
+                "memory {}",
+                semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))
+            ));
         }
     }
     if let Some(policy_m) = r.cpu {
         let cpu = res.entry("cpu").or_insert_with(|| json!({}));
         if let Some(c) = cpu.as_object_mut() {
-            let period = c.get("period").and_then(Value::as_u64).filter(|p| *p > 0).unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            let period = c
+                .get("period")
+                .and_then(Value::as_u64)
+                .filter(|p| *p > 0)
+                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
             let policy_quota = to_i64(policy_m.saturating_mul(period) / 1000);
-            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota)).unwrap_or(policy_quota);
+            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota))
+                .unwrap_or(policy_quota);
             c.insert("period".into(), json!(period));
             c.insert("quota".into(), json!(quota));
             detail.push(format!("cpu quota {quota}/{period}us"));
@@ -665,13 +960,18 @@ fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allow
     if let Some(p) = r.pids {
         let pids = res.entry("pids").or_insert_with(|| json!({}));
         if let Some(o) = pids.as_object_mut() {
-            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p))).unwrap_or(i64::from(p));
+            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p)))
+                .unwrap_or(i64::from(p));
             o.insert("limit".into(), json!(limit));
             detail.push(format!("pids {limit}"));
         }
     }
     // Devices: deny everything, then allow only what the policy justifies.
-    let incoming = res.get("devices").and_then(Value::as_array).cloned().unwrap_or_default();
+    let incoming = res
+        .get("devices")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
     for d in incoming {
         if !d.get("allow").and_then(Value::as_bool).unwrap_or(false) {
@@ -680,8 +980,11 @@ fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allow
         let kind = d.get("type").and_then(Value::as_str).unwrap_or("a");
         let major = d.get("major").and_then(Value::as_i64);
         let minor = d.get("minor").and_then(Value::as_i64);
-        let ok = major.is_some_and(|maj| allowed.iter().any(|(k, am, an)| k == kind && *am == maj && (an.is_none() || *an == minor)))
-            || (policy.devices.gpu.is_some() && major == Some(NVIDIA_MAJOR));
+        let ok = major.is_some_and(|maj| {
+            allowed
+                .iter()
+                .any(|(k, am, an)| k == kind && *am == maj && (an.is_none() || *an == minor))
+        }) || (policy.devices.gpu.is_some() && major == Some(NVIDIA_MAJOR));
         if ok {
             devices.push(d);
         }
@@ -691,7 +994,9 @@ fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allow
     }
     for (kind, major, minor) in allowed {
         let rule = match minor {
-            Some(mi) => json!({"allow": true, "type": kind, "major": major, "minor": mi, "access": "rwm"}),
+            Some(mi) => {
+                json!({"allow": true, "type": kind, "major": major, "minor": mi, "access": "rwm"})
+            }
             None => json!({"allow": true, "type": kind, "major": major, "access": "rwm"}),
         };
         if !devices.contains(&rule) {
@@ -699,7 +1004,11 @@ fn apply_resources(linux: &mut Map<String, Value>, policy: &SandboxPolicy, allow
         }
     }
     res.insert("devices".into(), Value::Array(devices));
-    Ok(if detail.is_empty() { "none set".into() } else { detail.join(", ") })
+    Ok(if detail.is_empty() {
+        "none set".into()
+    } else {
+        detail.join(", ")
+    })
 }
 
 /// Decisions about the network namespace.
@@ -711,18 +1020,30 @@ struct NetPlan {
 }
 
 fn ns_is_host(path: &str, facts: &HostFacts, kind: &str) -> bool {
-    match (crate::host::ns_id(Path::new(path)), facts.host_namespaces.get(kind)) {
+    match (
+        crate::host::ns_id(Path::new(path)),
+        facts.host_namespaces.get(kind),
+    ) {
         (Some(a), Some(b)) => a == *b,
         _ => false,
     }
 }
 
-fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Result<NetPlan, Refusal> {
+fn apply_namespaces(
+    cfg: &mut Value,
+    inputs: &Inputs<'_>,
+    is_pod: bool,
+) -> Result<NetPlan, Refusal> {
     let name = inputs.policy.name.clone();
     let linux = obj(cfg, "linux")?;
     let ns = linux.entry("namespaces").or_insert_with(|| json!([]));
-    let list = ns.as_array_mut().ok_or(Refusal::WrongType("linux.namespaces"))?;
-    let find = |list: &Vec<Value>, kind: &str| list.iter().position(|n| n.get("type").and_then(Value::as_str) == Some(kind));
+    let list = ns
+        .as_array_mut()
+        .ok_or(Refusal::WrongType("linux.namespaces"))?;
+    let find = |list: &Vec<Value>, kind: &str| {
+        list.iter()
+            .position(|n| n.get("type").and_then(Value::as_str) == Some(kind))
+    };
     for kind in ["pid", "ipc", "mount"] {
         match find(list, kind) {
             None => return Err(Refusal::HostNamespace(kind.into(), name)),
@@ -736,8 +1057,16 @@ fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Resul
         }
     }
     let net_idx = find(list, "network");
-    let net_path = net_idx.and_then(|i| list[i].get("path").and_then(Value::as_str).map(str::to_string));
-    let host_net = net_idx.is_none() || net_path.as_deref().is_some_and(|p| ns_is_host(p, inputs.facts, "network"));
+    let net_path = net_idx.and_then(|i| {
+        list[i]
+            .get("path")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let host_net = net_idx.is_none()
+        || net_path
+            .as_deref()
+            .is_some_and(|p| ns_is_host(p, inputs.facts, "network"));
     let policy = inputs.policy;
     let fresh = json!({"type": "network"});
     match policy.network.mode {
@@ -745,7 +1074,11 @@ fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Resul
             if host_net {
                 return Err(Refusal::HostNetwork(name));
             }
-            Ok(NetPlan { detail: "the runtime's network namespace (mode open)".into(), note: None, cut_by_landlock: false })
+            Ok(NetPlan {
+                detail: "the runtime's network namespace (mode open)".into(),
+                note: None,
+                cut_by_landlock: false,
+            })
         }
         NetworkMode::None | NetworkMode::Proxy => {
             let mode = policy.network.mode.as_str();
@@ -761,7 +1094,7 @@ fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Resul
                 });
             }
             match (net_idx, net_path) {
-                (Some(i), Some(_)) if !(is_pod || !policy.network.ingress.is_empty()) => {
+                (Some(i), Some(_)) if !is_pod && policy.network.ingress.is_empty() => {
                     list[i] = fresh;
                     Ok(NetPlan {
                         detail: "private namespace, loopback only".into(),
@@ -796,23 +1129,41 @@ pub struct ProcessReport {
 }
 
 /// Apply the process part of the policy (also used for `exec` processes).
-pub fn apply_process(process: &mut Value, policy: &SandboxPolicy, facts: &HostFacts, allowed_caps: &BTreeSet<String>) -> Result<ProcessReport, Refusal> {
-    let p = process.as_object_mut().ok_or(Refusal::WrongType("process"))?;
+pub fn apply_process(
+    process: &mut Value,
+    policy: &SandboxPolicy,
+    facts: &HostFacts,
+    allowed_caps: &BTreeSet<String>,
+) -> Result<ProcessReport, Refusal> {
+    let p = process
+        .as_object_mut()
+        .ok_or(Refusal::WrongType("process"))?;
     // User.
-    let user = p.entry("user").or_insert_with(|| json!({"uid": 0, "gid": 0}));
-    let user = user.as_object_mut().ok_or(Refusal::WrongType("process.user"))?;
+    let user = p
+        .entry("user")
+        .or_insert_with(|| json!({"uid": 0, "gid": 0}));
+    let user = user
+        .as_object_mut()
+        .ok_or(Refusal::WrongType("process.user"))?;
     if let Some(uid) = policy.process.user {
         user.insert("uid".into(), json!(uid));
         user.insert("gid".into(), json!(policy.process.group.unwrap_or(uid)));
         if policy.process.supplementary_groups.is_empty() {
             user.remove("additionalGids");
         } else {
-            user.insert("additionalGids".into(), json!(policy.process.supplementary_groups));
+            user.insert(
+                "additionalGids".into(),
+                json!(policy.process.supplementary_groups),
+            );
         }
     } else if let Some(gid) = policy.process.group {
         user.insert("gid".into(), json!(gid));
     }
-    let uid = user.get("uid").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let uid = user
+        .get("uid")
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0);
     let gid = user.get("gid").and_then(Value::as_u64).unwrap_or(0);
     if uid == 0 && policy.process.run_as_non_root {
         return Err(Refusal::Root(policy.name.clone()));
@@ -820,12 +1171,21 @@ pub fn apply_process(process: &mut Value, policy: &SandboxPolicy, facts: &HostFa
     // Capabilities: every set is the allowed set (ambient makes them effective for non-root).
     let caps: Vec<Value> = allowed_caps.iter().map(|c| json!(c)).collect();
     let mut set = Map::new();
-    for k in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+    for k in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
         set.insert(k.into(), Value::Array(caps.clone()));
     }
     p.insert("capabilities".into(), Value::Object(set));
     // no_new_privs: the policy's, or the request's when it is stricter.
-    let nnp = policy.process.no_new_privileges || p.get("noNewPrivileges").and_then(Value::as_bool).unwrap_or(false);
+    let nnp = policy.process.no_new_privileges
+        || p.get("noNewPrivileges")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     p.insert("noNewPrivileges".into(), Value::Bool(nnp));
     // rlimits: the lower of request, policy and what this host can grant.
     let mut report = Vec::new();
@@ -837,7 +1197,9 @@ pub fn apply_process(process: &mut Value, policy: &SandboxPolicy, facts: &HostFa
         for (kind, v) in &policy.process.rlimits {
             let name = kind.oci_name();
             let cap = facts.hard_limits.get(kind).copied().unwrap_or(u64::MAX);
-            let existing = list.iter_mut().find(|e| e.get("type").and_then(Value::as_str) == Some(name.as_str()));
+            let existing = list
+                .iter_mut()
+                .find(|e| e.get("type").and_then(Value::as_str) == Some(name.as_str()));
             let (soft, hard) = match &existing {
                 Some(e) => {
                     let s = e.get("soft").and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -855,12 +1217,23 @@ pub fn apply_process(process: &mut Value, policy: &SandboxPolicy, facts: &HostFa
             report.push(format!("{name} {soft}/{hard}"));
         }
     }
-    Ok(ProcessReport { uid, gid, user: format!("uid {uid} gid {gid}"), nnp, rlimits: report })
+    Ok(ProcessReport {
+        uid,
+        gid,
+        user: format!("uid {uid} gid {gid}"),
+        nnp,
+        rlimits: report,
+    })
 }
 
 /// Whether a capability name (OCI form) is one the policy grants.
 pub fn granted_names(policy: &SandboxPolicy) -> BTreeSet<String> {
-    policy.capabilities.granted().iter().map(|c: &Capability| c.oci_name()).collect()
+    policy
+        .capabilities
+        .granted()
+        .iter()
+        .map(|c: &Capability| c.oci_name())
+        .collect()
 }
 
 #[cfg(test)]

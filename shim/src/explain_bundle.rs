@@ -10,14 +10,23 @@ use semble_policy::compile::oci::POLICY_ANNOTATION;
 
 use crate::bundle::{self, Inputs, Mounts, BACKEND_ANNOTATION};
 use crate::host;
-use crate::ops::{choose_backend, Failure, Outcome};
+use crate::ops::{choose_backend, json_reason, Failure, Outcome};
 use crate::resolve;
 use crate::settings::Settings;
 use crate::state::{self, ORIGINAL_CONFIG};
 
 fn read(path: &Path) -> Result<Value, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse `{}` at line {} column {}: {e}", path.display(), e.line(), e.column())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure(format!(
+            "cannot parse `{}` at line {} column {}: {}",
+            path.display(),
+            e.line(),
+            e.column(),
+            json_reason(&e)
+        ))
+    })
 }
 
 fn show(v: Option<&Value>) -> String {
@@ -25,8 +34,16 @@ fn show(v: Option<&Value>) -> String {
         None | Some(Value::Null) => "(unset)".into(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            let items: Vec<&str> = a.iter().filter_map(Value::as_str).map(|s| s.trim_start_matches("CAP_")).collect();
-            if items.is_empty() { "(none)".into() } else { items.join(",") }
+            let items: Vec<&str> = a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|s| s.trim_start_matches("CAP_"))
+                .collect();
+            if items.is_empty() {
+                "(none)".into()
+            } else {
+                items.join(",")
+            }
         }
         Some(other) => other.to_string(),
     }
@@ -36,11 +53,30 @@ fn show(v: Option<&Value>) -> String {
 pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outcome {
     let config_path = dir.join("config.json");
     let current = read(&config_path)?;
-    let created = current.pointer(&format!("/annotations/{}", BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
-    let original = if created && dir.join(ORIGINAL_CONFIG).is_file() { read(&dir.join(ORIGINAL_CONFIG))? } else { current.clone() };
-    let record = state::all(&settings.records_dir()).into_iter().find(|r| r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path()));
-    let id = record.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| id.to_string());
-    let annotation = original.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let created = current
+        .pointer(&format!(
+            "/annotations/{}",
+            BACKEND_ANNOTATION.replace('/', "~1")
+        ))
+        .is_some();
+    let original = if created && dir.join(ORIGINAL_CONFIG).is_file() {
+        read(&dir.join(ORIGINAL_CONFIG))?
+    } else {
+        current.clone()
+    };
+    let record = state::all(&settings.records_dir()).into_iter().find(|r| {
+        r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path())
+    });
+    let id = record
+        .as_ref()
+        .map(|r| r.id.clone())
+        .unwrap_or_else(|| id.to_string());
+    let annotation = original
+        .pointer(&format!(
+            "/annotations/{}",
+            POLICY_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str);
     let resolved = resolve::resolve(settings, annotation)?;
     let policy = &resolved.policy;
     let facts = host::probe();
@@ -54,10 +90,21 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
     let paths = state::Paths::new(&settings.records_dir(), &id);
     let mounts = Mounts {
         box_dir: paths.box_dir(),
-        init_binary: settings.init_binary().unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
+        init_binary: settings
+            .init_binary()
+            .unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
         proxy_dir: settings.proxy_dir.join(&policy.name),
     };
-    let applied = bundle::apply(&original, &Inputs { id: &id, policy, facts: &facts, backend: backend_kind, mounts: &mounts });
+    let applied = bundle::apply(
+        &original,
+        &Inputs {
+            id: &id,
+            policy,
+            facts: &facts,
+            backend: backend_kind,
+            mounts: &mounts,
+        },
+    );
     let fields = [
         ("user", "/process/user"),
         ("capabilities (bounding)", "/process/capabilities/bounding"),
@@ -71,11 +118,19 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
     ];
     match (&applied, format) {
         (Err(refusal), "json") => {
-            println!("{}", json!({"bundle": dir, "policy": policy.name, "source": resolved.source.to_string(), "refused": refusal.to_string()}));
+            println!(
+                "{}",
+                json!({"bundle": dir, "policy": policy.name, "source": resolved.source.to_string(), "refused": refusal.to_string()})
+            );
             Ok(1)
         }
         (Err(refusal), _) => {
-            println!("bundle   {}\npolicy   {} ({})\nREFUSED  {refusal}", dir.display(), policy.name, resolved.source);
+            println!(
+                "bundle   {}\npolicy   {} ({})\nREFUSED  {refusal}",
+                dir.display(),
+                policy.name,
+                resolved.source
+            );
             Ok(1)
         }
         (Ok(a), "json") => {
@@ -90,9 +145,23 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             Ok(0)
         }
         (Ok(a), _) => {
-            println!("bundle   {}{}", dir.display(), if created { format!(" (created as `{id}`)") } else { " (not created yet)".into() });
+            println!(
+                "bundle   {}{}",
+                dir.display(),
+                if created {
+                    format!(" (created as `{id}`)")
+                } else {
+                    " (not created yet)".into()
+                }
+            );
             println!("policy   {} ({})", policy.name, resolved.source);
-            println!("backend  {}{}", backend_kind.as_str(), fallback.map(|f| format!(" — fallback: {f}")).unwrap_or_default());
+            println!(
+                "backend  {}{}",
+                backend_kind.as_str(),
+                fallback
+                    .map(|f| format!(" — fallback: {f}"))
+                    .unwrap_or_default()
+            );
             println!("\nenforced:");
             for c in &a.controls {
                 println!("  {:<26} {:<34} {}", c.control, c.by, c.detail);

@@ -21,7 +21,15 @@ pub struct HostFacts {
 }
 
 /// OCI namespace type → `/proc/self/ns` entry.
-pub const NAMESPACES: &[(&str, &str)] = &[("pid", "pid"), ("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("mount", "mnt"), ("cgroup", "cgroup"), ("user", "user")];
+pub const NAMESPACES: &[(&str, &str)] = &[
+    ("pid", "pid"),
+    ("network", "net"),
+    ("ipc", "ipc"),
+    ("uts", "uts"),
+    ("mount", "mnt"),
+    ("cgroup", "cgroup"),
+    ("user", "user"),
+];
 
 /// The identity of a namespace file.
 pub fn ns_id(path: &Path) -> Option<(u64, u64)> {

@@ -8,7 +8,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
@@ -45,12 +45,19 @@ pub struct Logger {
     format: LogFormat,
     debug: bool,
     context: Map<String, Value>,
+    started: Instant,
 }
 
 impl Logger {
     /// A logger writing to `file` (or stderr).
     pub fn new(file: Option<PathBuf>, format: LogFormat, debug: bool) -> Self {
-        Logger { file, format, debug, context: Map::new() }
+        Logger {
+            file,
+            format,
+            debug,
+            context: Map::new(),
+            started: Instant::now(),
+        }
     }
 
     /// Add a field to every following line (container id, policy, backend).
@@ -66,7 +73,13 @@ impl Logger {
     /// Write one line.
     pub fn log(&self, level: Level, msg: &str, extra: &[(&str, Value)]) {
         // On stderr (no --log), runc only says what needs attention; so do we.
-        let threshold = if self.debug { Level::Debug } else if self.file.is_some() { Level::Info } else { Level::Warn };
+        let threshold = if self.debug {
+            Level::Debug
+        } else if self.file.is_some() {
+            Level::Info
+        } else {
+            Level::Warn
+        };
         if level < threshold {
             return;
         }
@@ -86,15 +99,32 @@ impl Logger {
                 Value::Object(m).to_string()
             }
             LogFormat::Text => {
-                let mut s = format!("time=\"{time}\" level={} msg={}", level.as_str(), quote(msg));
-                for (k, v) in self.context.iter().map(|(k, v)| (k.as_str(), v)).chain(extra.iter().map(|(k, v)| (*k, v))) {
+                let mut s = format!(
+                    "time=\"{time}\" level={} msg={}",
+                    level.as_str(),
+                    quote(msg)
+                );
+                for (k, v) in self
+                    .context
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v))
+                    .chain(extra.iter().map(|(k, v)| (*k, v)))
+                {
                     let v = match v {
                         Value::String(s) => s.clone(),
-                        Value::Array(items) if items.iter().all(|i| i.get("control").is_some()) => items
-                            .iter()
-                            .map(|i| format!("{}: {}", i["control"].as_str().unwrap_or(""), i["detail"].as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join("; "),
+                        Value::Array(items) if items.iter().all(|i| i.get("control").is_some()) => {
+                            items
+                                .iter()
+                                .map(|i| {
+                                    format!(
+                                        "{}: {}",
+                                        i["control"].as_str().unwrap_or(""),
+                                        i["detail"].as_str().unwrap_or("")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        }
                         other => other.to_string(),
                     };
                     s.push_str(&format!(" {k}={}", quote(&v)));
@@ -122,9 +152,12 @@ impl Logger {
         self.log(Level::Warn, msg, extra);
     }
 
-    /// Debug line.
+    /// Debug line, with the milliseconds since the command started.
     pub fn debug(&self, msg: &str, extra: &[(&str, Value)]) {
-        self.log(Level::Debug, msg, extra);
+        let ms = (self.started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+        let mut all = vec![("elapsed_ms", Value::from(ms))];
+        all.extend(extra.iter().cloned());
+        self.log(Level::Debug, msg, &all);
     }
 
     /// Error line.
@@ -134,6 +167,9 @@ impl Logger {
 }
 
 fn quote(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
     format!("\"{escaped}\"")
 }

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         }
     };
     if cli.version {
-        println!("semble-shim version {}\nspec: 1.1.0", env!("CARGO_PKG_VERSION"));
+        println!(
+            "semble-shim version {}\nspec: 1.1.0",
+            env!("CARGO_PKG_VERSION")
+        );
         if let Some(runc) = semble_shim::backend::runc::binary(&Settings::from_cli(&cli)) {
             if let Ok(out) = std::process::Command::new(runc).arg("--version").output() {
                 print!("backend {}", String::from_utf8_lossy(&out.stdout));
@@ -34,24 +37,21 @@ fn main() -> ExitCode {
     let mut log = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     let result = match command {
         Command::Create(a) => ops::create(&settings, &mut log, a, Mode::Create),
-        Command::Run(a) => ops::create(&settings, &mut log, &a.create, Mode::Run { detach: a.detach, keep: a.keep }),
+        Command::Run(a) => ops::create(
+            &settings,
+            &mut log,
+            &a.create,
+            Mode::Run {
+                detach: a.detach,
+                keep: a.keep,
+            },
+        ),
         Command::Start(a) => ops::passthrough(&settings, "start", &a.id, vec![]),
         Command::State(a) => ops::passthrough(&settings, "state", &a.id, vec![]),
         Command::Kill(a) => ops::kill(&settings, &a.id, a.all, a.signal.as_deref()),
         Command::Delete(a) => ops::delete(&settings, &mut log, &a.id, a.force),
         Command::Exec(a) => ops::exec(&settings, &mut log, a),
-        Command::Ps(a) => {
-            let mut args: Vec<std::ffi::OsString> = vec![format!("--format={}", a.format).into()];
-            // ps(1) arguments follow the ID for runc; passthrough appends the ID, so add them after.
-            if a.ps_args.is_empty() {
-                ops::passthrough(&settings, "ps", &a.id, args)
-            } else {
-                args.push(a.id.clone().into());
-                args.extend(a.ps_args.iter().map(Into::into));
-                let id = a.id.clone();
-                ops::passthrough(&settings, "ps", &id, args).or_else(|e| Err(e))
-            }
-        }
+        Command::Ps(a) => ops::ps(&settings, &a.id, &a.format, &a.ps_args),
         Command::Pause(a) => ops::passthrough(&settings, "pause", &a.id, vec![]),
         Command::Resume(a) => ops::passthrough(&settings, "resume", &a.id, vec![]),
         Command::Update(a) => ops::update(&settings, &mut log, a),
@@ -68,7 +68,9 @@ fn main() -> ExitCode {
         Command::Features => ops::features(&settings),
         Command::Spec(a) => ops::spec(&settings, a.bundle.as_deref(), a.rootless),
         Command::List(a) => ops::list(&settings, &a.format, a.quiet),
-        Command::ExplainBundle(a) => semble_shim::explain_bundle::explain(&settings, &a.bundle, &a.id, &a.format),
+        Command::ExplainBundle(a) => {
+            semble_shim::explain_bundle::explain(&settings, &a.bundle, &a.id, &a.format)
+        }
         Command::Checkpoint(_) => ops::refuse_checkpoint("checkpoint"),
         Command::Restore(_) => ops::refuse_checkpoint("restore"),
     };

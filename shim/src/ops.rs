@@ -47,11 +47,16 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
 
 fn code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Which backend a container gets, and why a fallback was used if one was.
-pub fn choose_backend(settings: &Settings, policy: &semble_policy::SandboxPolicy) -> Result<(Backend, Option<String>), Failure> {
+pub fn choose_backend(
+    settings: &Settings,
+    policy: &semble_policy::SandboxPolicy,
+) -> Result<(Backend, Option<String>), Failure> {
     let map = |b: PolicyBackend| match b {
         PolicyBackend::Gvisor => BackendKind::Runsc,
         PolicyBackend::Runc => BackendKind::Runc,
@@ -81,7 +86,11 @@ pub fn choose_backend(settings: &Settings, policy: &semble_policy::SandboxPolicy
         Some(kind) => match backend::find(settings, kind) {
             Ok(b) => Ok((b, None)),
             Err(why) => {
-                let fb = if flag.is_some() && flag != wanted { None } else { fallback };
+                let fb = if flag.is_some() && flag != wanted {
+                    None
+                } else {
+                    fallback
+                };
                 match fb {
                     Some(fk) => match backend::find(settings, fk) {
                         Ok(b) => Ok((b, Some(format!("{why}; using fallback `{}` as policy `{}` allows", fk.as_str(), policy.name)))),
@@ -95,7 +104,9 @@ pub fn choose_backend(settings: &Settings, policy: &semble_policy::SandboxPolicy
             Ok(b) => Ok((b, None)),
             Err(why) => match backend::find(settings, BackendKind::Embedded) {
                 Ok(b) => Ok((b, Some(format!("{why}; using the embedded runtime")))),
-                Err(why2) => fail(format!("no runtime to run containers: {why}, and {why2}; install runc")),
+                Err(why2) => fail(format!(
+                    "no runtime to run containers: {why}, and {why2}; install runc"
+                )),
             },
         },
     }
@@ -103,12 +114,27 @@ pub fn choose_backend(settings: &Settings, policy: &semble_policy::SandboxPolicy
 
 /// Whether an ELF executable is statically linked (has no `PT_INTERP`).
 pub fn is_static_elf(path: &Path) -> Result<bool, String> {
-    let data = fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    use std::io::Read;
+    // The ELF header and program headers sit at the start of the file.
+    let mut data = Vec::with_capacity(4096);
+    fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut data))
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let rd16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let rd32 = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let rd64 = |o: usize| data.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
+    let rd32 = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let rd64 = |o: usize| {
+        data.get(o..o + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+    };
     if data.get(..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
-        return Err(format!("`{}` is not a 64-bit little-endian ELF executable", path.display()));
+        return Err(format!(
+            "`{}` is not a 64-bit little-endian ELF executable",
+            path.display()
+        ));
     }
     let bad = || format!("`{}` has a damaged ELF header", path.display());
     let phoff = usize::try_from(rd64(0x20).ok_or_else(bad)?).map_err(|_| bad())?;
@@ -127,23 +153,90 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// serde_json's message without its trailing position (we print the position ourselves).
+pub fn json_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
     }
 }
 
 fn read_config(path: &Path) -> Result<Value, Failure> {
-    let text = fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse `{}` at line {} column {}: {e}; fix the JSON", path.display(), e.line(), e.column())))
+    let text = fs::read_to_string(path)
+        .map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure(format!(
+            "cannot parse `{}` at line {} column {}: {}; fix the JSON",
+            path.display(),
+            e.line(),
+            e.column(),
+            json_reason(&e)
+        ))
+    })
 }
 
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), Failure> {
-    semble_cli::atomic::write(path, data).map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
+    // Atomic, not flushed: runtime state lives as long as the container (runc does the same).
+    semble_cli::atomic::write_with(path, data, false)
+        .map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
+        Failure(format!(
+            "cannot set permissions of `{}`: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<(), Failure> {
-    fs::create_dir_all(path).map_err(|e| Failure(format!("cannot create `{}`: {e}", path.display())))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
+    fs::create_dir_all(path)
+        .map_err(|e| Failure(format!("cannot create `{}`: {e}", path.display())))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
+        Failure(format!(
+            "cannot set permissions of `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Compile a profile to BPF for this host, or reuse the program compiled for the same profile
+/// before (`ROOT/cache/seccomp/`). Most containers of a node share a few policies, so nearly
+/// every start is a cache hit.
+fn compile_cached(
+    settings: &Settings,
+    profile: &semble_policy::seccomp_profile::SeccompProfile,
+) -> Result<Vec<u8>, String> {
+    use std::hash::{Hash, Hasher};
+    let json = serde_json::to_vec(profile).map_err(|e| e.to_string())?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
+    std::env::consts::ARCH.hash(&mut h);
+    let dir = settings.root.join("cache").join("seccomp");
+    let key = format!("{:016x}", h.finish());
+    let (json_path, bpf_path) = (
+        dir.join(format!("{key}.json")),
+        dir.join(format!("{key}.bpf")),
+    );
+    // A hit must match the whole profile, not only its hash.
+    if let (Ok(cached_json), Ok(bpf)) = (fs::read(&json_path), fs::read(&bpf_path)) {
+        if cached_json == json && !bpf.is_empty() {
+            return Ok(bpf);
+        }
+    }
+    let bpf = semble_seccomp::bpf::compile(profile, semble_seccomp::bpf::Arch::native())
+        .map_err(|e| e.to_string())?;
+    if fs::create_dir_all(&dir).is_ok() {
+        // Program first, profile second: a reader that finds the profile finds the program.
+        let _ = semble_cli::atomic::write_with(&bpf_path, &bpf, false);
+        let _ = semble_cli::atomic::write_with(&json_path, &json, false);
+    }
+    Ok(bpf)
 }
 
 /// Everything `create` prepared, for undoing it.
@@ -157,7 +250,11 @@ struct Prepared {
 impl Prepared {
     fn undo(&self, backend: Option<(&Backend, &Settings, &str)>) {
         if let Some((b, s, id)) = backend {
-            let _ = b.command(s, "delete", vec!["--force".into(), id.into()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+            let _ = b
+                .command(s, "delete", vec!["--force".into(), id.into()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
         }
         if self.wrote_config {
             restore_config(&self.bundle);
@@ -197,16 +294,24 @@ pub enum Mode {
 pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mode) -> Outcome {
     let id = args.id.as_str();
     if !state::valid_id(id) {
-        return fail(format!("invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.`"));
+        return fail(format!(
+            "invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.`"
+        ));
     }
     log.with("container", id);
     let bundle = absolute(&args.bundle);
     if !bundle.is_dir() {
-        return fail(format!("bundle `{}` does not exist; pass --bundle with the directory holding config.json", bundle.display()));
+        return fail(format!(
+            "bundle `{}` does not exist; pass --bundle with the directory holding config.json",
+            bundle.display()
+        ));
     }
     let config_path = bundle.join("config.json");
     if !config_path.is_file() {
-        return fail(format!("bundle `{}` has no config.json; create one with `semble-shim spec`", bundle.display()));
+        return fail(format!(
+            "bundle `{}` has no config.json; create one with `semble-shim spec`",
+            bundle.display()
+        ));
     }
     let records = settings.records_dir();
     if state::load(&records, id)?.is_some() {
@@ -216,10 +321,25 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     // starts again from the original; a config.json the runtime wrote anew replaces it.
     let original_path = bundle.join(ORIGINAL_CONFIG);
     let current = read_config(&config_path)?;
-    let ours = current.pointer(&format!("/annotations/{}", bundle::BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
-    let config = if ours && original_path.is_file() { read_config(&original_path)? } else { current };
+    let ours = current
+        .pointer(&format!(
+            "/annotations/{}",
+            bundle::BACKEND_ANNOTATION.replace('/', "~1")
+        ))
+        .is_some();
+    let config = if ours && original_path.is_file() {
+        log.warn("config.json was prepared by semble for a container that no longer exists; starting again from config.semble-original.json", &[]);
+        read_config(&original_path)?
+    } else {
+        current
+    };
     let keep_original = ours && original_path.is_file();
-    let annotation = config.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let annotation = config
+        .pointer(&format!(
+            "/annotations/{}",
+            POLICY_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str);
     let resolved = resolve::resolve(settings, annotation)?;
     let policy = &resolved.policy;
     log.with("policy", policy.name.as_str());
@@ -234,33 +354,78 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         Ok(false) => return fail(format!("semble-init at `{}` is dynamically linked and would not run in containers without its libraries; install the static build (`dev/build`)", init_binary.display())),
         Err(e) => return fail(e),
     }
+    log.debug("policy and backend chosen", &[]);
     let facts = host::probe();
     let paths = Paths::new(&records, id);
-    let mounts = Mounts { box_dir: paths.box_dir(), init_binary: init_binary.clone(), proxy_dir: settings.proxy_dir.join(&policy.name) };
-    let applied = bundle::apply(&config, &Inputs { id, policy, facts: &facts, backend: backend.kind, mounts: &mounts })?;
+    let mounts = Mounts {
+        box_dir: paths.box_dir(),
+        init_binary: init_binary.clone(),
+        proxy_dir: settings.proxy_dir.join(&policy.name),
+    };
+    let applied = bundle::apply(
+        &config,
+        &Inputs {
+            id,
+            policy,
+            facts: &facts,
+            backend: backend.kind,
+            mounts: &mounts,
+        },
+    )?;
     for n in &applied.notes {
         log.warn(n, &[]);
     }
 
     // Nothing has been written so far. From here on, undo on failure.
-    let rootfs = config.pointer("/root/path").and_then(Value::as_str).map(|r| if Path::new(r).is_absolute() { PathBuf::from(r) } else { bundle.join(r) });
+    let rootfs = config
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .map(|r| {
+            if Path::new(r).is_absolute() {
+                PathBuf::from(r)
+            } else {
+                bundle.join(r)
+            }
+        });
     let rootfs_mountpoint = rootfs.map(|r| r.join(".semble")).filter(|p| !p.exists());
-    let mut prepared = Prepared { paths: paths.clone(), bundle: bundle.clone(), wrote_config: false, rootfs_mountpoint };
+    let mut prepared = Prepared {
+        paths: paths.clone(),
+        bundle: bundle.clone(),
+        wrote_config: false,
+        rootfs_mountpoint,
+    };
     let result = (|| -> Result<(), Failure> {
         mkdir(&records, 0o711)?;
         mkdir(&paths.dir, 0o711)?;
         let box_dir = paths.box_dir();
         mkdir(&box_dir, 0o755)?;
         if let Some(init) = &applied.init {
-            write_file(&box_dir.join("init.json"), &serde_json::to_vec_pretty(init)?, 0o644)?;
+            write_file(
+                &box_dir.join("init.json"),
+                &serde_json::to_vec_pretty(init)?,
+                0o644,
+            )?;
             write_file(&box_dir.join("init"), b"", 0o644)?;
             if init.proxy_bridge.is_some() {
                 mkdir(&box_dir.join("proxy"), 0o755)?;
                 mkdir(&mounts.proxy_dir, 0o755)?;
             }
         }
+        if let Some(p) = &applied.policy_seccomp {
+            let bpf = compile_cached(settings, p).map_err(|e| {
+                Failure(format!(
+                    "policy `{}`: the seccomp profile does not compile: {e}",
+                    policy.name
+                ))
+            })?;
+            write_file(&box_dir.join("policy.bpf"), &bpf, 0o644)?;
+        }
         if let Some(extra) = &applied.extra_seccomp {
-            let bpf = semble_seccomp::bpf::compile(extra, semble_seccomp::bpf::Arch::native()).map_err(|e| Failure(format!("the container's own seccomp profile does not compile: {e}")))?;
+            let bpf = compile_cached(settings, extra).map_err(|e| {
+                Failure(format!(
+                    "the container's own seccomp profile does not compile: {e}"
+                ))
+            })?;
             write_file(&box_dir.join("seccomp.bpf"), &bpf, 0o644)?;
         }
         write_file(&paths.policy(), resolved.text.as_bytes(), 0o600)?;
@@ -276,8 +441,17 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
         if !keep_original {
-            let orig = fs::read(&config_path).map_err(|e| Failure(format!("cannot read `{}`: {e}", config_path.display())))?;
-            write_file(&original_path, &orig, 0o644)?;
+            // A hard link keeps the original bytes without copying them (and costs no new inode
+            // on the bundle's filesystem); the rename below then swaps in the new config.json.
+            let _ = fs::remove_file(&original_path);
+            fs::hard_link(&config_path, &original_path)
+                .or_else(|_| fs::copy(&config_path, &original_path).map(|_| ()))
+                .map_err(|e| {
+                    Failure(format!(
+                        "cannot keep the original `{}`: {e}",
+                        config_path.display()
+                    ))
+                })?;
         }
         let mut out = serde_json::to_vec_pretty(&applied.config)?;
         out.push(b'\n');
@@ -291,8 +465,16 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     }
     prepared.wrote_config = true;
 
-    let enforced: Vec<Value> = applied.controls.iter().map(|c| json!({"control": c.control, "by": c.by, "detail": c.detail})).collect();
-    log.info(&format!("policy `{}` applied ({})", policy.name, resolved.source), &[("enforced", Value::Array(enforced))]);
+    log.debug("bundle prepared", &[]);
+    let enforced: Vec<Value> = applied
+        .controls
+        .iter()
+        .map(|c| json!({"control": c.control, "by": c.by, "detail": c.detail}))
+        .collect();
+    log.info(
+        &format!("policy `{}` applied ({})", policy.name, resolved.source),
+        &[("enforced", Value::Array(enforced))],
+    );
 
     let mut flags: Vec<OsString> = vec!["--bundle".into(), bundle.clone().into()];
     if let Some(p) = &args.pid_file {
@@ -336,7 +518,9 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 flags.push("--keep".into());
             }
             flags.push(id.into());
+            log.debug("starting the backend", &[]);
             let status = run_forwarding_signals(backend.command(settings, "run", flags));
+            log.debug("backend exited", &[]);
             let status = match status {
                 Ok(s) => s,
                 Err(e) => {
@@ -359,7 +543,8 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
     use nix::unistd::Pid;
     let all = SigSet::all();
     let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(std::io::Error::from)?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))
+        .map_err(std::io::Error::from)?;
     // The standard library resets the signal mask in the child.
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -384,8 +569,14 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
 }
 
 fn record_and_backend(settings: &Settings, id: &str) -> Result<(Record, Backend), Failure> {
-    let rec = state::load(&settings.records_dir(), id)?.ok_or_else(|| Failure(format!("container `{id}` does not exist")))?;
-    let b = backend::find(settings, rec.backend).map_err(|e| Failure(format!("container `{id}` runs under {}, which is no longer usable: {e}", rec.backend.as_str())))?;
+    let rec = state::load(&settings.records_dir(), id)?
+        .ok_or_else(|| Failure(format!("container `{id}` does not exist")))?;
+    let b = backend::find(settings, rec.backend).map_err(|e| {
+        Failure(format!(
+            "container `{id}` runs under {}, which is no longer usable: {e}",
+            rec.backend.as_str()
+        ))
+    })?;
     Ok((rec, b))
 }
 
@@ -395,6 +586,15 @@ pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>
     let mut all = args;
     all.push(id.into());
     let err = backend.command(settings, cmd, all).exec();
+    fail(format!("cannot run `{}`: {err}", backend.binary.display()))
+}
+
+/// `ps`: runc wants `ps --format F ID [ps(1) arguments]`.
+pub fn ps(settings: &Settings, id: &str, format: &str, ps_args: &[String]) -> Outcome {
+    let (_, backend) = record_and_backend(settings, id)?;
+    let mut args: Vec<OsString> = vec![format!("--format={format}").into(), id.into()];
+    args.extend(ps_args.iter().map(Into::into));
+    let err = backend.command(settings, "ps", args).exec();
     fail(format!("cannot run `{}`: {err}", backend.binary.display()))
 }
 
@@ -430,7 +630,11 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
                 args.push("--force".into());
             }
             args.push(id.into());
-            Some(b.command(settings, "delete", args).status().map_err(|e| Failure(format!("cannot run `{}`: {e}", b.binary.display())))?)
+            Some(
+                b.command(settings, "delete", args)
+                    .status()
+                    .map_err(|e| Failure(format!("cannot run `{}`: {e}", b.binary.display())))?,
+            )
         }
         Err(_) => None,
     };
@@ -453,11 +657,20 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     log.with("container", id);
     let (rec, backend) = record_and_backend(settings, id)?;
     let paths = Paths::new(&settings.records_dir(), id);
-    let text = fs::read_to_string(paths.policy()).map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text).map_err(|e| Failure(format!("the stored policy of container `{id}` is invalid: {e}")))?.policy;
+    let text = fs::read_to_string(paths.policy())
+        .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
+    let policy = semble_policy::parse(&text)
+        .map_err(|e| {
+            Failure(format!(
+                "the stored policy of container `{id}` is invalid: {e}"
+            ))
+        })?
+        .policy;
     log.with("policy", policy.name.as_str());
     log.with("backend", rec.backend.as_str());
-    let init: Option<semble_init::config::InitConfig> = fs::read(paths.box_dir().join("init.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let init: Option<semble_init::config::InitConfig> = fs::read(paths.box_dir().join("init.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let allowed: BTreeSet<String> = match &init {
         Some(i) => i.expect.capabilities.iter().cloned().collect(),
         None => bundle::granted_names(&policy),
@@ -482,7 +695,9 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
         }
     };
     if !args.env.is_empty() {
-        let env = process.as_object_mut().map(|o| o.entry("env").or_insert_with(|| json!([])));
+        let env = process
+            .as_object_mut()
+            .map(|o| o.entry("env").or_insert_with(|| json!([])));
         if let Some(Value::Array(list)) = env {
             list.extend(args.env.iter().map(|e| json!(e)));
         }
@@ -494,7 +709,13 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             _ => return fail(format!("--user `{u}` must be numeric UID[:GID]")),
         }
         if policy.process.user.is_some() {
-            log.warn(&format!("exec --user {u} ignored: policy `{}` sets the user", policy.name), &[]);
+            log.warn(
+                &format!(
+                    "exec --user {u} ignored: policy `{}` sets the user",
+                    policy.name
+                ),
+                &[],
+            );
         }
     }
     if !args.additional_gids.is_empty() {
@@ -506,22 +727,67 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     if let Some(l) = &args.process_label {
         process["selinuxLabel"] = json!(l);
     }
-    let extra_caps: BTreeSet<String> = args.cap.iter().map(|c| if c.starts_with("CAP_") { c.clone() } else { format!("CAP_{c}") }).collect();
+    let extra_caps: BTreeSet<String> = args
+        .cap
+        .iter()
+        .map(|c| {
+            if c.starts_with("CAP_") {
+                c.clone()
+            } else {
+                format!("CAP_{c}")
+            }
+        })
+        .collect();
     for c in extra_caps.difference(&allowed) {
-        log.warn(&format!("exec --cap {c} ignored: not granted by policy `{}`", policy.name), &[]);
+        log.warn(
+            &format!(
+                "exec --cap {c} ignored: not granted by policy `{}`",
+                policy.name
+            ),
+            &[],
+        );
     }
     let facts = host::probe();
     bundle::apply_process(&mut process, &policy, &facts, &allowed)?;
+    if let Some(b) = init.as_ref().and_then(|i| i.proxy_bridge.as_ref()) {
+        // Engines build exec processes from their own environment: point them at the bridge too.
+        let port = b
+            .listen
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(policy.network.proxy.port);
+        if let Some(o) = process.as_object_mut() {
+            bundle::set_env(o, &bundle::proxy_env(port));
+        }
+    }
     if init.is_some() {
-        let original = process.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
+        let original = process
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if original.is_empty() {
             return fail("the exec process has no args");
         }
-        let mut a = vec![json!(semble_init::config::INIT_PATH), json!("--exec"), json!("--config"), json!(semble_init::config::CONFIG_PATH), json!("--")];
+        let mut a = vec![
+            json!(semble_init::config::INIT_PATH),
+            json!("--exec"),
+            json!("--config"),
+            json!(semble_init::config::CONFIG_PATH),
+            json!("--"),
+        ];
         a.extend(original);
         process["args"] = Value::Array(a);
     }
-    let scratch = paths.scratch(&format!("exec-{}-{}.json", std::process::id(), SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+    let scratch = paths.scratch(&format!(
+        "exec-{}-{}.json",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
     write_file(&scratch, &serde_json::to_vec(&process)?, 0o600)?;
     let mut flags: Vec<OsString> = vec!["--process".into(), scratch.clone().into()];
     if args.detach {
@@ -546,7 +812,11 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
         flags.push("--ignore-paused".into());
     }
     flags.push(id.into());
-    let status = if args.detach { backend.command(settings, "exec", flags).status() } else { run_forwarding_signals(backend.command(settings, "exec", flags)) };
+    let status = if args.detach {
+        backend.command(settings, "exec", flags).status()
+    } else {
+        run_forwarding_signals(backend.command(settings, "exec", flags))
+    };
     let _ = fs::remove_file(&scratch);
     match status {
         Ok(s) => Ok(code(s)),
@@ -559,13 +829,22 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
     let id = args.id.as_str();
     let (_, backend) = record_and_backend(settings, id)?;
     let paths = Paths::new(&settings.records_dir(), id);
-    let text = fs::read_to_string(paths.policy()).map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text).map_err(|e| Failure(e.to_string()))?.policy;
+    let text = fs::read_to_string(paths.policy())
+        .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
+    let policy = semble_policy::parse(&text)
+        .map_err(|e| Failure(e.to_string()))?
+        .policy;
     let r = &policy.resources;
     let clamp = |v: i64, max: Option<u64>, what: &str| -> i64 {
         match max.and_then(|m| i64::try_from(m).ok()) {
             Some(m) if v <= 0 || v > m => {
-                log.warn(&format!("update: {what} {v} is above policy `{}`; using {m}", policy.name), &[]);
+                log.warn(
+                    &format!(
+                        "update: {what} {v} is above policy `{}`; using {m}",
+                        policy.name
+                    ),
+                    &[],
+                );
                 m
             }
             _ => v,
@@ -580,17 +859,25 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
         } else {
             fs::read_to_string(res).map_err(|e| Failure(format!("cannot read `{res}`: {e}")))?
         };
-        let mut v: Value = serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
+        let mut v: Value = serde_json::from_str(&text)
+            .map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
         if let Some(m) = v.pointer_mut("/memory/limit") {
             *m = json!(clamp(m.as_i64().unwrap_or(-1), r.memory, "memory limit"));
         } else if let Some(max) = r.memory {
             v["memory"]["limit"] = json!(max);
         }
         if let Some(p) = v.pointer_mut("/pids/limit") {
-            *p = json!(clamp(p.as_i64().unwrap_or(-1), r.pids.map(u64::from), "pids limit"));
+            *p = json!(clamp(
+                p.as_i64().unwrap_or(-1),
+                r.pids.map(u64::from),
+                "pids limit"
+            ));
         }
         if let (Some(q), Some(m)) = (v.pointer("/cpu/quota").and_then(Value::as_i64), r.cpu) {
-            let period = v.pointer("/cpu/period").and_then(Value::as_u64).unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            let period = v
+                .pointer("/cpu/period")
+                .and_then(Value::as_u64)
+                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
             let max = m.saturating_mul(period) / 1000;
             v["cpu"]["quota"] = json!(clamp(q, Some(max), "cpu quota"));
         }
@@ -604,21 +891,48 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
             flags.push(format!("--{flag}={v}").into());
         }
     };
-    num("memory", args.memory.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()));
-    num("memory-swap", args.memory_swap.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()));
+    num(
+        "memory",
+        args.memory
+            .as_ref()
+            .map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()),
+    );
+    num(
+        "memory-swap",
+        args.memory_swap
+            .as_ref()
+            .map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()),
+    );
     num("memory-reservation", args.memory_reservation.clone());
     num("cpu-period", args.cpu_period.map(|v| v.to_string()));
-    num("cpu-quota", args.cpu_quota.map(|q| {
-        let period = args.cpu_period.unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
-        clamp(q, r.cpu.map(|m| m.saturating_mul(period) / 1000), "cpu quota").to_string()
-    }));
+    num(
+        "cpu-quota",
+        args.cpu_quota.map(|q| {
+            let period = args
+                .cpu_period
+                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            clamp(
+                q,
+                r.cpu.map(|m| m.saturating_mul(period) / 1000),
+                "cpu quota",
+            )
+            .to_string()
+        }),
+    );
     num("cpu-share", args.cpu_share.map(|v| v.to_string()));
     num("cpuset-cpus", args.cpuset_cpus.clone());
     num("cpuset-mems", args.cpuset_mems.clone());
-    num("pids-limit", args.pids_limit.map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()));
+    num(
+        "pids-limit",
+        args.pids_limit
+            .map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()),
+    );
     num("blkio-weight", args.blkio_weight.map(|v| v.to_string()));
     flags.push(id.into());
-    let status = backend.command(settings, "update", flags).status().map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
+    let status = backend
+        .command(settings, "update", flags)
+        .status()
+        .map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
     let _ = fs::remove_file(paths.scratch("update.json"));
     Ok(code(status))
 }
@@ -629,11 +943,24 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
     let mut rows = Vec::new();
     for r in &records {
         let st = backend::find(settings, r.backend).ok().and_then(|b| {
-            let out = b.command(settings, "state", vec![r.id.clone().into()]).stderr(std::process::Stdio::null()).output().ok()?;
+            let out = b
+                .command(settings, "state", vec![r.id.clone().into()])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
             serde_json::from_slice::<Value>(&out.stdout).ok()
         });
-        let status = st.as_ref().and_then(|s| s.get("status")).and_then(Value::as_str).unwrap_or("unknown").to_string();
-        let pid = st.as_ref().and_then(|s| s.get("pid")).and_then(Value::as_i64).unwrap_or(0);
+        let status = st
+            .as_ref()
+            .and_then(|s| s.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let pid = st
+            .as_ref()
+            .and_then(|s| s.get("pid"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         rows.push(json!({"id": r.id, "pid": pid, "status": status, "bundle": r.bundle, "created": r.created, "policy": r.policy, "backend": r.backend.as_str()}));
     }
     if quiet {
@@ -643,7 +970,10 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
     } else if format == "json" {
         println!("{}", Value::Array(rows));
     } else {
-        println!("{:<24} {:<8} {:<10} {:<16} {:<9} BUNDLE", "ID", "PID", "STATUS", "POLICY", "BACKEND");
+        println!(
+            "{:<24} {:<8} {:<10} {:<16} {:<9} BUNDLE",
+            "ID", "PID", "STATUS", "POLICY", "BACKEND"
+        );
         for r in &rows {
             println!(
                 "{:<24} {:<8} {:<10} {:<16} {:<9} {}",
@@ -661,8 +991,20 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
 
 /// Controls semble enforces, for `features`.
 pub const ENFORCES: &[&str] = &[
-    "capabilities", "no_new_privs", "seccomp", "seccomp-stacking", "landlock", "readonly-rootfs", "user", "rlimits",
-    "cgroup-limits", "masked-paths", "device-cgroup", "network-namespace", "proxy-bridge", "selinux-labels",
+    "capabilities",
+    "no_new_privs",
+    "seccomp",
+    "seccomp-stacking",
+    "landlock",
+    "readonly-rootfs",
+    "user",
+    "rlimits",
+    "cgroup-limits",
+    "masked-paths",
+    "device-cgroup",
+    "network-namespace",
+    "proxy-bridge",
+    "selinux-labels",
 ];
 
 /// `features`: the backend's OCI features document, with semble's annotations.
@@ -671,14 +1013,31 @@ pub fn features(settings: &Settings) -> Outcome {
         .and_then(|b| Command::new(b).arg("features").output().ok())
         .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         .unwrap_or_else(|| json!({"ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0"}));
-    let ann = doc.as_object_mut().map(|o| o.entry("annotations").or_insert_with(|| json!({})));
+    let ann = doc
+        .as_object_mut()
+        .map(|o| o.entry("annotations").or_insert_with(|| json!({})));
     if let Some(Value::Object(a)) = ann {
-        a.insert("dev.semble.version".into(), json!(env!("CARGO_PKG_VERSION")));
+        a.insert(
+            "dev.semble.version".into(),
+            json!(env!("CARGO_PKG_VERSION")),
+        );
         a.insert("dev.semble.enforces".into(), json!(ENFORCES.join(",")));
-        a.insert("dev.semble.policy-dir".into(), json!(settings.policy_dir.display().to_string()));
-        let backends: Vec<&str> = [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded].into_iter().filter(|k| backend::find(settings, *k).is_ok()).map(BackendKind::as_str).collect();
+        a.insert(
+            "dev.semble.policy-dir".into(),
+            json!(settings.policy_dir.display().to_string()),
+        );
+        let backends: Vec<&str> = [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded]
+            .into_iter()
+            .filter(|k| backend::find(settings, *k).is_ok())
+            .map(BackendKind::as_str)
+            .collect();
         a.insert("dev.semble.backends".into(), json!(backends.join(",")));
-        a.insert("dev.semble.landlock-abi".into(), json!(crate::sys::landlock_abi().map(|v| v.to_string()).unwrap_or_else(|| "none".into())));
+        a.insert(
+            "dev.semble.landlock-abi".into(),
+            json!(crate::sys::landlock_abi()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "none".into())),
+        );
     }
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)
@@ -686,7 +1045,8 @@ pub fn features(settings: &Settings) -> Outcome {
 
 /// `spec`: the backend's template.
 pub fn spec(settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outcome {
-    let runc = crate::backend::runc::binary(settings).ok_or_else(|| Failure("`spec` needs runc to write a template; install runc".into()))?;
+    let runc = crate::backend::runc::binary(settings)
+        .ok_or_else(|| Failure("`spec` needs runc to write a template; install runc".into()))?;
     let mut c = Command::new(runc);
     c.arg("spec");
     if let Some(b) = bundle {

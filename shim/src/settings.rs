@@ -55,14 +55,23 @@ impl Settings {
     /// From parsed flags.
     pub fn from_cli(cli: &Cli) -> Settings {
         Settings {
-            root: cli.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            root: cli
+                .root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             policy_file: cli.policy.clone(),
-            policy_dir: cli.policy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
+            policy_dir: cli
+                .policy_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
             backend: cli.backend,
             runc: cli.runc.clone(),
             runsc: cli.runsc.clone(),
             init: cli.init.clone(),
-            proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
+            proxy_dir: cli
+                .proxy_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,
@@ -89,11 +98,17 @@ impl Settings {
         if let Some(p) = &self.init {
             return Some(p.clone());
         }
-        let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("semble-init")));
-        [beside, Some(PathBuf::from("/usr/local/lib/semble/semble-init")), Some(PathBuf::from("/usr/local/bin/semble-init"))]
-            .into_iter()
-            .flatten()
-            .find(|p| p.is_file())
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("semble-init")));
+        [
+            beside,
+            Some(PathBuf::from("/usr/local/lib/semble/semble-init")),
+            Some(PathBuf::from("/usr/local/bin/semble-init")),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
     }
 }
 
@@ -102,11 +117,16 @@ pub fn find_executable(explicit: Option<&Path>, name: &str) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return is_executable(p).then(|| p.to_path_buf());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }

@@ -46,7 +46,9 @@ pub struct Paths {
 impl Paths {
     /// For container `id` under `records_dir`.
     pub fn new(records_dir: &Path, id: &str) -> Paths {
-        Paths { dir: records_dir.join(id) }
+        Paths {
+            dir: records_dir.join(id),
+        }
     }
     /// The record.
     pub fn record(&self) -> PathBuf {
@@ -70,18 +72,32 @@ impl Paths {
 pub fn load(records_dir: &Path, id: &str) -> Result<Option<Record>, String> {
     let p = Paths::new(records_dir, id).record();
     match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("semble's record `{}` is damaged: {e}; delete the container with `--force`", p.display())),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            format!(
+                "semble's record `{}` is damaged: {e}; delete the container with `--force`",
+                p.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read semble's record `{}`: {e}", p.display())),
+        Err(e) => Err(format!(
+            "cannot read semble's record `{}`: {e}",
+            p.display()
+        )),
     }
 }
 
 /// Every record.
 pub fn all(records_dir: &Path) -> Vec<Record> {
-    let Ok(rd) = std::fs::read_dir(records_dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(records_dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<Record> = rd
         .filter_map(Result::ok)
-        .filter_map(|e| load(records_dir, &e.file_name().to_string_lossy()).ok().flatten())
+        .filter_map(|e| {
+            load(records_dir, &e.file_name().to_string_lossy())
+                .ok()
+                .flatten()
+        })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
@@ -89,5 +105,11 @@ pub fn all(records_dir: &Path) -> Vec<Record> {
 
 /// Whether a container ID is acceptable (runc's rule: letters, digits, `_`, `+`, `-`, `.`).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id != "." && id != ".." && id.len() <= 1024 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
 }

@@ -4,8 +4,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Write `data` to `path` atomically: a temporary file beside it, fsync, rename.
+/// Write `data` to `path` atomically and durably: a temporary file beside it, fsync, rename,
+/// fsync of the directory.
 pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_with(path, data, true)
+}
+
+/// Write `data` to `path` atomically: readers see the old content or the new, never a mix. With
+/// `durable`, the data also survives a crash (fsync); without, it costs no disk flush (for
+/// runtime state on tmpfs, where there is nothing to survive).
+pub fn write_with(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -21,11 +29,15 @@ pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .create_new(true)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
+        if durable {
+            // Make the rename itself durable.
+            if let Ok(d) = fs::File::open(&dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     })();

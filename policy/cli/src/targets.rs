@@ -80,19 +80,29 @@ pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, 
         std::slice::from_ref(&target)
     };
     let profile = semble_seccomp::profile(policy);
+    // Every seccomp target is proven loadable by compiling it with libseccomp; once is enough.
+    let mut bpf: Option<Vec<u8>> = None;
+    let mut compiled =
+        |p: &semble_policy::seccomp_profile::SeccompProfile| -> Result<Vec<u8>, CompileError> {
+            if let Some(b) = &bpf {
+                return Ok(b.clone());
+            }
+            let b = semble_seccomp::bpf::compile(p, libseccomp_x86_64())?;
+            bpf = Some(b.clone());
+            Ok(b)
+        };
     let mut out = Vec::new();
     for t in targets {
         let bytes = match t {
             Target::Oci => {
-                // Prove the embedded profile loads before handing it out.
-                semble_seccomp::x86_64_instructions(&profile)?;
+                compiled(&profile)?;
                 to_json(&compile::oci::fragment(policy, Some(profile.clone()))).into_bytes()
             }
             Target::Seccomp => {
-                semble_seccomp::x86_64_instructions(&profile)?;
+                compiled(&profile)?;
                 to_json(&profile).into_bytes()
             }
-            Target::SeccompBpf => semble_seccomp::bpf::compile(&profile, libseccomp_x86_64())?,
+            Target::SeccompBpf => compiled(&profile)?,
             Target::Landlock => match compile::landlock::ruleset(policy) {
                 Some(r) => to_json(&r).into_bytes(),
                 None if target == Target::All => continue,

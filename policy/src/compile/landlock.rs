@@ -165,7 +165,10 @@ pub fn net_rules(policy: &SandboxPolicy) -> Option<NetRules> {
     }
     connect.sort_unstable();
     connect.dedup();
-    Some(NetRules { bind_tcp: bind, connect_tcp: connect })
+    Some(NetRules {
+        bind_tcp: bind,
+        connect_tcp: connect,
+    })
 }
 
 /// Build the ruleset, or `None` when the policy has no `filesystem` section.

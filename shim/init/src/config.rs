@@ -32,7 +32,11 @@ pub struct InitConfig {
     /// What the runtime must already have done; `semble-init` refuses to start the workload
     /// otherwise.
     pub expect: Expect,
-    /// A second seccomp filter (BPF, path inside the container) stacked on the runtime's: the
+    /// The policy's seccomp filter (BPF, path inside the container), loaded by `semble-init`
+    /// before anything else runs; `None` when the runtime applies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<String>,
+    /// A second seccomp filter (BPF, path inside the container) stacked on the policy's: the
     /// container's own profile, which the policy must not weaken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_seccomp: Option<String>,

@@ -6,8 +6,8 @@
 //! `required` ruleset is an error.
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use semble_policy::compile::landlock::{FsAccess, Ruleset as Spec, Scope as SpecScope};
 
@@ -91,7 +91,10 @@ pub fn apply(spec: &Spec) -> Result<Report, LandlockError> {
     if spec.net.is_some() {
         // Net rules are only requested when the workload's network must be cut: never silently
         // skip them.
-        ruleset = ruleset.set_compatibility(CompatLevel::HardRequirement).handle_access(AccessNet::from_all(ABI::V4)).map_err(|_| LandlockError::NoNetSupport)?;
+        ruleset = ruleset
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessNet::from_all(ABI::V4))
+            .map_err(|_| LandlockError::NoNetSupport)?;
         ruleset = ruleset.set_compatibility(CompatLevel::BestEffort);
     }
     let mut scopes: BitFlags<Scope> = BitFlags::EMPTY;
@@ -115,11 +118,16 @@ pub fn apply(spec: &Spec) -> Result<Report, LandlockError> {
                     missing.push(rule.path.clone());
                     continue;
                 }
-                return Err(LandlockError::Path { path: rule.path.clone(), source: io });
+                return Err(LandlockError::Path {
+                    path: rule.path.clone(),
+                    source: io,
+                });
             }
         };
         let mut rights = access(&rule.access) & handled_fs;
-        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(&rule.path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         if !is_dir {
             rights &= AccessFs::from_file(FS_ABI);
         }

@@ -33,30 +33,57 @@ use std::convert::Infallible;
 
 use config::InitConfig;
 
-/// Load the extra seccomp filter (the container's own profile) on top of the runtime's.
-pub fn load_extra_seccomp(path: &str) -> Result<(), String> {
-    let program = std::fs::read(path).map_err(|e| format!("cannot read the container's seccomp filter `{path}`: {e}"))?;
-    sys::seccomp_load(&program).map_err(|e| format!("cannot load the container's seccomp filter: {e}"))
+/// Read a seccomp filter the shim compiled.
+pub fn read_filter(path: &str, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {what} `{path}`: {e}"))
+}
+
+/// Load a filter on top of the ones in force.
+pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
+    sys::seccomp_load(program).map_err(|e| format!("cannot load {what}: {e}"))
+}
+
+/// Load the policy's filter (when semble-init applies it), then check a filter is in force.
+/// Runs first, so that everything after — in `semble-init` too — is filtered.
+pub fn enter_policy_seccomp(cfg: &InitConfig) -> Result<(), String> {
+    if let Some(path) = &cfg.seccomp {
+        let program = read_filter(path, "the policy's seccomp filter")?;
+        load_filter(&program, "the policy's seccomp filter")?;
+    }
+    verify::verify_seccomp(&cfg.expect).map_err(|e| e.to_string())
 }
 
 /// Everything the workload's own process does before `execve`: Landlock, the stacked filter,
 /// exec. Never returns on success.
 pub fn restrict_and_exec(cfg: &InitConfig, argv: &[String]) -> Result<Infallible, (i32, String)> {
+    // Read before Landlock: afterwards semble's own files are out of reach.
+    let extra = match &cfg.extra_seccomp {
+        Some(path) => Some(
+            read_filter(path, "the container's seccomp filter")
+                .map_err(|e| (supervise::EXIT_POLICY, e))?,
+        ),
+        None => None,
+    };
     if let Some(rs) = &cfg.landlock {
         match landlock_apply::apply(rs) {
             Ok(report) => {
                 if report.status != landlock_apply::Enforced::Fully {
-                    eprintln!("semble-init: warning: Landlock is {} on this kernel for policy `{}`", match report.status {
-                        landlock_apply::Enforced::Partially => "partially enforced",
-                        _ => "not enforced",
-                    }, cfg.policy);
+                    eprintln!(
+                        "semble-init: warning: Landlock is {} on this kernel for policy `{}`",
+                        match report.status {
+                            landlock_apply::Enforced::Partially => "partially enforced",
+                            _ => "not enforced",
+                        },
+                        cfg.policy
+                    );
                 }
             }
             Err(e) => return Err((supervise::EXIT_POLICY, e.to_string())),
         }
     }
-    if let Some(extra) = &cfg.extra_seccomp {
-        load_extra_seccomp(extra).map_err(|e| (supervise::EXIT_POLICY, e))?;
+    if let Some(program) = &extra {
+        load_filter(program, "the container's seccomp filter")
+            .map_err(|e| (supervise::EXIT_POLICY, e))?;
     }
     supervise::exec(argv)
 }

@@ -34,7 +34,11 @@ fn parse_args() -> Result<Args, String> {
     if argv.is_empty() {
         return Err("no program given after `--`".into());
     }
-    Ok(Args { exec, config: config.ok_or("missing `--config FILE`")?, argv })
+    Ok(Args {
+        exec,
+        config: config.ok_or("missing `--config FILE`")?,
+        argv,
+    })
 }
 
 fn fail(code: i32, msg: &str) -> ExitCode {
@@ -47,15 +51,38 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(2, &e),
     };
-    let cfg: InitConfig = match std::fs::read(&args.config).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+    let cfg: InitConfig = match std::fs::read(&args.config)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
         Ok(c) => c,
-        Err(e) => return fail(supervise::EXIT_POLICY, &format!("cannot read `{}`: {e}", args.config)),
+        Err(e) => {
+            return fail(
+                supervise::EXIT_POLICY,
+                &format!("cannot read `{}`: {e}", args.config),
+            )
+        }
     };
     if cfg.version != VERSION {
         return fail(supervise::EXIT_POLICY, &format!("configuration version {} is not {VERSION}; semble-init and semble-shim come from different releases", cfg.version));
     }
     if let Err(e) = verify::verify(&cfg.expect) {
-        return fail(supervise::EXIT_POLICY, &format!("container `{}`, policy `{}`: {e}", cfg.container_id, cfg.policy));
+        return fail(
+            supervise::EXIT_POLICY,
+            &format!(
+                "container `{}`, policy `{}`: {e}",
+                cfg.container_id, cfg.policy
+            ),
+        );
+    }
+    if let Err(e) = semble_init::enter_policy_seccomp(&cfg) {
+        return fail(
+            supervise::EXIT_POLICY,
+            &format!(
+                "container `{}`, policy `{}`: {e}",
+                cfg.container_id, cfg.policy
+            ),
+        );
     }
     if args.exec {
         return match restrict_and_exec(&cfg, &args.argv) {
@@ -66,13 +93,23 @@ fn main() -> ExitCode {
     let listener = match &cfg.proxy_bridge {
         Some(b) => match bridge::bind(&b.listen) {
             Ok(l) => Some((l, b.socket.clone())),
-            Err(e) => return fail(supervise::EXIT_POLICY, &format!("cannot listen on `{}` for the proxy bridge: {e}", b.listen)),
+            Err(e) => {
+                return fail(
+                    supervise::EXIT_POLICY,
+                    &format!("cannot listen on `{}` for the proxy bridge: {e}", b.listen),
+                )
+            }
         },
         None => None,
     };
     let old_mask = match supervise::block_signals() {
         Ok(m) => m,
-        Err(e) => return fail(supervise::EXIT_POLICY, &format!("cannot block signals: {e}")),
+        Err(e) => {
+            return fail(
+                supervise::EXIT_POLICY,
+                &format!("cannot block signals: {e}"),
+            )
+        }
     };
     let workload = supervise::spawn(|| {
         supervise::prepare_child(&old_mask);
@@ -86,7 +123,12 @@ fn main() -> ExitCode {
     });
     let workload = match workload {
         Ok(p) => p,
-        Err(e) => return fail(supervise::EXIT_POLICY, &format!("cannot start the workload: {e}")),
+        Err(e) => {
+            return fail(
+                supervise::EXIT_POLICY,
+                &format!("cannot start the workload: {e}"),
+            )
+        }
     };
     if let Some((l, socket)) = listener {
         if let Err(e) = bridge::serve(l, socket.into()) {

@@ -31,11 +31,19 @@ pub(crate) fn seccomp_load(program: &[u8]) -> Result<(), Errno> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    let prog = libc::sock_fprog { len, filter: filters.as_mut_ptr() };
+    let prog = libc::sock_fprog {
+        len,
+        filter: filters.as_mut_ptr(),
+    };
     // SAFETY: `prog` points to `len` valid `sock_filter`s that outlive the call; the kernel copies
     // the program before returning.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if r < 0 {
         Err(Errno::last())

@@ -23,7 +23,9 @@ pub enum VerifyError {
     #[error("no_new_privs is not set; the runtime did not apply `noNewPrivileges: true`")]
     NoNewPrivs,
     /// No seccomp filter is in force.
-    #[error("no seccomp filter is in force; the runtime did not apply the policy's seccomp profile")]
+    #[error(
+        "no seccomp filter is in force; the runtime did not apply the policy's seccomp profile"
+    )]
     NoSeccomp,
     /// The process runs as the wrong user.
     #[error("the process runs as uid {actual}, the policy says {expected}")]
@@ -43,7 +45,7 @@ pub enum VerifyError {
     },
 }
 
-/// Run every check.
+/// Check capabilities, no_new_privs and the user (the seccomp check is [`verify_seccomp`]).
 pub fn verify(expect: &Expect) -> Result<(), VerifyError> {
     let allowed: BTreeSet<&str> = expect.capabilities.iter().map(String::as_str).collect();
     for (set, name) in [
@@ -53,7 +55,10 @@ pub fn verify(expect: &Expect) -> Result<(), VerifyError> {
         (caps::CapSet::Ambient, "ambient"),
         (caps::CapSet::Bounding, "bounding"),
     ] {
-        let held = caps::read(None, set).map_err(|e| VerifyError::Unreadable { what: "capabilities", detail: e.to_string() })?;
+        let held = caps::read(None, set).map_err(|e| VerifyError::Unreadable {
+            what: "capabilities",
+            detail: e.to_string(),
+        })?;
         let mut held: Vec<String> = held.iter().map(|c| c.to_string()).collect();
         held.sort();
         if let Some(cap) = held.into_iter().find(|c| !allowed.contains(c.as_str())) {
@@ -61,13 +66,13 @@ pub fn verify(expect: &Expect) -> Result<(), VerifyError> {
         }
     }
     if expect.no_new_privs {
-        let nnp = nix::sys::prctl::get_no_new_privs().map_err(|e| VerifyError::Unreadable { what: "no_new_privs", detail: e.to_string() })?;
+        let nnp = nix::sys::prctl::get_no_new_privs().map_err(|e| VerifyError::Unreadable {
+            what: "no_new_privs",
+            detail: e.to_string(),
+        })?;
         if !nnp {
             return Err(VerifyError::NoNewPrivs);
         }
-    }
-    if expect.seccomp && seccomp_mode()? < 2 {
-        return Err(VerifyError::NoSeccomp);
     }
     if let Some(expected) = expect.uid {
         let actual = nix::unistd::getuid().as_raw();
@@ -78,12 +83,27 @@ pub fn verify(expect: &Expect) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// A seccomp filter must be in force (checked after `semble-init` loaded the policy's).
+pub fn verify_seccomp(expect: &Expect) -> Result<(), VerifyError> {
+    if expect.seccomp && seccomp_mode()? < 2 {
+        return Err(VerifyError::NoSeccomp);
+    }
+    Ok(())
+}
+
 /// The `Seccomp:` field of `/proc/self/status` (0 off, 1 strict, 2 filter).
 pub fn seccomp_mode() -> Result<u8, VerifyError> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| VerifyError::Unreadable { what: "/proc/self/status", detail: e.to_string() })?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").map_err(|e| VerifyError::Unreadable {
+            what: "/proc/self/status",
+            detail: e.to_string(),
+        })?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Seccomp:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or(VerifyError::Unreadable { what: "/proc/self/status", detail: "no `Seccomp:` line".into() })
+        .ok_or(VerifyError::Unreadable {
+            what: "/proc/self/status",
+            detail: "no `Seccomp:` line".into(),
+        })
 }

@@ -8,7 +8,12 @@ pub fn landlock_abi() -> Option<u32> {
     // SAFETY: with the VERSION flag the kernel reads no memory (attr NULL, size 0) and returns the
     // ABI version or an error.
     let r = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<libc::c_void>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
     };
     u32::try_from(r).ok().filter(|v| *v > 0)
 }

@@ -1,0 +1,634 @@
+//! # semble end-to-end tests
+//!
+//! Helpers shared by the tests in `tests/tests/`: where the built binaries are, a busybox root
+//! filesystem with the static probe, OCI bundles, and harnesses that drive real runc, Podman and
+//! containerd. Every test runs real containers and reads what the kernel enforced from inside
+//! them (see `src/bin/semble-probe.rs`).
+//!
+//! These tests need root and the tools `.ci/run` installs. They do not skip: a missing tool is
+//! a failed test with the command that installs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: a panic is a failed test
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where `dev/build` put the (static) binaries (`SEMBLE_BIN_DIR` overrides).
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("SEMBLE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/semble/bin"))
+}
+
+/// A built binary; fails with the command that builds it.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `dev/build` first (the tests use its static binaries)",
+        p.display()
+    );
+    p
+}
+
+/// Fail unless running as root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these end-to-end tests start real containers and must run as root (`sudo dev/test`)"
+    );
+}
+
+/// Fail unless `tool` is on PATH, saying which package installs it.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{tool}` is not installed: `apt-get install {package}` (.ci/run installs it)")
+        })
+}
+
+/// A unique name for this test process.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Run a command, returning its output; panics with stdout/stderr when `check` and it fails.
+pub fn run(cmd: &mut Command, check: bool) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if check && !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Build a root filesystem: busybox, the static probe at `/bin/probe`, a `/secret/file` no
+/// policy grants, and the directories the example policies name.
+pub fn rootfs(dir: &Path) {
+    let busybox = require_tool("busybox", "busybox-static");
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "etc",
+        "tmp",
+        "proc",
+        "sys",
+        "dev",
+        "workspace",
+        "secret",
+        "root",
+        "var",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(&busybox, dir.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "true", "false", "id", "cat", "ls", "echo", "sleep", "cp", "chmod", "unshare",
+        "wget", "env", "ps", "kill", "touch", "mkdir",
+    ] {
+        let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+    }
+    std::fs::copy(bin("semble-probe"), dir.join("bin/probe")).unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/probe"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/workspace:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+    std::fs::write(dir.join("secret/file"), "not for the workload\n").unwrap();
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+/// Docker's default capability set (what Podman and containerd give a container by default).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A bundle in `dir` (rootfs built there) running `args`, with the default capability set.
+pub fn bundle(dir: &Path, args: &[&str]) -> PathBuf {
+    let b = dir.to_path_buf();
+    rootfs(&b.join("rootfs"));
+    run(
+        Command::new(require_tool("runc", "runc"))
+            .arg("spec")
+            .current_dir(&b),
+        true,
+    );
+    let mut c: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    c["process"]["args"] = json!(args);
+    c["process"]["terminal"] = json!(false);
+    c["process"]["capabilities"] =
+        json!({"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS});
+    c["root"]["readonly"] = json!(false);
+    std::fs::write(
+        b.join("config.json"),
+        serde_json::to_vec_pretty(&c).unwrap(),
+    )
+    .unwrap();
+    b
+}
+
+/// Edit a bundle's config.json.
+pub fn edit_config(bundle: &Path, f: impl FnOnce(&mut Value)) {
+    let p = bundle.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut c);
+    std::fs::write(&p, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+}
+
+/// The example policies directory (installed policies for tests).
+pub fn policy_dir() -> PathBuf {
+    workspace().join("examples")
+}
+
+/// `semble-shim` with a private state root.
+pub fn shim(root: &Path) -> Command {
+    let mut c = Command::new(bin("semble-shim"));
+    c.arg("--root")
+        .arg(root)
+        .arg("--policy-dir")
+        .arg(policy_dir());
+    c.stdin(Stdio::null());
+    c
+}
+
+/// The checks a probe printed.
+#[derive(Debug, Clone)]
+pub struct Probe(pub BTreeMap<String, String>);
+
+impl Probe {
+    /// Parse probe output; panics unless the probe ran to its end.
+    pub fn parse(stdout: &str) -> Probe {
+        assert!(
+            stdout.contains("PROBE DONE"),
+            "the probe did not finish:\n{stdout}"
+        );
+        Probe(
+            stdout
+                .lines()
+                .filter_map(|l| l.find("CHECK ").map(|i| &l[i + 6..]))
+                .filter_map(|l| {
+                    l.split_once(' ')
+                        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    /// One result.
+    pub fn get(&self, k: &str) -> &str {
+        self.0
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("probe has no check `{k}`: {:?}", self.0))
+    }
+
+    /// Assert what the workspace policy promises, check by check.
+    pub fn assert_workspace(&self) {
+        let p = self;
+        assert_eq!(p.get("uid"), "1000", "{p:?}");
+        assert_eq!(p.get("gid"), "1000", "{p:?}");
+        // CHOWN(0) DAC_OVERRIDE(1) SETGID(6) SETUID(7) = 0xc3, in every set.
+        for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
+            assert_eq!(p.get(set), "00000000000000c3", "{set}: {p:?}");
+        }
+        assert_eq!(p.get("NoNewPrivs"), "1");
+        assert_eq!(p.get("Seccomp"), "2");
+        assert_ne!(p.get("write_etc"), "ok", "a write to /etc must fail");
+        assert_eq!(
+            p.get("read_secret"),
+            "EACCES",
+            "Landlock must deny reads outside its list"
+        );
+        assert_eq!(
+            p.get("read_semble"),
+            "EACCES",
+            "semble's own files are outside the workload's Landlock domain"
+        );
+        assert_eq!(p.get("write_tmp"), "ok");
+        assert_eq!(p.get("write_workspace"), "ok");
+        assert_eq!(
+            p.get("exec_tmp"),
+            "EACCES",
+            "executing a copy in /tmp must fail"
+        );
+        assert_eq!(p.get("unshare_user"), "EPERM");
+        assert_eq!(p.get("mount"), "EPERM");
+        assert_eq!(p.get("ptrace"), "EPERM");
+        assert_eq!(p.get("bpf"), "EPERM");
+        assert_eq!(p.get("keyctl"), "EPERM");
+        // EPERM from the policy; ENOSYS where the runtime's own profile (stacked) says so first.
+        assert!(matches!(p.get("io_uring"), "EPERM" | "ENOSYS"), "{p:?}");
+        assert_eq!(p.get("userfaultfd"), "EPERM");
+        assert_eq!(p.get("raw_socket"), "EPERM");
+        assert_eq!(p.get("packet_socket"), "EPERM");
+        assert!(
+            matches!(p.get("connect_metadata"), "ENETUNREACH" | "EACCES"),
+            "{p:?}"
+        );
+        assert_eq!(p.get("http_proxy_env"), "http://127.0.0.1:8080");
+    }
+}
+
+/// A stand-in for semble-proxy on the policy's Unix socket: answers every request with
+/// `200 OK` and a body naming the request line, so a test sees the bridge carried it.
+#[derive(Debug)]
+pub struct FakeProxy {
+    /// The socket.
+    pub socket: PathBuf,
+}
+
+impl FakeProxy {
+    /// Listen on `proxy_dir/policy/proxy.sock`.
+    pub fn start(proxy_dir: &Path, policy: &str) -> FakeProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = proxy_dir.join(policy);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("proxy.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    let _ = reader.read_line(&mut first);
+                    let body = format!("proxied:{}", first.trim());
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        FakeProxy { socket }
+    }
+}
+
+/// What the fake proxy's answer looks like to the probe.
+pub const PROXIED: &str = "HTTP/1.1_200_OK|proxied:GET_http://probe.test/_HTTP/1.1";
+
+/// Run `cmd` with Landlock made unavailable, as on a kernel without it: a seccomp filter makes
+/// `landlock_create_ruleset` fail with `ENOSYS` for the command and everything it starts.
+pub fn without_landlock(cmd: &mut Command) -> &mut Command {
+    sys::deny_landlock(cmd)
+}
+
+#[allow(unsafe_code)]
+mod sys {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    /// Classic BPF: if the architecture is x86_64 and the syscall is landlock_create_ruleset
+    /// (444), return ENOSYS; allow everything else.
+    fn program() -> Vec<libc::sock_filter> {
+        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+        let stmt = |code: u16, k: u32| libc::sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+        let code = |c: u32| u16::try_from(c).unwrap_or(0);
+        let ld = code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
+        let jeq = code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
+        let ret = code(libc::BPF_RET | libc::BPF_K);
+        vec![
+            stmt(ld, 4),                             // seccomp_data.arch
+            jump(jeq, AUDIT_ARCH_X86_64, 0, 3),      // other arch: allow
+            stmt(ld, 0),                             // seccomp_data.nr
+            jump(jeq, 444, 0, 1),                    // landlock_create_ruleset?
+            stmt(ret, libc::SECCOMP_RET_ERRNO | 38), // ENOSYS
+            stmt(ret, libc::SECCOMP_RET_ALLOW),
+        ]
+    }
+
+    pub fn deny_landlock(cmd: &mut Command) -> &mut Command {
+        let mut filter = program();
+        // SAFETY: the closure runs between fork and exec and calls only prctl(2) and seccomp(2)
+        // (async-signal-safe); `filter` is moved in and outlives the calls.
+        unsafe {
+            cmd.pre_exec(move || {
+                let prog = libc::sock_fprog {
+                    len: u16::try_from(filter.len()).unwrap_or(0),
+                    filter: filter.as_mut_ptr(),
+                };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+/// A network namespace made by the test (`ip netns add`), with loopback up and decoy addresses
+/// on it. Nothing sent inside it can leave the machine: it has no other interface.
+#[derive(Debug)]
+pub struct TestNetns {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl TestNetns {
+    /// Create it, with `decoys` (e.g. `169.254.169.254/32`) on loopback.
+    pub fn new(decoys: &[&str]) -> TestNetns {
+        let ip = require_tool("ip", "iproute2");
+        let name = unique("semble");
+        run(Command::new(&ip).args(["netns", "add", &name]), true);
+        run(
+            Command::new(&ip).args(["-n", &name, "link", "set", "lo", "up"]),
+            true,
+        );
+        for d in decoys {
+            run(
+                Command::new(&ip).args(["-n", &name, "addr", "add", d, "dev", "lo"]),
+                true,
+            );
+        }
+        TestNetns { name }
+    }
+
+    /// Its path, for a bundle's `linux.namespaces`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Listen on `addr` inside the namespace and count connections (a recorder for decoys).
+    pub fn recorder(&self, addr: std::net::SocketAddr) -> std::sync::Arc<AtomicU32> {
+        let count = std::sync::Arc::new(AtomicU32::new(0));
+        let c = count.clone();
+        let ns = std::fs::File::open(self.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // setns changes only this thread's network namespace.
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let l = std::net::TcpListener::bind(addr).unwrap();
+            tx.send(()).unwrap();
+            for conn in l.incoming() {
+                if conn.is_ok() {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        rx.recv().unwrap();
+        count
+    }
+}
+
+impl TestNetns {
+    /// Connect to `addr` from inside the namespace (to prove a recorder records).
+    pub fn connect(&self, addr: std::net::SocketAddr) -> std::io::Result<()> {
+        let ns = std::fs::File::open(self.path())?;
+        std::thread::spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            std::net::TcpStream::connect(addr).map(|_| ())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("connect thread panicked")))
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Podman with private storage, driving semble-shim as its runtime.
+#[derive(Debug)]
+pub struct Podman {
+    dir: tempfile::TempDir,
+    /// The test image (busybox + probe).
+    pub image: String,
+}
+
+impl Podman {
+    /// Private storage with the test image imported.
+    pub fn start() -> Podman {
+        require_root();
+        require_tool("podman", "podman");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        rootfs(&root);
+        let tar = dir.path().join("image.tar");
+        run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+            true,
+        );
+        let p = Podman {
+            dir,
+            image: "localhost/semble-probe:test".into(),
+        };
+        run(
+            p.base()
+                .args(["import", "-q", "--change", "CMD [\"/bin/probe\"]"])
+                .arg(&tar)
+                .arg(&p.image),
+            true,
+        );
+        p
+    }
+
+    fn base(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(self.dir.path().join("storage"));
+        c.arg("--runroot").arg(self.dir.path().join("run"));
+        c.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// The proxy socket directory given to the shim.
+    pub fn proxy_dir(&self) -> PathBuf {
+        self.dir.path().join("proxy")
+    }
+
+    /// `podman --runtime semble-shim …`. Policies come from the examples directory.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.base();
+        c.arg("--runtime").arg(bin("semble-shim"));
+        c.arg("--runtime-flag")
+            .arg(format!("policy-dir={}", policy_dir().display()));
+        c.arg("--runtime-flag")
+            .arg(format!("proxy-dir={}", self.proxy_dir().display()));
+        c
+    }
+
+    /// `podman run` flags every test needs here (rlimits cannot be raised on this machine; the
+    /// network is none so nothing can leave it).
+    pub const RUN: &'static [&'static str] = &[
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ];
+
+    /// Save the image as an OCI archive (for containerd).
+    pub fn save_oci(&self, out: &Path) {
+        run(
+            self.base()
+                .args(["save", "--format", "oci-archive", "-o"])
+                .arg(out)
+                .arg(&self.image),
+            true,
+        );
+    }
+}
+
+/// A containerd of the test's own: private root, state and socket.
+#[derive(Debug)]
+pub struct Containerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    /// The gRPC socket.
+    pub socket: PathBuf,
+}
+
+impl Containerd {
+    /// Start it with `env` (e.g. `SEMBLE_POLICY_DIR`) for the shims it launches.
+    pub fn start(env: &[(&str, &Path)]) -> Containerd {
+        require_root();
+        let bin_path = require_tool("containerd", "containerd");
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("containerd.sock");
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = dir.path().join("root").display(),
+            state = dir.path().join("state").display(),
+            sock = socket.display()
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let mut cmd = Command::new(bin_path);
+        cmd.arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let c = Containerd { dir, child, socket };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !(c.socket.exists() && run(&mut c.ctr_raw(&["version"]), false).status.success()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not start:\n{}",
+                c.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn ctr_raw(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "semble-test"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `ctr --address … --namespace semble-test`.
+    pub fn ctr(&self) -> Command {
+        self.ctr_raw(&[])
+    }
+
+    /// containerd's own log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// A scratch directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Snapshots may still be mounted under the private root.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.dir.path().to_string_lossy().into_owned();
+            for m in mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|m| m.starts_with(&root))
+            {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
