@@ -42,11 +42,18 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
     let _ = writeln!(out);
 
     // Runtime
-    let runtime = match (policy.runtime.backend, policy.runtime.fallback) {
-        (Some(Backend::Gvisor), Some(f)) => format!("gVisor (runsc): a user-space kernel between the workload and the host; when runsc is missing, {f} with the full seccomp/Landlock stack"),
-        (Some(Backend::Gvisor), None) => "gVisor (runsc) only: refuse to start where runsc is missing".to_string(),
-        (Some(b), Some(f)) => format!("{b}; when it is missing, {f}"),
-        (Some(b), None) => format!("{b} only: refuse to start where it is missing"),
+    let fallbacks = policy
+        .runtime
+        .fallback
+        .iter()
+        .map(|b| b.as_str())
+        .collect::<Vec<_>>()
+        .join(", then ");
+    let runtime = match (policy.runtime.backend, fallbacks.is_empty()) {
+        (Some(Backend::Gvisor), false) => format!("gVisor (runsc): a user-space kernel between the workload and the host; when runsc is missing, {fallbacks} with the full seccomp/Landlock stack"),
+        (Some(Backend::Gvisor), true) => "gVisor (runsc) only: refuse to start where runsc is missing".to_string(),
+        (Some(b), false) => format!("{b}; when it is missing, {fallbacks}"),
+        (Some(b), true) => format!("{b} only: refuse to start where it is missing"),
         (None, _) => "runc where installed, otherwise the embedded runtime".to_string(),
     };
     let _ = writeln!(out, "runtime       {runtime}");

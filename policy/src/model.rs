@@ -90,8 +90,9 @@ impl fmt::Display for Backend {
 pub struct Runtime {
     /// The backend; `None` lets the shim choose (runc when installed, else embedded).
     pub backend: Option<Backend>,
-    /// Used only when `backend` is not installed; `None` means refuse to start (fail closed).
-    pub fallback: Option<Backend>,
+    /// Tried in order only when `backend` is not installed; empty means refuse to start
+    /// (fail closed).
+    pub fallback: Vec<Backend>,
     /// gVisor platform (`ptrace`, `systrap`, `kvm`); `None` lets runsc choose.
     pub gvisor_platform: Option<String>,
 }

@@ -296,16 +296,38 @@ fn read_runtime(r: &mut Reader, node: &Node) -> Runtime {
     let backend = m
         .get("backend")
         .and_then(|n| r.one_of(n, "spec.runtime.backend", BACKENDS));
-    let fallback = m.get("fallback").and_then(|n| {
-        let f = r.one_of(n, "spec.runtime.fallback", BACKENDS)?;
-        if Some(f) == backend {
-            r.error(
-                n.pos,
-                "spec.runtime.fallback",
-                format!("fallback `{f}` is the backend itself"),
-                Some("remove `fallback` or name another backend".into()),
-            );
-            return None;
+    let mut fallback: Vec<Backend> = Vec::new();
+    if let Some(n) = m.get("fallback") {
+        // One backend, or an ordered list of them.
+        let items: Vec<(&Node, String)> = match &n.value {
+            Value::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| (it, index("spec.runtime.fallback", i)))
+                .collect(),
+            _ => vec![(n, "spec.runtime.fallback".to_string())],
+        };
+        for (item, ipath) in items {
+            let Some(f) = r.one_of(item, &ipath, BACKENDS) else {
+                continue;
+            };
+            if Some(f) == backend {
+                r.error(
+                    item.pos,
+                    &ipath,
+                    format!("fallback `{f}` is the backend itself"),
+                    Some("remove it from `fallback`".into()),
+                );
+            } else if fallback.contains(&f) {
+                r.error(
+                    item.pos,
+                    &ipath,
+                    format!("fallback `{f}` is listed twice"),
+                    Some("remove the duplicate".into()),
+                );
+            } else {
+                fallback.push(f);
+            }
         }
         if backend.is_none() {
             r.warning(
@@ -315,8 +337,7 @@ fn read_runtime(r: &mut Reader, node: &Node) -> Runtime {
                 Some("set `backend`, or remove `fallback`".into()),
             );
         }
-        Some(f)
-    });
+    }
     let mut gvisor_platform = None;
     if let Some(g) = m.get("gvisor") {
         if let Some(gm) = r.map(g, "spec.runtime.gvisor", &["platform"]) {

@@ -555,6 +555,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- semble-init, its files, the proxy bridge -------------------------------------------
     let bridge = policy.network.mode == NetworkMode::Proxy && !is_pod;
+    // The embedded backend runs semble-init's code in-process, with its configuration in memory:
+    // no init binary or configuration to mount, and the command stays as it is.
+    let embedded = inputs.backend == BackendKind::Embedded;
     let init = if is_pod_sandbox {
         None
     } else {
@@ -574,7 +577,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             json!("--"),
         ];
         new_args.extend(args);
-        process.insert("args".into(), Value::Array(new_args));
+        if !embedded {
+            process.insert("args".into(), Value::Array(new_args));
+        }
         if bridge {
             let port = policy.network.proxy.port;
             set_env(process, &proxy_env(port));
@@ -586,8 +591,10 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             .entry("mounts")
             .or_insert_with(|| json!([]));
         let mounts = mounts.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
-        mounts.push(bind(&m.box_dir, MOUNT_DIR, false));
-        mounts.push(bind(&m.init_binary, INIT_PATH, true));
+        if !embedded {
+            mounts.push(bind(&m.box_dir, MOUNT_DIR, false));
+            mounts.push(bind(&m.init_binary, INIT_PATH, true));
+        }
         if bridge {
             mounts.push(bind(&m.proxy_dir, PROXY_DIR, false));
             controls.push(Control {
@@ -731,17 +738,20 @@ fn add_scratch_mounts(
         if covered || p == "/" {
             continue;
         }
-        let mode = if matches!(p.as_str(), "/tmp" | "/var/tmp" | "/dev/shm") {
-            "mode=1777".to_string()
+        let mut options = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
+        if matches!(p.as_str(), "/tmp" | "/var/tmp" | "/dev/shm") {
+            options.push("mode=1777".into());
         } else {
-            format!("mode=0755,uid={uid},gid={gid}")
-        };
-        mounts.push(json!({
-            "destination": p,
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "nodev", "noexec", mode, format!("size={size}")],
-        }));
+            options.extend([
+                "mode=0755".to_string(),
+                format!("uid={uid}"),
+                format!("gid={gid}"),
+            ]);
+        }
+        options.push(format!("size={size}"));
+        mounts.push(
+            json!({"destination": p, "type": "tmpfs", "source": "tmpfs", "options": options}),
+        );
         added.push(format!(
             "{p} ({})",
             semble_policy::quantity::format_bytes(size)

@@ -34,6 +34,13 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let settings = Settings::from_cli(&cli);
+    if cli.debug {
+        // The embedded runtime (libcontainer) reports its steps through `tracing`.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .try_init();
+    }
     let mut log = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     let result = match command {
         Command::Create(a) => ops::create(&settings, &mut log, a, Mode::Create),

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use semble_policy::compile::oci::POLICY_ANNOTATION;
 use semble_policy::model::Backend as PolicyBackend;
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, embedded, Backend};
 use crate::bundle::{self, BackendKind, Inputs, Mounts};
 use crate::cli::{BackendArg, CreateArgs, ExecArgs, UpdateArgs};
 use crate::host;
@@ -53,6 +53,10 @@ fn code(status: ExitStatus) -> i32 {
 }
 
 /// Which backend a container gets, and why a fallback was used if one was.
+///
+/// The policy lists the backends it accepts: `runtime.backend`, then `runtime.fallback` in
+/// order. A `--backend` flag (a RuntimeClass handler) must name one of them and is then tried
+/// first. A policy naming no backend accepts runc, else the embedded runtime.
 pub fn choose_backend(
     settings: &Settings,
     policy: &semble_policy::SandboxPolicy,
@@ -67,49 +71,58 @@ pub fn choose_backend(
         BackendArg::Runsc => BackendKind::Runsc,
         BackendArg::Embedded => BackendKind::Embedded,
     });
-    let wanted = policy.runtime.backend.map(map);
-    let fallback = policy.runtime.fallback.map(map);
-    if let (Some(f), Some(w)) = (flag, wanted) {
-        if f != w && Some(f) != fallback {
+    let mut accepted: Vec<BackendKind> = match policy.runtime.backend {
+        Some(b) => std::iter::once(b)
+            .chain(policy.runtime.fallback.iter().copied())
+            .map(map)
+            .collect(),
+        None => vec![BackendKind::Runc, BackendKind::Embedded],
+    };
+    if let Some(f) = flag {
+        if !accepted.contains(&f) {
+            let names: Vec<&str> = accepted.iter().map(|b| b.as_str()).collect();
             return fail(format!(
-                "policy `{}` requires backend `{}`{}; this runtime handler asks for `{}` (--backend); use a handler for `{}` or change the policy",
+                "policy `{}` accepts the backends {}; this runtime handler asks for `{}` (--backend); use a handler for one of them or change the policy",
                 policy.name,
-                w.as_str(),
-                fallback.map(|b| format!(" (fallback `{}`)", b.as_str())).unwrap_or_default(),
-                f.as_str(),
-                w.as_str()
+                names.join(", "),
+                f.as_str()
             ));
         }
+        if policy.runtime.backend.is_none() {
+            // No preference in the policy: the handler's choice is the only one.
+            accepted = vec![f];
+        } else {
+            accepted.retain(|b| *b != f);
+            accepted.insert(0, f);
+        }
     }
-    let first = flag.or(wanted);
-    match first {
-        Some(kind) => match backend::find(settings, kind) {
-            Ok(b) => Ok((b, None)),
-            Err(why) => {
-                let fb = if flag.is_some() && flag != wanted {
-                    None
-                } else {
-                    fallback
-                };
-                match fb {
-                    Some(fk) => match backend::find(settings, fk) {
-                        Ok(b) => Ok((b, Some(format!("{why}; using fallback `{}` as policy `{}` allows", fk.as_str(), policy.name)))),
-                        Err(why2) => fail(format!("cannot run policy `{}`: {why}, and its fallback: {why2}", policy.name)),
-                    },
-                    None => fail(format!("cannot run policy `{}`: {why}; install it, or give the policy a `runtime.fallback`", policy.name)),
-                }
+    let mut missing: Vec<String> = Vec::new();
+    for kind in &accepted {
+        match backend::find(settings, *kind) {
+            Ok(b) => {
+                let reason = (!missing.is_empty()).then(|| {
+                    format!(
+                        "{}; using `{}` as policy `{}` allows",
+                        missing.join("; "),
+                        kind.as_str(),
+                        policy.name
+                    )
+                });
+                return Ok((b, reason));
             }
-        },
-        None => match backend::find(settings, BackendKind::Runc) {
-            Ok(b) => Ok((b, None)),
-            Err(why) => match backend::find(settings, BackendKind::Embedded) {
-                Ok(b) => Ok((b, Some(format!("{why}; using the embedded runtime")))),
-                Err(why2) => fail(format!(
-                    "no runtime to run containers: {why}, and {why2}; install runc"
-                )),
-            },
-        },
+            Err(why) => missing.push(why.to_string()),
+        }
     }
+    let hint = if policy.runtime.fallback.is_empty() && policy.runtime.backend.is_some() {
+        "; install it, or give the policy a `runtime.fallback`"
+    } else {
+        "; install one of them"
+    };
+    fail(format!(
+        "cannot run policy `{}`: {}{hint}",
+        policy.name,
+        missing.join(", and ")
+    ))
 }
 
 /// Whether an ELF executable is statically linked (has no `PT_INTERP`).
@@ -250,11 +263,15 @@ struct Prepared {
 impl Prepared {
     fn undo(&self, backend: Option<(&Backend, &Settings, &str)>) {
         if let Some((b, s, id)) = backend {
-            let _ = b
-                .command(s, "delete", vec!["--force".into(), id.into()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+            if b.embedded() {
+                let _ = embedded::delete(&b.root, id, true);
+            } else {
+                let _ = b
+                    .command(s, "delete", vec!["--force".into(), id.into()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
         if self.wrote_config {
             restore_config(&self.bundle);
@@ -348,12 +365,18 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     if let Some(reason) = &fallback_reason {
         log.warn(&format!("backend fallback: {reason}"), &[]);
     }
-    let init_binary = settings.init_binary().ok_or_else(|| Failure("semble-init not found beside semble-shim or in /usr/local/lib/semble; pass --init PATH to a static build (see docs/install-podman.md)".into()))?;
-    match is_static_elf(&init_binary) {
-        Ok(true) => {}
-        Ok(false) => return fail(format!("semble-init at `{}` is dynamically linked and would not run in containers without its libraries; install the static build (`dev/build`)", init_binary.display())),
-        Err(e) => return fail(e),
-    }
+    // The embedded backend runs semble-init's code in-process; the others mount the binary.
+    let init_binary = if backend.embedded() {
+        PathBuf::new()
+    } else {
+        let init_binary = settings.init_binary().ok_or_else(|| Failure("semble-init not found beside semble-shim or in /usr/local/lib/semble; pass --init PATH to a static build (see docs/install-podman.md)".into()))?;
+        match is_static_elf(&init_binary) {
+            Ok(true) => {}
+            Ok(false) => return fail(format!("semble-init at `{}` is dynamically linked and would not run in containers without its libraries; install the static build (`dev/build`)", init_binary.display())),
+            Err(e) => return fail(e),
+        }
+        init_binary
+    };
     log.debug("policy and backend chosen", &[]);
     let facts = host::probe();
     let paths = Paths::new(&records, id);
@@ -388,12 +411,21 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             }
         });
     let rootfs_mountpoint = rootfs.map(|r| r.join(".semble")).filter(|p| !p.exists());
+    // The embedded runtime leaves a new network namespace's loopback down: make the namespace
+    // here, with loopback up, and have the container join it.
+    let mut applied = applied;
+    let _netns = if backend.embedded() {
+        fresh_netns_for_embedded(&mut applied.config)?
+    } else {
+        None
+    };
     let mut prepared = Prepared {
         paths: paths.clone(),
         bundle: bundle.clone(),
         wrote_config: false,
         rootfs_mountpoint,
     };
+    let mut filters = semble_init::Filters::default();
     let result = (|| -> Result<(), Failure> {
         mkdir(&records, 0o711)?;
         mkdir(&paths.dir, 0o711)?;
@@ -419,6 +451,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 ))
             })?;
             write_file(&box_dir.join("policy.bpf"), &bpf, 0o644)?;
+            filters.policy = Some(bpf);
         }
         if let Some(extra) = &applied.extra_seccomp {
             let bpf = compile_cached(settings, extra).map_err(|e| {
@@ -427,6 +460,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 ))
             })?;
             write_file(&box_dir.join("seccomp.bpf"), &bpf, 0o644)?;
+            filters.extra = Some(bpf);
         }
         write_file(&paths.policy(), resolved.text.as_bytes(), 0o600)?;
         let record = Record {
@@ -475,6 +509,70 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         &format!("policy `{}` applied ({})", policy.name, resolved.source),
         &[("enforced", Value::Array(enforced))],
     );
+
+    if backend.embedded() {
+        let payload = embedded::Payload {
+            init: applied.init.clone(),
+            filters,
+        };
+        let opts = embedded::CreateOpts {
+            pid_file: args.pid_file.as_deref().map(absolute),
+            console_socket: args.console_socket.clone(),
+            no_pivot: args.no_pivot,
+            preserve_fds: args.preserve_fds,
+            systemd: settings.passthrough.systemd_cgroup,
+        };
+        let detach = match mode {
+            Mode::Create => true,
+            Mode::Run { detach, .. } => detach,
+        };
+        log.debug("starting the backend", &[]);
+        let container = match embedded::create(&backend.root, id, &bundle, &opts, payload, detach) {
+            Ok(c) => c,
+            Err(e) => {
+                prepared.undo(Some((&backend, settings, id)));
+                return fail(format!("{}; nothing was left behind", e.0));
+            }
+        };
+        // libcontainer reads the configuration again for `exec` and checks the network
+        // namespace's path: name the container's own, which lives as long as it does (the
+        // namespace semble or the engine made may be gone by then).
+        if let (Some(pid), Some(list)) = (
+            container.pid(),
+            applied
+                .config
+                .pointer_mut("/linux/namespaces")
+                .and_then(Value::as_array_mut),
+        ) {
+            if let Some(net) = list.iter_mut().find(|n| {
+                n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_some()
+            }) {
+                net["path"] = json!(format!("/proc/{}/ns/net", pid.as_raw()));
+                let mut out = serde_json::to_vec_pretty(&applied.config)?;
+                out.push(b'\n');
+                write_file(&bundle.join("config.json"), &out, 0o644)?;
+            }
+        }
+        return match mode {
+            Mode::Create => Ok(0),
+            Mode::Run { detach, keep } => {
+                if let Err(e) = embedded::start(&backend.root, id) {
+                    prepared.undo(Some((&backend, settings, id)));
+                    return Err(e);
+                }
+                if detach {
+                    return Ok(0);
+                }
+                let status = embedded::wait(&container);
+                log.debug("backend exited", &[]);
+                if !keep {
+                    let _ = embedded::delete(&backend.root, id, true);
+                    prepared.undo(None);
+                }
+                Ok(status)
+            }
+        };
+    }
 
     let mut flags: Vec<OsString> = vec!["--bundle".into(), bundle.clone().into()];
     if let Some(p) = &args.pid_file {
@@ -537,6 +635,23 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     }
 }
 
+fn fresh_netns_for_embedded(config: &mut Value) -> Result<Option<embedded::NetnsHolder>, Failure> {
+    let Some(list) = config
+        .pointer_mut("/linux/namespaces")
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(None);
+    };
+    let Some(net) = list.iter_mut().find(|n| {
+        n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_none()
+    }) else {
+        return Ok(None);
+    };
+    let holder = embedded::NetnsHolder::new()?;
+    net["path"] = json!(holder.path);
+    Ok(Some(holder))
+}
+
 /// Spawn `cmd` and forward every signal the shim receives to it until it exits.
 fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
     use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -583,6 +698,37 @@ fn record_and_backend(settings: &Settings, id: &str) -> Result<(Record, Backend)
 /// Commands passed through unchanged to the container's backend (the shim is replaced by it).
 pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>) -> Outcome {
     let (_, backend) = record_and_backend(settings, id)?;
+    if backend.embedded() {
+        let root = &backend.root;
+        match cmd {
+            "start" => embedded::start(root, id)?,
+            "state" => println!(
+                "{}",
+                serde_json::to_string_pretty(&embedded::state(root, id)?)?
+            ),
+            "pause" => embedded::pause(root, id)?,
+            "resume" => embedded::resume(root, id)?,
+            "events" => {
+                let flag = |name: &str| {
+                    args.iter()
+                        .filter_map(|a| a.to_str())
+                        .find_map(|a| a.strip_prefix(name).map(str::to_string))
+                };
+                let interval = flag("--interval=")
+                    .and_then(|i| humantime::parse_duration(&i).ok())
+                    .map(|d| d.as_secs())
+                    .unwrap_or(5);
+                let stats = args.iter().any(|a| a == "--stats");
+                embedded::events(root, id, u32::try_from(interval.max(1)).unwrap_or(5), stats)?
+            }
+            other => {
+                return fail(format!(
+                    "`{other}` is not supported by the embedded backend"
+                ))
+            }
+        }
+        return Ok(0);
+    }
     let mut all = args;
     all.push(id.into());
     let err = backend.command(settings, cmd, all).exec();
@@ -592,6 +738,39 @@ pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>
 /// `ps`: runc wants `ps --format F ID [ps(1) arguments]`.
 pub fn ps(settings: &Settings, id: &str, format: &str, ps_args: &[String]) -> Outcome {
     let (_, backend) = record_and_backend(settings, id)?;
+    if backend.embedded() {
+        let pids = embedded::pids(&backend.root, id)?;
+        if format == "json" {
+            println!("{}", serde_json::to_string(&pids)?);
+            return Ok(0);
+        }
+        // The table comes from ps(1), narrowed to the container's processes, as runc does.
+        let out = Command::new("ps")
+            .args(if ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                ps_args.to_vec()
+            })
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or("");
+        let col = header
+            .split_whitespace()
+            .position(|h| h == "PID")
+            .unwrap_or(1);
+        println!("{header}");
+        for l in lines {
+            if l.split_whitespace()
+                .nth(col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+            {
+                println!("{l}");
+            }
+        }
+        return Ok(0);
+    }
     let mut args: Vec<OsString> = vec![format!("--format={format}").into(), id.into()];
     args.extend(ps_args.iter().map(Into::into));
     let err = backend.command(settings, "ps", args).exec();
@@ -601,6 +780,10 @@ pub fn ps(settings: &Settings, id: &str, format: &str, ps_args: &[String]) -> Ou
 /// `kill`.
 pub fn kill(settings: &Settings, id: &str, all: bool, signal: Option<&str>) -> Outcome {
     let (_, backend) = record_and_backend(settings, id)?;
+    if backend.embedded() {
+        embedded::kill(&backend.root, id, signal.unwrap_or("SIGTERM"), all)?;
+        return Ok(0);
+    }
     let mut args: Vec<OsString> = Vec::new();
     if all {
         args.push("--all".into());
@@ -624,6 +807,14 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
     let paths = Paths::new(&settings.records_dir(), id);
     let backend = backend::find(settings, rec.backend);
     let status = match &backend {
+        Ok(b) if b.embedded() => {
+            match embedded::delete(&b.root, id, force) {
+                Ok(()) => None,
+                // Already gone from libcontainer's state: semble's goes too.
+                Err(_) if !b.exists(id) => None,
+                Err(e) => return Err(e),
+            }
+        }
         Ok(b) => {
             let mut args: Vec<OsString> = Vec::new();
             if force {
@@ -761,7 +952,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             bundle::set_env(o, &bundle::proxy_env(port));
         }
     }
-    if init.is_some() {
+    if init.is_some() && !backend.embedded() {
         let original = process
             .get("args")
             .and_then(Value::as_array)
@@ -789,6 +980,42 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             .unwrap_or(0)
     ));
     write_file(&scratch, &serde_json::to_vec(&process)?, 0o600)?;
+    if backend.embedded() {
+        // semble-init's work runs in-process: the same configuration, the filters from the box.
+        let read = |name: &str| fs::read(paths.box_dir().join(name)).ok();
+        let filters = semble_init::Filters {
+            policy: init
+                .as_ref()
+                .and_then(|i| i.seccomp.as_ref())
+                .and_then(|_| read("policy.bpf")),
+            extra: init
+                .as_ref()
+                .and_then(|i| i.extra_seccomp.as_ref())
+                .and_then(|_| read("seccomp.bpf")),
+        };
+        let opts = embedded::CreateOpts {
+            pid_file: args.pid_file.as_deref().map(absolute),
+            console_socket: args.console_socket.clone(),
+            no_pivot: false,
+            preserve_fds: args.preserve_fds,
+            systemd: settings.passthrough.systemd_cgroup,
+        };
+        let result = embedded::exec(
+            &backend.root,
+            id,
+            &scratch,
+            &opts,
+            args.detach,
+            embedded::Payload { init, filters },
+        );
+        let _ = fs::remove_file(&scratch);
+        let pid = result?;
+        return Ok(if args.detach {
+            0
+        } else {
+            embedded::wait_pid(pid)
+        });
+    }
     let mut flags: Vec<OsString> = vec!["--process".into(), scratch.clone().into()];
     if args.detach {
         flags.push("--detach".into());
@@ -828,6 +1055,11 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
 pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outcome {
     let id = args.id.as_str();
     let (_, backend) = record_and_backend(settings, id)?;
+    if backend.embedded() {
+        return fail(
+            "`update` is not supported by the embedded backend; its limits are the policy's",
+        );
+    }
     let paths = Paths::new(&settings.records_dir(), id);
     let text = fs::read_to_string(paths.policy())
         .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
@@ -943,6 +1175,9 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
     let mut rows = Vec::new();
     for r in &records {
         let st = backend::find(settings, r.backend).ok().and_then(|b| {
+            if b.embedded() {
+                return embedded::state(&b.root, &r.id).ok();
+            }
             let out = b
                 .command(settings, "state", vec![r.id.clone().into()])
                 .stderr(std::process::Stdio::null())
@@ -1043,20 +1278,29 @@ pub fn features(settings: &Settings) -> Outcome {
     Ok(0)
 }
 
-/// `spec`: the backend's template.
-pub fn spec(settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outcome {
-    let runc = crate::backend::runc::binary(settings)
-        .ok_or_else(|| Failure("`spec` needs runc to write a template; install runc".into()))?;
-    let mut c = Command::new(runc);
-    c.arg("spec");
-    if let Some(b) = bundle {
-        c.arg("--bundle").arg(b);
+/// `spec`: write a template `config.json` (the OCI runtime spec's defaults, as runc's), without
+/// needing runc.
+pub fn spec(_settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outcome {
+    let dir = bundle
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join("config.json");
+    if path.exists() {
+        return fail(format!("`{}` exists; remove it first", path.display()));
     }
-    if rootless {
-        c.arg("--rootless");
-    }
-    let err = c.exec();
-    fail(format!("cannot run runc: {err}"))
+    let spec = if rootless {
+        oci_spec::runtime::Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    let mut text = serde_json::to_string_pretty(&spec)?;
+    text.push('\n');
+    semble_cli::atomic::write(&path, text.as_bytes())
+        .map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
+    Ok(0)
 }
 
 /// `checkpoint` / `restore`.

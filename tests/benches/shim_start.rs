@@ -69,7 +69,8 @@ fn main() {
         .tempdir_in("/run")
         .unwrap();
     let builtin = workspace().join("shim/src/builtin-default.yaml");
-    let ws = policy_dir().join("workspace.yaml");
+    let ws = semble_tests::scenarios::policy_dir_for("runc").join("workspace.yaml");
+    let ws_embedded = semble_tests::scenarios::policy_dir_for("embedded").join("workspace.yaml");
     let root = |n: &str| state.path().join(n);
     // The same bundle as semble rewrites it for the built-in policy, run by runc alone: the
     // difference between this and `semble-shim run` is the shim's own cost; the difference
@@ -172,6 +173,38 @@ fn main() {
                     .args(["run", "-b"])
                     .arg(&b)
                     .arg(format!("w{i}"));
+                c
+            }),
+        ),
+        (
+            "semble-shim --backend embedded run (built-in default policy)",
+            Box::new(|i| {
+                let mut c = Command::new(bin("semble-shim"));
+                c.arg("--root")
+                    .arg(root("e1"))
+                    .arg("--backend")
+                    .arg("embedded")
+                    .arg("--policy")
+                    .arg(&builtin)
+                    .args(["run", "-b"])
+                    .arg(&b)
+                    .arg(format!("e{i}"));
+                c
+            }),
+        ),
+        (
+            "semble-shim run, embedded (workspace policy)",
+            Box::new(|i| {
+                let mut c = Command::new(bin("semble-shim"));
+                c.arg("--root")
+                    .arg(root("e2"))
+                    .arg("--policy")
+                    .arg(&ws_embedded)
+                    .arg("--proxy-dir")
+                    .arg(root("proxy"))
+                    .args(["run", "-b"])
+                    .arg(&b)
+                    .arg(format!("f{i}"));
                 c
             }),
         ),

@@ -33,9 +33,32 @@ use std::convert::Infallible;
 
 use config::InitConfig;
 
-/// Read a seccomp filter the shim compiled.
-pub fn read_filter(path: &str, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {what} `{path}`: {e}"))
+/// The seccomp programs semble-init loads: read from `/.semble` by the binary, handed over in
+/// memory by the embedded backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// The policy's filter, loaded first (before anything else runs).
+    pub policy: Option<Vec<u8>>,
+    /// The container's own profile, stacked last (right before `execve`).
+    pub extra: Option<Vec<u8>>,
+}
+
+impl Filters {
+    /// Read the programs `cfg` names.
+    pub fn from_files(cfg: &InitConfig) -> Result<Filters, String> {
+        let read = |p: &Option<String>, what: &str| -> Result<Option<Vec<u8>>, String> {
+            match p {
+                Some(path) => std::fs::read(path)
+                    .map(Some)
+                    .map_err(|e| format!("cannot read {what} `{path}`: {e}")),
+                None => Ok(None),
+            }
+        };
+        Ok(Filters {
+            policy: read(&cfg.seccomp, "the policy's seccomp filter")?,
+            extra: read(&cfg.extra_seccomp, "the container's seccomp filter")?,
+        })
+    }
 }
 
 /// Load a filter on top of the ones in force.
@@ -43,27 +66,32 @@ pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
     sys::seccomp_load(program).map_err(|e| format!("cannot load {what}: {e}"))
 }
 
-/// Load the policy's filter (when semble-init applies it), then check a filter is in force.
+/// Check the runtime's work, then load the policy's filter and check a filter is in force.
 /// Runs first, so that everything after — in `semble-init` too — is filtered.
-pub fn enter_policy_seccomp(cfg: &InitConfig) -> Result<(), String> {
-    if let Some(path) = &cfg.seccomp {
-        let program = read_filter(path, "the policy's seccomp filter")?;
-        load_filter(&program, "the policy's seccomp filter")?;
+pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
+    if cfg.version != config::VERSION {
+        return Err(format!("configuration version {} is not {}; semble-init and semble-shim come from different releases", cfg.version, config::VERSION));
     }
-    verify::verify_seccomp(&cfg.expect).map_err(|e| e.to_string())
+    let ctx = |e: String| {
+        format!(
+            "container `{}`, policy `{}`: {e}",
+            cfg.container_id, cfg.policy
+        )
+    };
+    verify::verify(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
+    if let Some(program) = &filters.policy {
+        load_filter(program, "the policy's seccomp filter").map_err(ctx)?;
+    }
+    verify::verify_seccomp(&cfg.expect).map_err(|e| ctx(e.to_string()))
 }
 
 /// Everything the workload's own process does before `execve`: Landlock, the stacked filter,
 /// exec. Never returns on success.
-pub fn restrict_and_exec(cfg: &InitConfig, argv: &[String]) -> Result<Infallible, (i32, String)> {
-    // Read before Landlock: afterwards semble's own files are out of reach.
-    let extra = match &cfg.extra_seccomp {
-        Some(path) => Some(
-            read_filter(path, "the container's seccomp filter")
-                .map_err(|e| (supervise::EXIT_POLICY, e))?,
-        ),
-        None => None,
-    };
+pub fn restrict_and_exec(
+    cfg: &InitConfig,
+    filters: &Filters,
+    argv: &[String],
+) -> Result<Infallible, (i32, String)> {
     if let Some(rs) = &cfg.landlock {
         match landlock_apply::apply(rs) {
             Ok(report) => {
@@ -81,9 +109,78 @@ pub fn restrict_and_exec(cfg: &InitConfig, argv: &[String]) -> Result<Infallible
             Err(e) => return Err((supervise::EXIT_POLICY, e.to_string())),
         }
     }
-    if let Some(program) = &extra {
+    if let Some(program) = &filters.extra {
         load_filter(program, "the container's seccomp filter")
             .map_err(|e| (supervise::EXIT_POLICY, e))?;
     }
     supervise::exec(argv)
+}
+
+/// Print an error the way semble-init does and return its exit code.
+pub fn report(code: i32, msg: &str) -> i32 {
+    eprintln!("semble-init: error: {}", msg.replace('\n', " "));
+    code
+}
+
+/// The whole job as the container's process 1: checks, filter, proxy bridge, the workload in a
+/// child, supervision. Returns the exit code to exit with.
+pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 {
+    if let Err(e) = enter(cfg, filters) {
+        return report(supervise::EXIT_POLICY, &e);
+    }
+    let listener = match &cfg.proxy_bridge {
+        Some(b) => match bridge::bind(&b.listen) {
+            Ok(l) => Some((l, b.socket.clone())),
+            Err(e) => {
+                return report(
+                    supervise::EXIT_POLICY,
+                    &format!("cannot listen on `{}` for the proxy bridge: {e}", b.listen),
+                )
+            }
+        },
+        None => None,
+    };
+    let old_mask = match supervise::block_signals() {
+        Ok(m) => m,
+        Err(e) => {
+            return report(
+                supervise::EXIT_POLICY,
+                &format!("cannot block signals: {e}"),
+            )
+        }
+    };
+    let workload = supervise::spawn(|| {
+        supervise::prepare_child(&old_mask);
+        match restrict_and_exec(cfg, filters, argv) {
+            Ok(never) => match never {},
+            Err((code, msg)) => report(code, &msg),
+        }
+    });
+    let workload = match workload {
+        Ok(p) => p,
+        Err(e) => {
+            return report(
+                supervise::EXIT_POLICY,
+                &format!("cannot start the workload: {e}"),
+            )
+        }
+    };
+    if let Some((l, socket)) = listener {
+        if let Err(e) = bridge::serve(l, socket.into()) {
+            eprintln!("semble-init: warning: proxy bridge not started: {e}");
+        }
+    }
+    supervise::supervise(workload)
+}
+
+/// The job for an `exec` process: checks, filter, Landlock, the stacked filter, `execve`.
+/// Returns only with an exit code when something failed.
+pub fn run_as_exec(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 {
+    if let Err(e) = enter(cfg, filters) {
+        return report(supervise::EXIT_POLICY, &e);
+    }
+    match restrict_and_exec(cfg, filters, argv) {
+        Ok(never) => match never {},
+        Err((code, msg)) => report(code, &msg),
+    }
 }

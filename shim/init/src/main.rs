@@ -6,8 +6,9 @@
 
 use std::process::ExitCode;
 
-use semble_init::config::{InitConfig, VERSION};
-use semble_init::{bridge, restrict_and_exec, supervise, verify};
+use semble_init::config::InitConfig;
+use semble_init::supervise::EXIT_POLICY;
+use semble_init::{report, run_as_exec, run_as_init, Filters};
 
 struct Args {
     exec: bool,
@@ -41,15 +42,14 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn fail(code: i32, msg: &str) -> ExitCode {
-    eprintln!("semble-init: error: {}", msg.replace('\n', " "));
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(e) => return fail(2, &e),
+        Err(e) => return exit(report(2, &e)),
     };
     let cfg: InitConfig = match std::fs::read(&args.config)
         .map_err(|e| e.to_string())
@@ -57,84 +57,20 @@ fn main() -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            return fail(
-                supervise::EXIT_POLICY,
+            return exit(report(
+                EXIT_POLICY,
                 &format!("cannot read `{}`: {e}", args.config),
-            )
+            ))
         }
     };
-    if cfg.version != VERSION {
-        return fail(supervise::EXIT_POLICY, &format!("configuration version {} is not {VERSION}; semble-init and semble-shim come from different releases", cfg.version));
-    }
-    if let Err(e) = verify::verify(&cfg.expect) {
-        return fail(
-            supervise::EXIT_POLICY,
-            &format!(
-                "container `{}`, policy `{}`: {e}",
-                cfg.container_id, cfg.policy
-            ),
-        );
-    }
-    if let Err(e) = semble_init::enter_policy_seccomp(&cfg) {
-        return fail(
-            supervise::EXIT_POLICY,
-            &format!(
-                "container `{}`, policy `{}`: {e}",
-                cfg.container_id, cfg.policy
-            ),
-        );
-    }
+    // Read everything before Landlock: afterwards semble's own files are out of reach.
+    let filters = match Filters::from_files(&cfg) {
+        Ok(f) => f,
+        Err(e) => return exit(report(EXIT_POLICY, &e)),
+    };
     if args.exec {
-        return match restrict_and_exec(&cfg, &args.argv) {
-            Ok(never) => match never {},
-            Err((code, msg)) => fail(code, &msg),
-        };
+        exit(run_as_exec(&cfg, &filters, &args.argv))
+    } else {
+        exit(run_as_init(&cfg, &filters, &args.argv))
     }
-    let listener = match &cfg.proxy_bridge {
-        Some(b) => match bridge::bind(&b.listen) {
-            Ok(l) => Some((l, b.socket.clone())),
-            Err(e) => {
-                return fail(
-                    supervise::EXIT_POLICY,
-                    &format!("cannot listen on `{}` for the proxy bridge: {e}", b.listen),
-                )
-            }
-        },
-        None => None,
-    };
-    let old_mask = match supervise::block_signals() {
-        Ok(m) => m,
-        Err(e) => {
-            return fail(
-                supervise::EXIT_POLICY,
-                &format!("cannot block signals: {e}"),
-            )
-        }
-    };
-    let workload = supervise::spawn(|| {
-        supervise::prepare_child(&old_mask);
-        match restrict_and_exec(&cfg, &args.argv) {
-            Ok(never) => match never {},
-            Err((code, msg)) => {
-                eprintln!("semble-init: error: {msg}");
-                code
-            }
-        }
-    });
-    let workload = match workload {
-        Ok(p) => p,
-        Err(e) => {
-            return fail(
-                supervise::EXIT_POLICY,
-                &format!("cannot start the workload: {e}"),
-            )
-        }
-    };
-    if let Some((l, socket)) = listener {
-        if let Err(e) = bridge::serve(l, socket.into()) {
-            eprintln!("semble-init: warning: proxy bridge not started: {e}");
-        }
-    }
-    let code = supervise::supervise(workload);
-    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
 }

@@ -4,6 +4,7 @@
 //! flags (its own global flags first, as runc and runsc expect) and only intervenes where the
 //! policy is concerned.
 
+pub mod embedded;
 pub mod runc;
 
 use std::ffi::OsString;
@@ -53,6 +54,11 @@ impl Backend {
         c
     }
 
+    /// Whether this backend runs in-process.
+    pub fn embedded(&self) -> bool {
+        self.kind == BackendKind::Embedded
+    }
+
     /// Whether the backend still knows container `id`.
     pub fn exists(&self, id: &str) -> bool {
         self.root.join(id).join("state.json").exists()
@@ -75,6 +81,10 @@ pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailab
     match kind {
         BackendKind::Runc => runc::find(settings),
         BackendKind::Runsc => Err(Unavailable::NotBuilt("runsc")),
-        BackendKind::Embedded => Err(Unavailable::NotBuilt("embedded")),
+        BackendKind::Embedded => Ok(Backend {
+            kind: BackendKind::Embedded,
+            binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("semble-shim")),
+            root: settings.backend_root("embedded"),
+        }),
     }
 }

@@ -17,3 +17,34 @@ pub fn landlock_abi() -> Option<u32> {
     };
     u32::try_from(r).ok().filter(|v| *v > 0)
 }
+
+/// Bring the loopback interface of the calling thread's network namespace up (a new namespace
+/// starts with it down). Needs CAP_NET_ADMIN in that namespace.
+pub fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value (empty name, no flags).
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `ifr`, a valid `ifreq` that
+    // lives across the call; the socket fd is open.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: reading the `ifru_flags` member the kernel just wrote.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    let up = libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or(1);
+    ifr.ifr_ifru.ifru_flags = flags | up;
+    // SAFETY: SIOCSIFFLAGS reads `ifr`, a valid `ifreq` naming `lo` with the new flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
