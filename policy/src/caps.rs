@@ -84,10 +84,7 @@ impl Capability {
     /// Parse `CHOWN` or `CAP_CHOWN` (upper case, as both Kubernetes and OCI write them).
     pub fn parse(name: &str) -> Option<Capability> {
         let short = name.strip_prefix("CAP_").unwrap_or(name);
-        Capability::ALL
-            .iter()
-            .copied()
-            .find(|c| c.short_name() == short)
+        Capability::ALL.iter().copied().find(|c| c.short_name() == short)
     }
 
     /// Whether granting this capability to untrusted code is a known path out of a container

@@ -113,24 +113,12 @@ impl Diagnostics {
     }
 
     /// Record an error.
-    pub fn error(
-        &mut self,
-        pos: Option<Pos>,
-        path: &str,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) {
+    pub fn error(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>, help: Option<String>) {
         self.push(Severity::Error, pos, path, message, help);
     }
 
     /// Record a warning.
-    pub fn warning(
-        &mut self,
-        pos: Option<Pos>,
-        path: &str,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) {
+    pub fn warning(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>, help: Option<String>) {
         self.push(Severity::Warning, pos, path, message, help);
     }
 
@@ -143,13 +131,7 @@ impl Diagnostics {
         message: impl Into<String>,
         help: Option<String>,
     ) {
-        self.items.push(Diagnostic {
-            severity,
-            pos,
-            path: path.to_string(),
-            message: message.into(),
-            help,
-        });
+        self.items.push(Diagnostic { severity, pos, path: path.to_string(), message: message.into(), help });
     }
 
     /// Whether any error was recorded.
@@ -184,10 +166,7 @@ pub fn suggest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
 }
 
 /// `did you mean `x`?` for the closest candidate, if any.
-pub fn did_you_mean<'a>(
-    input: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     suggest(input, candidates).map(|s| format!("did you mean `{s}`?"))
 }
 
@@ -204,19 +183,13 @@ mod tests {
             message: "unknown field `a\nb`".into(),
             help: Some("remove it".into()),
         };
-        assert_eq!(
-            d.render(Some("p.yaml")),
-            "p.yaml:7:5: error: unknown field `a b`; remove it"
-        );
+        assert_eq!(d.render(Some("p.yaml")), "p.yaml:7:5: error: unknown field `a b`; remove it");
     }
 
     #[test]
     fn suggestions_are_close_or_absent() {
         let fields = ["readOnlyRootFilesystem", "noNewPrivileges", "user"];
-        assert_eq!(
-            suggest("readOnlyRootFilesytem", fields),
-            Some("readOnlyRootFilesystem")
-        );
+        assert_eq!(suggest("readOnlyRootFilesytem", fields), Some("readOnlyRootFilesystem"));
         assert_eq!(suggest("usr", fields), Some("user"));
         assert_eq!(suggest("zzzzzz", fields), None);
     }

@@ -42,13 +42,7 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
     let _ = writeln!(out);
 
     // Runtime
-    let fallbacks = policy
-        .runtime
-        .fallback
-        .iter()
-        .map(|b| b.as_str())
-        .collect::<Vec<_>>()
-        .join(", then ");
+    let fallbacks = policy.runtime.fallback.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", then ");
     let runtime = match (policy.runtime.backend, fallbacks.is_empty()) {
         (Some(Backend::Gvisor), false) => format!("gVisor (runsc): a user-space kernel between the workload and the host; when runsc is missing, {fallbacks} with the full seccomp/Landlock stack"),
         (Some(Backend::Gvisor), true) => "gVisor (runsc) only: refuse to start where runsc is missing".to_string(),
@@ -87,19 +81,13 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
         cannot.push("modify the image's files (read-only root filesystem)".into());
     }
     if p.no_new_privileges {
-        cannot.push(
-            "gain privileges through setuid binaries or file capabilities (no_new_privs)".into(),
-        );
+        cannot.push("gain privileges through setuid binaries or file capabilities (no_new_privs)".into());
     }
 
     // Capabilities
     let granted = policy.capabilities.granted();
     let names: Vec<String> = granted.iter().map(|c| c.to_string()).collect();
-    let base = if policy.capabilities.drop_all {
-        "everything else dropped"
-    } else {
-        "from the runtime's default set"
-    };
+    let base = if policy.capabilities.drop_all { "everything else dropped" } else { "from the runtime's default set" };
     if names.is_empty() {
         let _ = writeln!(out, "capabilities  none: every capability is dropped");
     } else {
@@ -107,9 +95,7 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
     }
     for c in &granted {
         if c.is_dangerous() {
-            can.push(format!(
-                "use `{c}`, a capability that has been used to escape containers"
-            ));
+            can.push(format!("use `{c}`, a capability that has been used to escape containers"));
         }
     }
     if !granted.contains(&Capability::NetRaw) {
@@ -124,9 +110,7 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
 
     // Seccomp
     let s = &policy.seccomp;
-    let errno_name = errno::name(s.errno)
-        .map(str::to_string)
-        .unwrap_or_else(|| s.errno.to_string());
+    let errno_name = errno::name(s.errno).map(str::to_string).unwrap_or_else(|| s.errno.to_string());
     let other = match s.default_action {
         DefaultAction::Errno => format!("everything else fails with {errno_name}"),
         DefaultAction::KillProcess => "everything else kills the process".into(),
@@ -134,11 +118,7 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
         DefaultAction::Trap => "everything else raises SIGSYS".into(),
         DefaultAction::Log => "everything else is ALLOWED and only logged (audit mode)".into(),
     };
-    let mut sc = format!(
-        "baseline `{}`: {} syscalls allowed",
-        s.baseline.as_str(),
-        seccomp.allowed
-    );
+    let mut sc = format!("baseline `{}`: {} syscalls allowed", s.baseline.as_str(), seccomp.allowed);
     if !s.allow.is_empty() {
         let _ = write!(sc, " (added: {})", s.allow.join(", "));
     }
@@ -154,10 +134,7 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
         let _ = writeln!(out, "              {c}");
     }
     if s.explain_denials {
-        let _ = writeln!(
-            out,
-            "              denials are explained as they happen (seccomp.explainDenials)"
-        );
+        let _ = writeln!(out, "              denials are explained as they happen (seccomp.explainDenials)");
     }
     if !seccomp.blocked.is_empty() {
         cannot.push(format!("call {} (seccomp)", seccomp.blocked.join(", ")));
@@ -176,7 +153,10 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
                 IMPLICIT_DEVICES.join(" ")
             );
             if fs.enforcement == Enforcement::BestEffort {
-                let _ = writeln!(out, "              best-effort: on a kernel without Landlock these rules are NOT enforced");
+                let _ = writeln!(
+                    out,
+                    "              best-effort: on a kernel without Landlock these rules are NOT enforced"
+                );
             }
             let writable = if fs.read_write.is_empty() {
                 "anywhere".to_string()
@@ -184,14 +164,12 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
                 format!("outside {}", fs.read_write.join(", "))
             };
             cannot.push(format!("write {writable} (Landlock)"));
-            cannot.push(format!(
-                "execute programs outside {} (Landlock)",
-                fs.execute.join(", ")
-            ));
+            cannot.push(format!("execute programs outside {} (Landlock)", fs.execute.join(", ")));
             cannot.push("read files outside the listed paths (Landlock)".into());
         }
         None => {
-            let _ = writeln!(out, "filesystem    no Landlock rules: every file the image and mounts expose is reachable");
+            let _ =
+                writeln!(out, "filesystem    no Landlock rules: every file the image and mounts expose is reachable");
         }
     }
 
@@ -203,18 +181,10 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
                 Some(SelinuxLevel::Auto) => "a unique category pair per container".into(),
                 None => "the runtime's level".into(),
             };
-            let _ = writeln!(
-                out,
-                "selinux       type `{}`, level {level} ({})",
-                se.type_,
-                se.enforcement.as_str()
-            );
+            let _ = writeln!(out, "selinux       type `{}`, level {level} ({})", se.type_, se.enforcement.as_str());
         }
         None => {
-            let _ = writeln!(
-                out,
-                "selinux       not set (the runtime's default label, if SELinux is on)"
-            );
+            let _ = writeln!(out, "selinux       not set (the runtime's default label, if SELinux is on)");
         }
     }
 
@@ -222,12 +192,8 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
     let n = &policy.network;
     match n.mode {
         NetworkMode::None => {
-            let _ = writeln!(
-                out,
-                "network       none: a private network namespace with loopback only"
-            );
-            cannot
-                .push("reach any network address, including 169.254.169.254 (no interface)".into());
+            let _ = writeln!(out, "network       none: a private network namespace with loopback only");
+            cannot.push("reach any network address, including 169.254.169.254 (no interface)".into());
         }
         NetworkMode::Proxy => {
             let _ = writeln!(out, "network       proxy: no route out; semble-proxy on 127.0.0.1:{} is the only way out ({} placement on Kubernetes)", n.proxy.port, n.proxy.placement.as_str());
@@ -244,35 +210,22 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
                     let _ = write!(line, " paths {}", r.paths.join(","));
                 }
                 let _ = writeln!(out, "{line}");
-                can.push(format!(
-                    "reach {} on port {} through the proxy",
-                    r.host,
-                    ports.join(",")
-                ));
+                can.push(format!("reach {} on port {} through the proxy", r.host, ports.join(",")));
             }
             cannot.push("reach any other host, an IP address directly, or 169.254.169.254".into());
             if n.egress.iter().any(|r| r.credential.is_some()) {
-                cannot.push(
-                    "read the injected credentials (they are added outside the sandbox)".into(),
-                );
+                cannot.push("read the injected credentials (they are added outside the sandbox)".into());
             }
         }
         NetworkMode::Open => {
-            let _ = writeln!(
-                out,
-                "network       open: the runtime's network, not restricted by semble"
-            );
+            let _ = writeln!(out, "network       open: the runtime's network, not restricted by semble");
             can.push("reach any address the host network allows".into());
         }
     }
     let _ = writeln!(
         out,
         "              dns {}",
-        if n.dns {
-            "allowed (cluster resolver)"
-        } else {
-            "not allowed (the proxy resolves names)"
-        }
+        if n.dns { "allowed (cluster resolver)" } else { "not allowed (the proxy resolves names)" }
     );
     for r in &n.ingress {
         let who = match (&r.from.namespace, &r.from.pods, &r.from.cidr) {
@@ -290,25 +243,13 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
                 None => format!("{}/{}", p.port, p.protocol.as_str()),
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "              ingress from {who} on {}",
-            ports.join(", ")
-        );
-        can.push(format!(
-            "accept connections from {who} on {}",
-            ports.join(", ")
-        ));
+        let _ = writeln!(out, "              ingress from {who} on {}", ports.join(", "));
+        can.push(format!("accept connections from {who} on {}", ports.join(", ")));
     }
 
     // Devices, resources
     if policy.devices.gpu.is_some() || !policy.devices.allow.is_empty() {
-        let mut devs: Vec<String> = policy
-            .devices
-            .allow
-            .iter()
-            .map(|d| format!("{} ({})", d.path, d.access))
-            .collect();
+        let mut devs: Vec<String> = policy.devices.allow.iter().map(|d| format!("{} ({})", d.path, d.access)).collect();
         if policy.devices.gpu == Some(Gpu::Nvidia) {
             devs.insert(0, "NVIDIA GPUs (/dev/nvidia*)".into());
         }
@@ -326,21 +267,9 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
     if let Some(pids) = r.pids {
         res.push(format!("pids {pids}"));
     }
-    let _ = writeln!(
-        out,
-        "resources     {}",
-        if res.is_empty() {
-            "no limits".into()
-        } else {
-            res.join(", ")
-        }
-    );
+    let _ = writeln!(out, "resources     {}", if res.is_empty() { "no limits".into() } else { res.join(", ") });
     if let Some(ns) = &policy.kubernetes.namespace {
-        let _ = writeln!(
-            out,
-            "kubernetes    namespace {ns}, pods {}",
-            labels(&policy.kubernetes.pod_selector)
-        );
+        let _ = writeln!(out, "kubernetes    namespace {ns}, pods {}", labels(&policy.kubernetes.pod_selector));
     }
 
     let _ = writeln!(out, "\nthe workload can:");
@@ -361,8 +290,5 @@ fn labels(m: &std::collections::BTreeMap<String, String>) -> String {
     if m.is_empty() {
         return "(all)".into();
     }
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }

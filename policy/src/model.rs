@@ -157,11 +157,7 @@ impl Rlimit {
 
     /// The OCI name, e.g. `RLIMIT_NOFILE`.
     pub fn oci_name(self) -> String {
-        let name = Rlimit::ALL
-            .iter()
-            .find(|(_, r)| *r == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("");
+        let name = Rlimit::ALL.iter().find(|(_, r)| *r == self).map(|(n, _)| *n).unwrap_or("");
         format!("RLIMIT_{}", name.to_ascii_uppercase())
     }
 }
@@ -221,11 +217,7 @@ pub struct Capabilities {
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities {
-            drop_all: true,
-            drop: BTreeSet::new(),
-            add: BTreeSet::new(),
-        }
+        Capabilities { drop_all: true, drop: BTreeSet::new(), add: BTreeSet::new() }
     }
 }
 
@@ -233,11 +225,8 @@ impl Capabilities {
     /// The capabilities the workload may hold: the runtime default set (or nothing with
     /// `drop: [ALL]`), minus `drop`, plus `add`.
     pub fn granted(&self) -> BTreeSet<Capability> {
-        let mut set: BTreeSet<Capability> = if self.drop_all {
-            BTreeSet::new()
-        } else {
-            crate::caps::RUNTIME_DEFAULT.iter().copied().collect()
-        };
+        let mut set: BTreeSet<Capability> =
+            if self.drop_all { BTreeSet::new() } else { crate::caps::RUNTIME_DEFAULT.iter().copied().collect() };
         for c in &self.drop {
             set.remove(c);
         }
@@ -551,10 +540,7 @@ pub struct ProxySettings {
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        ProxySettings {
-            placement: ProxyPlacement::Gateway,
-            port: 8080,
-        }
+        ProxySettings { placement: ProxyPlacement::Gateway, port: 8080 }
     }
 }
 
@@ -672,20 +658,10 @@ mod tests {
 
     #[test]
     fn granted_capabilities() {
-        let c = Capabilities {
-            drop_all: true,
-            drop: BTreeSet::new(),
-            add: [Capability::Chown].into_iter().collect(),
-        };
-        assert_eq!(
-            c.granted().into_iter().collect::<Vec<_>>(),
-            vec![Capability::Chown]
-        );
-        let c = Capabilities {
-            drop_all: false,
-            drop: [Capability::NetRaw].into_iter().collect(),
-            add: BTreeSet::new(),
-        };
+        let c = Capabilities { drop_all: true, drop: BTreeSet::new(), add: [Capability::Chown].into_iter().collect() };
+        assert_eq!(c.granted().into_iter().collect::<Vec<_>>(), vec![Capability::Chown]);
+        let c =
+            Capabilities { drop_all: false, drop: [Capability::NetRaw].into_iter().collect(), add: BTreeSet::new() };
         assert!(!c.granted().contains(&Capability::NetRaw));
         assert!(c.granted().contains(&Capability::Chown));
     }

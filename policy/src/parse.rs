@@ -27,28 +27,18 @@ pub struct PolicyError {
 }
 
 fn render(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .map(|d| d.render(None))
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.render(None)).collect::<Vec<_>>().join("\n")
 }
 
 impl PolicyError {
     /// One line per diagnostic, each prefixed with `file`.
     pub fn render_with_file(&self, file: &str) -> Vec<String> {
-        self.diagnostics
-            .iter()
-            .map(|d| d.render(Some(file)))
-            .collect()
+        self.diagnostics.iter().map(|d| d.render(Some(file))).collect()
     }
 
     /// Only the errors.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -83,24 +73,14 @@ pub fn from_node(root: &Node) -> Result<Parsed, PolicyError> {
     match policy {
         Some(mut policy) if !diags.has_errors() => {
             policy.positions = positions;
-            Ok(Parsed {
-                policy,
-                warnings: diags.into_sorted(),
-            })
+            Ok(Parsed { policy, warnings: diags.into_sorted() })
         }
         _ => {
             let mut diags = diags;
             if !diags.has_errors() {
-                diags.error(
-                    Some(root.pos),
-                    "",
-                    "the document is not a SandboxPolicy",
-                    None,
-                );
+                diags.error(Some(root.pos), "", "the document is not a SandboxPolicy", None);
             }
-            Err(PolicyError {
-                diagnostics: diags.into_sorted(),
-            })
+            Err(PolicyError { diagnostics: diags.into_sorted() })
         }
     }
 }
@@ -108,10 +88,7 @@ pub fn from_node(root: &Node) -> Result<Parsed, PolicyError> {
 /// Whether a parsed document claims to be a SandboxPolicy (used to detect input kinds).
 pub fn is_policy_document(root: &Node) -> bool {
     root.get_path(&["kind"]).and_then(Node::as_str) == Some(KIND)
-        && root
-            .get_path(&["apiVersion"])
-            .and_then(Node::as_str)
-            .is_some_and(|v| v.starts_with("semble.dev/"))
+        && root.get_path(&["apiVersion"]).and_then(Node::as_str).is_some_and(|v| v.starts_with("semble.dev/"))
 }
 
 fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
@@ -121,9 +98,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
                 root.pos,
                 "",
                 "the document is empty",
-                Some(format!(
-                    "start with `apiVersion: {API_VERSION}` and `kind: {KIND}`"
-                )),
+                Some(format!("start with `apiVersion: {API_VERSION}` and `kind: {KIND}`")),
             );
         }
         return None;
@@ -141,23 +116,13 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
                 }
             }
         }
-        None => r.missing(
-            root.pos,
-            "",
-            "apiVersion",
-            &format!("apiVersion: {API_VERSION}"),
-        ),
+        None => r.missing(root.pos, "", "apiVersion", &format!("apiVersion: {API_VERSION}")),
     }
     match top.get("kind") {
         Some(n) => {
             if let Some(v) = r.string(n, "kind") {
                 if v != KIND {
-                    r.error(
-                        n.pos,
-                        "kind",
-                        format!("unsupported kind `{v}`"),
-                        Some(format!("use `{KIND}`")),
-                    );
+                    r.error(n.pos, "kind", format!("unsupported kind `{v}`"), Some(format!("use `{KIND}`")));
                 }
             }
         }
@@ -170,10 +135,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
             (None, None)
         }
     };
-    let empty = Node {
-        value: Value::Null,
-        pos: root.pos,
-    };
+    let empty = Node { value: Value::Null, pos: root.pos };
     let spec_node = top.get("spec").unwrap_or(&empty);
     if top.get("spec").is_none() {
         r.missing(root.pos, "", "spec", "spec: {}");
@@ -196,32 +158,16 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
     );
     let get = |key: &str| spec.and_then(|m| m.get(key));
 
-    let runtime = get("runtime")
-        .map(|n| read_runtime(r, n))
-        .unwrap_or_default();
-    let process = get("process")
-        .map(|n| read_process(r, n))
-        .unwrap_or_default();
-    let capabilities = get("capabilities")
-        .map(|n| read_capabilities(r, n))
-        .unwrap_or_default();
-    let seccomp = get("seccomp")
-        .map(|n| read_seccomp(r, n))
-        .unwrap_or_default();
+    let runtime = get("runtime").map(|n| read_runtime(r, n)).unwrap_or_default();
+    let process = get("process").map(|n| read_process(r, n)).unwrap_or_default();
+    let capabilities = get("capabilities").map(|n| read_capabilities(r, n)).unwrap_or_default();
+    let seccomp = get("seccomp").map(|n| read_seccomp(r, n)).unwrap_or_default();
     let filesystem = get("filesystem").and_then(|n| read_filesystem(r, n));
     let selinux = get("selinux").and_then(|n| read_selinux(r, n));
-    let network = get("network")
-        .map(|n| read_network(r, n))
-        .unwrap_or_default();
-    let devices = get("devices")
-        .map(|n| read_devices(r, n))
-        .unwrap_or_default();
-    let kubernetes = get("kubernetes")
-        .map(|n| read_kubernetes(r, n))
-        .unwrap_or_default();
-    let resources = get("resources")
-        .map(|n| read_resources(r, n))
-        .unwrap_or_default();
+    let network = get("network").map(|n| read_network(r, n)).unwrap_or_default();
+    let devices = get("devices").map(|n| read_devices(r, n)).unwrap_or_default();
+    let kubernetes = get("kubernetes").map(|n| read_kubernetes(r, n)).unwrap_or_default();
+    let resources = get("resources").map(|n| read_resources(r, n)).unwrap_or_default();
 
     let policy = SandboxPolicy {
         name: name?,
@@ -243,11 +189,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
 }
 
 fn read_metadata(r: &mut Reader, node: &Node) -> (Option<String>, Option<String>) {
-    let Some(m) = r.map(
-        node,
-        "metadata",
-        &["name", "description", "labels", "annotations"],
-    ) else {
+    let Some(m) = r.map(node, "metadata", &["name", "description", "labels", "annotations"]) else {
         r.missing(node.pos, "metadata", "name", "name: workspace");
         return (None, None);
     };
@@ -270,9 +212,7 @@ fn read_metadata(r: &mut Reader, node: &Node) -> (Option<String>, Option<String>
             None
         }
     };
-    let description = m
-        .get("description")
-        .and_then(|n| r.string(n, "metadata.description"));
+    let description = m.get("description").and_then(|n| r.string(n, "metadata.description"));
     if let Some(n) = m.get("labels") {
         r.string_map(n, "metadata.labels");
     }
@@ -282,29 +222,22 @@ fn read_metadata(r: &mut Reader, node: &Node) -> (Option<String>, Option<String>
     (name, description)
 }
 
-const BACKENDS: &[(&str, Backend)] = &[
-    ("gvisor", Backend::Gvisor),
-    ("runc", Backend::Runc),
-    ("embedded", Backend::Embedded),
-];
+const BACKENDS: &[(&str, Backend)] =
+    &[("gvisor", Backend::Gvisor), ("runc", Backend::Runc), ("embedded", Backend::Embedded)];
 
 fn read_runtime(r: &mut Reader, node: &Node) -> Runtime {
     let path = "spec.runtime";
     let Some(m) = r.map(node, path, &["backend", "fallback", "gvisor"]) else {
         return Runtime::default();
     };
-    let backend = m
-        .get("backend")
-        .and_then(|n| r.one_of(n, "spec.runtime.backend", BACKENDS));
+    let backend = m.get("backend").and_then(|n| r.one_of(n, "spec.runtime.backend", BACKENDS));
     let mut fallback: Vec<Backend> = Vec::new();
     if let Some(n) = m.get("fallback") {
         // One backend, or an ordered list of them.
         let items: Vec<(&Node, String)> = match &n.value {
-            Value::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| (it, index("spec.runtime.fallback", i)))
-                .collect(),
+            Value::Seq(items) => {
+                items.iter().enumerate().map(|(i, it)| (it, index("spec.runtime.fallback", i))).collect()
+            }
             _ => vec![(n, "spec.runtime.fallback".to_string())],
         };
         for (item, ipath) in items {
@@ -351,11 +284,7 @@ fn read_runtime(r: &mut Reader, node: &Node) -> Runtime {
             });
         }
     }
-    Runtime {
-        backend,
-        fallback,
-        gvisor_platform,
-    }
+    Runtime { backend, fallback, gvisor_platform }
 }
 
 fn read_process(r: &mut Reader, node: &Node) -> Process {
@@ -396,22 +325,13 @@ fn read_process(r: &mut Reader, node: &Node) -> Process {
             }
         }
     }
-    if let Some(b) = m
-        .get("runAsNonRoot")
-        .and_then(|n| r.bool(n, "spec.process.runAsNonRoot"))
-    {
+    if let Some(b) = m.get("runAsNonRoot").and_then(|n| r.bool(n, "spec.process.runAsNonRoot")) {
         p.run_as_non_root = b;
     }
-    if let Some(b) = m
-        .get("noNewPrivileges")
-        .and_then(|n| r.bool(n, "spec.process.noNewPrivileges"))
-    {
+    if let Some(b) = m.get("noNewPrivileges").and_then(|n| r.bool(n, "spec.process.noNewPrivileges")) {
         p.no_new_privileges = b;
     }
-    if let Some(b) = m
-        .get("readOnlyRootFilesystem")
-        .and_then(|n| r.bool(n, "spec.process.readOnlyRootFilesystem"))
-    {
+    if let Some(b) = m.get("readOnlyRootFilesystem").and_then(|n| r.bool(n, "spec.process.readOnlyRootFilesystem")) {
         p.read_only_root_filesystem = b;
     }
     if p.run_as_non_root && p.user == Some(0) {
@@ -443,9 +363,7 @@ fn read_rlimits(r: &mut Reader, node: &Node) -> BTreeMap<Rlimit, RlimitValue> {
         };
         let lpath = join(path, &key.name);
         let v = match &value.value {
-            Value::Int(_) => r
-                .u64(value, &lpath)
-                .map(|v| RlimitValue { soft: v, hard: v }),
+            Value::Int(_) => r.u64(value, &lpath).map(|v| RlimitValue { soft: v, hard: v }),
             Value::Map(_) => {
                 let Some(lm) = r.map(value, &lpath, &["soft", "hard"]) else {
                     continue;
@@ -474,10 +392,7 @@ fn read_rlimits(r: &mut Reader, node: &Node) -> BTreeMap<Rlimit, RlimitValue> {
                 r.error(
                     value.pos,
                     &lpath,
-                    format!(
-                        "expected an integer or `{{soft, hard}}` at `{lpath}`, found {}",
-                        value.kind()
-                    ),
+                    format!("expected an integer or `{{soft, hard}}` at `{lpath}`, found {}", value.kind()),
                     Some("for example `nofile: 1024`".into()),
                 );
                 None
@@ -492,70 +407,60 @@ fn read_rlimits(r: &mut Reader, node: &Node) -> BTreeMap<Rlimit, RlimitValue> {
 
 fn read_capabilities(r: &mut Reader, node: &Node) -> Capabilities {
     let path = "spec.capabilities";
-    let mut caps = Capabilities {
-        drop_all: false,
-        drop: BTreeSet::new(),
-        add: BTreeSet::new(),
-    };
+    let mut caps = Capabilities { drop_all: false, drop: BTreeSet::new(), add: BTreeSet::new() };
     let Some(m) = r.map(node, path, &["drop", "add"]) else {
         return Capabilities::default();
     };
     let cap_names = || Capability::ALL.iter().map(|c| c.short_name());
-    let read_list =
-        |r: &mut Reader, field: &str, allow_all: bool| -> Vec<(Option<Capability>, bool, Pos)> {
-            let lpath = join(path, field);
-            let mut out = Vec::new();
-            let Some(list) = m.get(field) else { return out };
-            let mut seen: BTreeSet<String> = BTreeSet::new();
-            for (i, item) in r.list(list, &lpath).iter().enumerate() {
-                let ipath = index(&lpath, i);
-                let Some(name) = r.string(item, &ipath) else {
-                    continue;
-                };
-                if !seen.insert(name.trim_start_matches("CAP_").to_string()) {
+    let read_list = |r: &mut Reader, field: &str, allow_all: bool| -> Vec<(Option<Capability>, bool, Pos)> {
+        let lpath = join(path, field);
+        let mut out = Vec::new();
+        let Some(list) = m.get(field) else { return out };
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for (i, item) in r.list(list, &lpath).iter().enumerate() {
+            let ipath = index(&lpath, i);
+            let Some(name) = r.string(item, &ipath) else {
+                continue;
+            };
+            if !seen.insert(name.trim_start_matches("CAP_").to_string()) {
+                r.error(
+                    item.pos,
+                    &ipath,
+                    format!("capability `{name}` is listed twice in `{lpath}`"),
+                    Some("remove the duplicate".into()),
+                );
+                continue;
+            }
+            if name == "ALL" {
+                if allow_all {
+                    out.push((None, true, item.pos));
+                } else {
                     r.error(
                         item.pos,
                         &ipath,
-                        format!("capability `{name}` is listed twice in `{lpath}`"),
-                        Some("remove the duplicate".into()),
+                        "`add: [ALL]` grants every capability",
+                        Some("list the capabilities the workload needs".into()),
                     );
-                    continue;
                 }
-                if name == "ALL" {
-                    if allow_all {
-                        out.push((None, true, item.pos));
+                continue;
+            }
+            match Capability::parse(&name) {
+                Some(c) => out.push((Some(c), false, item.pos)),
+                None => {
+                    let upper = name.to_ascii_uppercase();
+                    let bare = upper.trim_start_matches("CAP_");
+                    let help = if Capability::parse(bare).is_some() {
+                        Some(format!("write it in upper case: `{bare}`"))
                     } else {
-                        r.error(
-                            item.pos,
-                            &ipath,
-                            "`add: [ALL]` grants every capability",
-                            Some("list the capabilities the workload needs".into()),
-                        );
-                    }
-                    continue;
-                }
-                match Capability::parse(&name) {
-                    Some(c) => out.push((Some(c), false, item.pos)),
-                    None => {
-                        let upper = name.to_ascii_uppercase();
-                        let bare = upper.trim_start_matches("CAP_");
-                        let help = if Capability::parse(bare).is_some() {
-                            Some(format!("write it in upper case: `{bare}`"))
-                        } else {
-                            did_you_mean(bare, cap_names())
-                                .or_else(|| Some("see `man 7 capabilities` for the names".into()))
-                        };
-                        r.error(
-                            item.pos,
-                            &ipath,
-                            format!("unknown capability `{name}`"),
-                            help,
-                        );
-                    }
+                        did_you_mean(bare, cap_names())
+                            .or_else(|| Some("see `man 7 capabilities` for the names".into()))
+                    };
+                    r.error(item.pos, &ipath, format!("unknown capability `{name}`"), help);
                 }
             }
-            out
-        };
+        }
+        out
+    };
     let drops = read_list(r, "drop", true);
     let adds = read_list(r, "add", false);
     for (cap, all, _) in &drops {
@@ -607,29 +512,14 @@ const ACTIONS: &[(&str, DefaultAction)] = &[
 fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
     let path = "spec.seccomp";
     let mut s = Seccomp::default();
-    let Some(m) = r.map(
-        node,
-        path,
-        &[
-            "baseline",
-            "allow",
-            "deny",
-            "defaultAction",
-            "errno",
-            "explainDenials",
-        ],
-    ) else {
+    let Some(m) = r.map(node, path, &["baseline", "allow", "deny", "defaultAction", "errno", "explainDenials"]) else {
         return s;
     };
     if let Some(n) = m.get("baseline") {
         if let Some(b) = r.one_of(
             n,
             "spec.seccomp.baseline",
-            &[
-                ("default", Baseline::Default),
-                ("strict", Baseline::Strict),
-                ("none", Baseline::None),
-            ],
+            &[("default", Baseline::Default), ("strict", Baseline::Strict), ("none", Baseline::None)],
         ) {
             s.baseline = b;
         }
@@ -653,14 +543,8 @@ fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
                 Some(v) => s.errno = v,
                 None => {
                     let names = errno::ERRNOS.iter().map(|(n, _)| *n);
-                    let help = did_you_mean(name, names)
-                        .or_else(|| Some("use `EPERM`, `EACCES` or `ENOSYS`".into()));
-                    r.error(
-                        n.pos,
-                        "spec.seccomp.errno",
-                        format!("unknown errno `{name}`"),
-                        help,
-                    );
+                    let help = did_you_mean(name, names).or_else(|| Some("use `EPERM`, `EACCES` or `ENOSYS`".into()));
+                    r.error(n.pos, "spec.seccomp.errno", format!("unknown errno `{name}`"), help);
                 }
             },
             Value::Int(_) => {
@@ -680,20 +564,12 @@ fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
             _ => r.error(
                 n.pos,
                 "spec.seccomp.errno",
-                format!(
-                    "expected an errno name at `spec.seccomp.errno`, found {}",
-                    n.kind()
-                ),
+                format!("expected an errno name at `spec.seccomp.errno`, found {}", n.kind()),
                 Some("for example `EPERM`".into()),
             ),
         }
         if s.default_action != DefaultAction::Errno && m.get("defaultAction").is_some() {
-            r.warning(
-                n.pos,
-                "spec.seccomp.errno",
-                "`errno` only applies with `defaultAction: errno`",
-                None,
-            );
+            r.warning(n.pos, "spec.seccomp.errno", "`errno` only applies with `defaultAction: errno`", None);
         }
     }
     if let Some(n) = m.get("explainDenials") {
@@ -701,24 +577,15 @@ fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
             s.explain_denials = b;
         }
     }
-    let allow = m
-        .get("allow")
-        .map(|n| read_syscall_list(r, n, "spec.seccomp.allow"))
-        .unwrap_or_default();
-    let deny = m
-        .get("deny")
-        .map(|n| read_syscall_list(r, n, "spec.seccomp.deny"))
-        .unwrap_or_default();
+    let allow = m.get("allow").map(|n| read_syscall_list(r, n, "spec.seccomp.allow")).unwrap_or_default();
+    let deny = m.get("deny").map(|n| read_syscall_list(r, n, "spec.seccomp.deny")).unwrap_or_default();
     let allowed: BTreeMap<&str, Pos> = allow.iter().map(|(n, p)| (n.as_str(), *p)).collect();
     for (name, pos) in &deny {
         if let Some(apos) = allowed.get(name.as_str()) {
             r.error(
                 *pos,
                 "spec.seccomp.deny",
-                format!(
-                    "syscall `{name}` is both allowed (line {}) and denied",
-                    apos.line
-                ),
+                format!("syscall `{name}` is both allowed (line {}) and denied", apos.line),
                 Some("remove it from `allow` or from `deny`".into()),
             );
         }
@@ -727,7 +594,15 @@ fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
     s.deny = deny.into_iter().map(|(n, _)| n).collect();
     if s.baseline == Baseline::None && s.allow.is_empty() {
         if let Some(n) = m.get("baseline") {
-            r.error(n.pos, "spec.seccomp.baseline", "`baseline: none` with an empty `allow` list allows no syscall at all", Some("list the syscalls the workload needs in `allow`, or record them with `semble-policy record`".into()));
+            r.error(
+                n.pos,
+                "spec.seccomp.baseline",
+                "`baseline: none` with an empty `allow` list allows no syscall at all",
+                Some(
+                    "list the syscalls the workload needs in `allow`, or record them with `semble-policy record`"
+                        .into(),
+                ),
+            );
         }
     }
     s
@@ -771,18 +646,12 @@ fn read_syscall_list(r: &mut Reader, node: &Node, path: &str) -> Vec<(String, Po
     out
 }
 
-const ENFORCEMENTS: &[(&str, Enforcement)] = &[
-    ("required", Enforcement::Required),
-    ("best-effort", Enforcement::BestEffort),
-];
+const ENFORCEMENTS: &[(&str, Enforcement)] =
+    &[("required", Enforcement::Required), ("best-effort", Enforcement::BestEffort)];
 
 fn read_filesystem(r: &mut Reader, node: &Node) -> Option<Filesystem> {
     let path = "spec.filesystem";
-    let m = r.map(
-        node,
-        path,
-        &["readOnly", "readWrite", "execute", "enforcement"],
-    )?;
+    let m = r.map(node, path, &["readOnly", "readWrite", "execute", "enforcement"])?;
     let enforcement = m
         .get("enforcement")
         .and_then(|n| r.one_of(n, "spec.filesystem.enforcement", ENFORCEMENTS))
@@ -801,17 +670,17 @@ fn read_filesystem(r: &mut Reader, node: &Node) -> Option<Filesystem> {
                     Ok(p) => {
                         if let Some((_, first)) = out.iter().find(|(q, _)| *q == p) {
                             let line = first.line;
-                            r.error(item.pos, &ipath, format!("path `{raw}` is listed twice in `{lpath}` (first at line {line})"), Some("remove the duplicate".into()));
+                            r.error(
+                                item.pos,
+                                &ipath,
+                                format!("path `{raw}` is listed twice in `{lpath}` (first at line {line})"),
+                                Some("remove the duplicate".into()),
+                            );
                         } else {
                             out.push((p, item.pos));
                         }
                     }
-                    Err(help) => r.error(
-                        item.pos,
-                        &ipath,
-                        format!("`{raw}` is not a usable path"),
-                        Some(help),
-                    ),
+                    Err(help) => r.error(item.pos, &ipath, format!("`{raw}` is not a usable path"), Some(help)),
                 }
             }
         }
@@ -829,9 +698,7 @@ fn read_filesystem(r: &mut Reader, node: &Node) -> Option<Filesystem> {
                         r.warning(
                             *pos,
                             &join(path, fb),
-                            format!(
-                                "`{p}` is also in `readOnly`; `execute` already grants reading"
-                            ),
+                            format!("`{p}` is also in `readOnly`; `execute` already grants reading"),
                             Some("remove it from `readOnly`".into()),
                         );
                     } else {
@@ -860,20 +727,22 @@ fn read_filesystem(r: &mut Reader, node: &Node) -> Option<Filesystem> {
         enforcement,
     };
     // Writable and executable together lets the workload drop a binary and run it.
-    let rw: Vec<(String, Pos)> = lists
-        .iter()
-        .find(|(f, _)| *f == "readWrite")
-        .map(|(_, l)| l.clone())
-        .unwrap_or_default();
-    let ex: Vec<(String, Pos)> = lists
-        .iter()
-        .find(|(f, _)| *f == "execute")
-        .map(|(_, l)| l.clone())
-        .unwrap_or_default();
+    let rw: Vec<(String, Pos)> =
+        lists.iter().find(|(f, _)| *f == "readWrite").map(|(_, l)| l.clone()).unwrap_or_default();
+    let ex: Vec<(String, Pos)> =
+        lists.iter().find(|(f, _)| *f == "execute").map(|(_, l)| l.clone()).unwrap_or_default();
     for (w, _) in &rw {
         for (e, epos) in &ex {
             if path_contains(w, e) || path_contains(e, w) {
-                r.warning(*epos, "spec.filesystem.execute", format!("`{e}` is executable and overlaps writable `{w}`"), Some("the workload can write a program there and run it; keep writable and executable paths apart".into()));
+                r.warning(
+                    *epos,
+                    "spec.filesystem.execute",
+                    format!("`{e}` is executable and overlaps writable `{w}`"),
+                    Some(
+                        "the workload can write a program there and run it; keep writable and executable paths apart"
+                            .into(),
+                    ),
+                );
             }
         }
         if w == "/" {
@@ -892,20 +761,13 @@ fn read_filesystem(r: &mut Reader, node: &Node) -> Option<Filesystem> {
 
 /// Whether `outer` is `inner` or one of its ancestors.
 pub(crate) fn path_contains(outer: &str, inner: &str) -> bool {
-    outer == "/"
-        || inner == outer
-        || inner
-            .strip_prefix(outer)
-            .is_some_and(|rest| rest.starts_with('/'))
+    outer == "/" || inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// An absolute path without `.`/`..` components, `//` or a trailing `/`.
 fn normalise_path(raw: &str) -> Result<String, String> {
     if !raw.starts_with('/') {
-        return Err(format!(
-            "use an absolute path, e.g. `/{}`",
-            raw.trim_start_matches("./")
-        ));
+        return Err(format!("use an absolute path, e.g. `/{}`", raw.trim_start_matches("./")));
     }
     if raw.contains('\0') {
         return Err("remove the NUL byte".into());
@@ -914,11 +776,7 @@ fn normalise_path(raw: &str) -> Result<String, String> {
     for part in raw.split('/') {
         match part {
             "" => {}
-            "." | ".." => {
-                return Err(
-                    "remove `.` and `..` components; write the path as the workload sees it".into(),
-                )
-            }
+            "." | ".." => return Err("remove `.` and `..` components; write the path as the workload sees it".into()),
             p => parts.push(p),
         }
     }
@@ -937,7 +795,12 @@ fn read_selinux(r: &mut Reader, node: &Node) -> Option<Selinux> {
             if ok {
                 Some(t)
             } else {
-                r.error(n.pos, "spec.selinux.type", format!("`{t}` is not an SELinux type name"), Some("use lower-case letters, digits and `_`, ending in `_t`, e.g. `semble_workspace_t`".into()));
+                r.error(
+                    n.pos,
+                    "spec.selinux.type",
+                    format!("`{t}` is not an SELinux type name"),
+                    Some("use lower-case letters, digits and `_`, ending in `_t`, e.g. `semble_workspace_t`".into()),
+                );
                 None
             }
         }),
@@ -958,10 +821,7 @@ fn read_selinux(r: &mut Reader, node: &Node) -> Option<Selinux> {
                 n.pos,
                 "spec.selinux.level",
                 format!("`{l}` is not an MCS level"),
-                Some(
-                    "write it like `s0:c100,c200`, or `auto` for a unique pair per container"
-                        .into(),
-                ),
+                Some("write it like `s0:c100,c200`, or `auto` for a unique pair per container".into()),
             );
             None
         }
@@ -970,11 +830,7 @@ fn read_selinux(r: &mut Reader, node: &Node) -> Option<Selinux> {
         .get("enforcement")
         .and_then(|n| r.one_of(n, "spec.selinux.enforcement", ENFORCEMENTS))
         .unwrap_or(Enforcement::Required);
-    Some(Selinux {
-        type_: type_?,
-        level,
-        enforcement,
-    })
+    Some(Selinux { type_: type_?, level, enforcement })
 }
 
 /// `s0`, `s0-s15`, `s0:c1,c2`, `s0:c0.c1023`.
@@ -983,15 +839,13 @@ fn is_mls_level(l: &str) -> bool {
         Some((s, c)) => (s, Some(c)),
         None => (l, None),
     };
-    let sens_ok = sens.split('-').all(|s| {
-        s.strip_prefix('s')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    }) && sens.split('-').count() <= 2;
+    let sens_ok = sens
+        .split('-')
+        .all(|s| s.strip_prefix('s').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        && sens.split('-').count() <= 2;
     let cat_ok = |c: &str| {
         c.strip_prefix('c').is_some_and(|n| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && n.parse::<u32>().is_ok_and(|v| v < 1024)
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u32>().is_ok_and(|v| v < 1024)
         })
     };
     let cats_ok = cats.is_none_or(|c| {
@@ -1015,11 +869,7 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
             if let Some(mode) = r.one_of(
                 n,
                 "spec.network.mode",
-                &[
-                    ("none", NetworkMode::None),
-                    ("proxy", NetworkMode::Proxy),
-                    ("open", NetworkMode::Open),
-                ],
+                &[("none", NetworkMode::None), ("proxy", NetworkMode::Proxy), ("open", NetworkMode::Open)],
             ) {
                 net.mode = mode;
             }
@@ -1037,18 +887,12 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
                 r.one_of(
                     n,
                     "spec.network.proxy.placement",
-                    &[
-                        ("gateway", ProxyPlacement::Gateway),
-                        ("sidecar", ProxyPlacement::Sidecar),
-                    ],
+                    &[("gateway", ProxyPlacement::Gateway), ("sidecar", ProxyPlacement::Sidecar)],
                 )
             }) {
                 net.proxy.placement = p;
             }
-            if let Some(p) = pm
-                .get("port")
-                .and_then(|n| r.port(n, "spec.network.proxy.port"))
-            {
+            if let Some(p) = pm.get("port").and_then(|n| r.port(n, "spec.network.proxy.port")) {
                 net.proxy.port = p;
             }
         }
@@ -1060,17 +904,12 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
             let ipath = index(lpath, i);
             if let Some(rule) = read_egress(r, item, &ipath) {
                 for port in &rule.ports {
-                    if let Some((_, _, first)) =
-                        seen.iter().find(|(h, p, _)| *h == rule.host && p == port)
-                    {
+                    if let Some((_, _, first)) = seen.iter().find(|(h, p, _)| *h == rule.host && p == port) {
                         let line = first.line;
                         r.error(
                             item.pos,
                             &ipath,
-                            format!(
-                                "`{}:{port}` is already allowed by the rule at line {line}",
-                                rule.host
-                            ),
+                            format!("`{}:{port}` is already allowed by the rule at line {line}", rule.host),
                             Some("merge the two rules".into()),
                         );
                     } else {
@@ -1094,19 +933,7 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
 }
 
 fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
-    let m = r.map(
-        node,
-        path,
-        &[
-            "host",
-            "ports",
-            "tls",
-            "credential",
-            "methods",
-            "paths",
-            "allowAddresses",
-        ],
-    )?;
+    let m = r.map(node, path, &["host", "ports", "tls", "credential", "methods", "paths", "allowAddresses"])?;
     let host = match m.get("host") {
         Some(n) => {
             let raw = r.string(n, &join(path, "host"))?;
@@ -1135,12 +962,7 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
             let ip = index(&ppath, i);
             if let Some(p) = r.port(item, &ip) {
                 if ports.contains(&p) {
-                    r.error(
-                        item.pos,
-                        &ip,
-                        format!("port `{p}` is listed twice"),
-                        Some("remove the duplicate".into()),
-                    );
+                    r.error(item.pos, &ip, format!("port `{p}` is listed twice"), Some("remove the duplicate".into()));
                 } else {
                     ports.push(p);
                 }
@@ -1165,7 +987,12 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
     let credential = m.get("credential").and_then(|n| {
         let c = r.string(n, &join(path, "credential"))?;
         if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-            r.error(n.pos, &join(path, "credential"), format!("`{c}` is not a credential name"), Some("use letters, digits, `-` and `_`, naming a credential in the proxy's configuration".into()));
+            r.error(
+                n.pos,
+                &join(path, "credential"),
+                format!("`{c}` is not a credential name"),
+                Some("use letters, digits, `-` and `_`, naming a credential in the proxy's configuration".into()),
+            );
             return None;
         }
         Some(c)
@@ -1176,8 +1003,7 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
         for (i, item) in r.list(n, &mpath).iter().enumerate() {
             let ip = index(&mpath, i);
             if let Some(meth) = r.string(item, &ip) {
-                const METHODS: &[&str] =
-                    &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+                const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
                 if METHODS.contains(&meth.as_str()) {
                     methods.push(meth);
                 } else {
@@ -1233,15 +1059,7 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
             Some("they apply to plain-HTTP and intercepted requests; CONNECT tunnels to this host are refused".into()),
         );
     }
-    Some(EgressRule {
-        host,
-        ports,
-        tls,
-        credential,
-        methods,
-        paths,
-        allow_addresses,
-    })
+    Some(EgressRule { host, ports, tls, credential, methods, paths, allow_addresses })
 }
 
 /// Parse an egress host: a lower-case DNS name, `*.suffix`, or `*`. IP literals are refused
@@ -1262,9 +1080,7 @@ pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
         return Err("only a leading `*.` wildcard is supported, e.g. `*.amazonaws.com`".into());
     }
     if !name.is_ascii() {
-        return Err(
-            "write internationalised names in their ASCII (punycode) form, e.g. `xn--…`".into(),
-        );
+        return Err("write internationalised names in their ASCII (punycode) form, e.g. `xn--…`".into());
     }
     let labels: Vec<&str> = name.split('.').collect();
     let valid = name.len() <= 253
@@ -1282,13 +1098,12 @@ pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
         return Err("a wildcard needs at least two labels after `*.`, e.g. `*.example.com`".into());
     }
     if looks_like_inet_aton(&labels) {
-        return Err("numeric names are IP addresses in disguise (`127.1`, `0x7f.1`); allow the range with `allowAddresses`".into());
+        return Err(
+            "numeric names are IP addresses in disguise (`127.1`, `0x7f.1`); allow the range with `allowAddresses`"
+                .into(),
+        );
     }
-    Ok(if wild {
-        HostPattern::Suffix(name)
-    } else {
-        HostPattern::Exact(name)
-    })
+    Ok(if wild { HostPattern::Suffix(name) } else { HostPattern::Exact(name) })
 }
 
 /// Whether resolvers would read the name as an IPv4 address: `inet_aton` accepts one to four
@@ -1313,11 +1128,7 @@ fn parse_cidr(text: &str) -> Option<IpNet> {
 }
 
 fn read_ingress(r: &mut Reader, node: &Node, path: &str) -> Option<IngressRule> {
-    let m = r.map(
-        node,
-        path,
-        &["fromNamespace", "fromPods", "fromCidr", "ports"],
-    )?;
+    let m = r.map(node, path, &["fromNamespace", "fromPods", "fromCidr", "ports"])?;
     let mut from = IngressPeer::default();
     if let Some(n) = m.get("fromNamespace") {
         if let Some(ns) = r.string(n, &join(path, "fromNamespace")) {
@@ -1394,11 +1205,7 @@ fn read_ingress(r: &mut Reader, node: &Node, path: &str) -> Option<IngressRule> 
 
 fn read_port_range(r: &mut Reader, node: &Node, path: &str) -> Option<PortRange> {
     match &node.value {
-        Value::Int(_) => r.port(node, path).map(|port| PortRange {
-            port,
-            end_port: None,
-            protocol: Protocol::Tcp,
-        }),
+        Value::Int(_) => r.port(node, path).map(|port| PortRange { port, end_port: None, protocol: Protocol::Tcp }),
         Value::Map(_) => {
             let m = r.map(node, path, &["port", "endPort", "protocol"])?;
             let port = match m.get("port") {
@@ -1408,9 +1215,7 @@ fn read_port_range(r: &mut Reader, node: &Node, path: &str) -> Option<PortRange>
                     return None;
                 }
             };
-            let end_port = m
-                .get("endPort")
-                .and_then(|n| r.port(n, &join(path, "endPort")));
+            let end_port = m.get("endPort").and_then(|n| r.port(n, &join(path, "endPort")));
             if let Some(e) = end_port {
                 if e < port {
                     r.error(
@@ -1428,28 +1233,17 @@ fn read_port_range(r: &mut Reader, node: &Node, path: &str) -> Option<PortRange>
                     r.one_of(
                         n,
                         &join(path, "protocol"),
-                        &[
-                            ("TCP", Protocol::Tcp),
-                            ("UDP", Protocol::Udp),
-                            ("SCTP", Protocol::Sctp),
-                        ],
+                        &[("TCP", Protocol::Tcp), ("UDP", Protocol::Udp), ("SCTP", Protocol::Sctp)],
                     )
                 })
                 .unwrap_or(Protocol::Tcp);
-            Some(PortRange {
-                port,
-                end_port,
-                protocol,
-            })
+            Some(PortRange { port, end_port, protocol })
         }
         _ => {
             r.error(
                 node.pos,
                 path,
-                format!(
-                    "expected a port or `{{port, endPort, protocol}}` at `{path}`, found {}",
-                    node.kind()
-                ),
+                format!("expected a port or `{{port, endPort, protocol}}` at `{path}`, found {}", node.kind()),
                 Some("for example `8081`".into()),
             );
             None
@@ -1464,13 +1258,7 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
         return d;
     };
     if let Some(n) = m.get("gpu") {
-        d.gpu = r
-            .one_of(
-                n,
-                "spec.devices.gpu",
-                &[("nvidia", Some(Gpu::Nvidia)), ("none", None)],
-            )
-            .flatten();
+        d.gpu = r.one_of(n, "spec.devices.gpu", &[("nvidia", Some(Gpu::Nvidia)), ("none", None)]).flatten();
     }
     if let Some(n) = m.get("allow") {
         let lpath = "spec.devices.allow";
@@ -1496,13 +1284,7 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
             }
             let access = match dm.get("access") {
                 Some(n) => match r.string(n, &join(&ip, "access")) {
-                    Some(a)
-                        if !a.is_empty()
-                            && a.chars().all(|c| "rwm".contains(c))
-                            && a.len() <= 3 =>
-                    {
-                        a
-                    }
+                    Some(a) if !a.is_empty() && a.chars().all(|c| "rwm".contains(c)) && a.len() <= 3 => a,
                     Some(a) => {
                         r.error(
                             n.pos,
@@ -1517,12 +1299,7 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
                 None => "rw".to_string(),
             };
             if d.allow.iter().any(|x| x.path == p) {
-                r.error(
-                    item.pos,
-                    &ip,
-                    format!("device `{p}` is listed twice"),
-                    Some("remove the duplicate".into()),
-                );
+                r.error(item.pos, &ip, format!("device `{p}` is listed twice"), Some("remove the duplicate".into()));
                 continue;
             }
             d.allow.push(DeviceRule { path: p, access });
@@ -1534,17 +1311,7 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
 fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
     let path = "spec.kubernetes";
     let mut k = Kubernetes::default();
-    let Some(m) = r.map(
-        node,
-        path,
-        &[
-            "namespace",
-            "podSelector",
-            "nodeSelector",
-            "tolerations",
-            "overhead",
-        ],
-    ) else {
+    let Some(m) = r.map(node, path, &["namespace", "podSelector", "nodeSelector", "tolerations", "overhead"]) else {
         return k;
     };
     if let Some(n) = m.get("namespace") {
@@ -1579,17 +1346,9 @@ fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
             let key = tm.get("key").and_then(|n| r.string(n, &join(&ip, "key")));
             let operator = tm
                 .get("operator")
-                .and_then(|n| {
-                    r.one_of(
-                        n,
-                        &join(&ip, "operator"),
-                        &[("Equal", "Equal"), ("Exists", "Exists")],
-                    )
-                })
+                .and_then(|n| r.one_of(n, &join(&ip, "operator"), &[("Equal", "Equal"), ("Exists", "Exists")]))
                 .unwrap_or("Equal");
-            let value = tm
-                .get("value")
-                .and_then(|n| r.scalar_string(n, &join(&ip, "value")));
+            let value = tm.get("value").and_then(|n| r.scalar_string(n, &join(&ip, "value")));
             let effect = tm.get("effect").and_then(|n| {
                 r.one_of(
                     n,
@@ -1612,12 +1371,7 @@ fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
                 continue;
             }
             match key {
-                Some(key) => k.tolerations.push(Toleration {
-                    key,
-                    operator: operator.to_string(),
-                    value,
-                    effect,
-                }),
+                Some(key) => k.tolerations.push(Toleration { key, operator: operator.to_string(), value, effect }),
                 None => r.missing(item.pos, &ip, "key", "key: sandbox.gvisor"),
             }
         }
@@ -1625,22 +1379,12 @@ fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
     if let Some(n) = m.get("overhead") {
         if let Some(om) = r.map(n, "spec.kubernetes.overhead", &["memory", "cpu"]) {
             if let Some(v) = om.get("memory") {
-                k.overhead_memory = read_quantity(
-                    r,
-                    v,
-                    "spec.kubernetes.overhead.memory",
-                    quantity::parse_bytes,
-                    "`64Mi`",
-                );
+                k.overhead_memory =
+                    read_quantity(r, v, "spec.kubernetes.overhead.memory", quantity::parse_bytes, "`64Mi`");
             }
             if let Some(v) = om.get("cpu") {
-                k.overhead_cpu = read_quantity(
-                    r,
-                    v,
-                    "spec.kubernetes.overhead.cpu",
-                    quantity::parse_millicores,
-                    "`250m`",
-                );
+                k.overhead_cpu =
+                    read_quantity(r, v, "spec.kubernetes.overhead.cpu", quantity::parse_millicores, "`250m`");
             }
         }
     }
@@ -1652,11 +1396,26 @@ fn check_labels(r: &mut Reader, node: &Node, path: &str, labels: &BTreeMap<Strin
     for (k, v) in labels {
         if !is_label_key(k) {
             let pos = m.get_entry(k).map(|(key, _)| key.pos).unwrap_or(node.pos);
-            r.error(pos, &join(path, k), format!("`{k}` is not a valid label key"), Some("use an optional DNS prefix and a name of letters, digits, `-`, `_`, `.` (at most 63), e.g. `app`".into()));
+            r.error(
+                pos,
+                &join(path, k),
+                format!("`{k}` is not a valid label key"),
+                Some(
+                    "use an optional DNS prefix and a name of letters, digits, `-`, `_`, `.` (at most 63), e.g. `app`"
+                        .into(),
+                ),
+            );
         }
         if !is_label_value(v) {
             let pos = m.get(k).map(|n| n.pos).unwrap_or(node.pos);
-            r.error(pos, &join(path, k), format!("`{v}` is not a valid label value"), Some("use at most 63 letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit".into()));
+            r.error(
+                pos,
+                &join(path, k),
+                format!("`{v}` is not a valid label value"),
+                Some(
+                    "use at most 63 letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit".into(),
+                ),
+            );
         }
     }
 }
@@ -1690,13 +1449,7 @@ fn read_resources(r: &mut Reader, node: &Node) -> Resources {
         return res;
     };
     if let Some(n) = m.get("memory") {
-        res.memory = read_quantity(
-            r,
-            n,
-            "spec.resources.memory",
-            quantity::parse_bytes,
-            "`2Gi` or `512Mi`",
-        );
+        res.memory = read_quantity(r, n, "spec.resources.memory", quantity::parse_bytes, "`2Gi` or `512Mi`");
         if res.memory.is_some_and(|b| b < 4 << 20) {
             r.error(
                 n.pos,
@@ -1707,13 +1460,7 @@ fn read_resources(r: &mut Reader, node: &Node) -> Resources {
         }
     }
     if let Some(n) = m.get("cpu") {
-        res.cpu = read_quantity(
-            r,
-            n,
-            "spec.resources.cpu",
-            quantity::parse_millicores,
-            "`2` or `500m`",
-        );
+        res.cpu = read_quantity(r, n, "spec.resources.cpu", quantity::parse_millicores, "`2` or `500m`");
     }
     if let Some(n) = m.get("pids") {
         res.pids = r.u32(n, "spec.resources.pids");
@@ -1773,29 +1520,17 @@ fn cross_checks(r: &mut Reader, p: &SandboxPolicy) {
     // Capabilities whose syscalls the baseline keeps blocked: say so, so nobody is surprised.
     let granted = p.capabilities.granted();
     for (cap, syscalls) in [
-        (
-            Capability::SysAdmin,
-            &["mount", "umount2", "unshare", "setns"][..],
-        ),
-        (
-            Capability::SysPtrace,
-            &["ptrace", "process_vm_readv", "process_vm_writev"][..],
-        ),
-        (
-            Capability::SysModule,
-            &["init_module", "finit_module", "delete_module"][..],
-        ),
+        (Capability::SysAdmin, &["mount", "umount2", "unshare", "setns"][..]),
+        (Capability::SysPtrace, &["ptrace", "process_vm_readv", "process_vm_writev"][..]),
+        (Capability::SysModule, &["init_module", "finit_module", "delete_module"][..]),
         (Capability::SysBoot, &["reboot"][..]),
         (Capability::SysRawio, &["iopl", "ioperm"][..]),
         (Capability::Bpf, &["bpf"][..]),
         (Capability::Perfmon, &["perf_event_open"][..]),
     ] {
         if granted.contains(&cap) && p.seccomp.baseline != Baseline::None {
-            let blocked: Vec<&str> = syscalls
-                .iter()
-                .copied()
-                .filter(|s| !p.seccomp.allow.iter().any(|a| a == s))
-                .collect();
+            let blocked: Vec<&str> =
+                syscalls.iter().copied().filter(|s| !p.seccomp.allow.iter().any(|a| a == s)).collect();
             if !blocked.is_empty() {
                 let at = pos(r, "spec.capabilities.add");
                 r.diags.push(
@@ -1804,11 +1539,7 @@ fn cross_checks(r: &mut Reader, p: &SandboxPolicy) {
                     "spec.capabilities.add",
                     format!(
                         "`{cap}` is granted but the seccomp baseline still blocks {}",
-                        blocked
-                            .iter()
-                            .map(|s| format!("`{s}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        blocked.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
                     ),
                     Some("add them to `seccomp.allow` if the workload needs them".into()),
                 );
@@ -1818,17 +1549,19 @@ fn cross_checks(r: &mut Reader, p: &SandboxPolicy) {
     if let Some(fs) = &p.filesystem {
         if fs.read_only.is_empty() && fs.read_write.is_empty() && fs.execute.is_empty() {
             let at = pos(r, "spec.filesystem");
-            r.error(at, "spec.filesystem", "an empty `filesystem` section denies every file, including the workload's own program", Some("list paths in `readOnly`, `readWrite` and `execute`, or remove the section".into()));
+            r.error(
+                at,
+                "spec.filesystem",
+                "an empty `filesystem` section denies every file, including the workload's own program",
+                Some("list paths in `readOnly`, `readWrite` and `execute`, or remove the section".into()),
+            );
         } else if fs.execute.is_empty() {
             let at = pos(r, "spec.filesystem");
             r.error(
                 at,
                 "spec.filesystem",
                 "no path is executable, so the workload cannot start",
-                Some(
-                    "add the directories of its programs to `execute`, e.g. `[/usr/bin, /bin]`"
-                        .into(),
-                ),
+                Some("add the directories of its programs to `execute`, e.g. `[/usr/bin, /bin]`".into()),
             );
         }
     }
@@ -1837,8 +1570,7 @@ fn cross_checks(r: &mut Reader, p: &SandboxPolicy) {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -1846,17 +1578,14 @@ fn is_dns_label(s: &str) -> bool {
 fn is_label_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn is_label_key(s: &str) -> bool {
     match s.split_once('/') {
-        Some((prefix, name)) => {
-            prefix.len() <= 253 && prefix.split('.').all(is_dns_label) && is_label_name(name)
-        }
+        Some((prefix, name)) => prefix.len() <= 253 && prefix.split('.').all(is_dns_label) && is_label_name(name),
         None => is_label_name(s),
     }
 }
@@ -1887,10 +1616,7 @@ pub fn parse_rules(src: &str) -> Result<ProxyRules, PolicyError> {
     })?;
     if root.get_path(&["kind"]).and_then(Node::as_str) == Some(KIND) {
         let parsed = from_node(&root)?;
-        return Ok(ProxyRules {
-            name: parsed.policy.name,
-            egress: parsed.policy.network.egress,
-        });
+        return Ok(ProxyRules { name: parsed.policy.name, egress: parsed.policy.network.egress });
     }
     let mut r = Reader::default();
     let mut name = String::new();
@@ -1904,30 +1630,19 @@ pub fn parse_rules(src: &str) -> Result<ProxyRules, PolicyError> {
                     pos,
                     "kind",
                     format!("unsupported kind `{other}`"),
-                    Some(format!(
-                        "use `{}` or `{KIND}`",
-                        crate::compile::proxy::RULES_KIND
-                    )),
+                    Some(format!("use `{}` or `{KIND}`", crate::compile::proxy::RULES_KIND)),
                 );
             }
             None => r.missing(root.pos, "", "kind", crate::compile::proxy::RULES_KIND),
         }
         if let Some(v) = top.get("apiVersion") {
             if v.as_str() != Some(API_VERSION) {
-                r.error(
-                    v.pos,
-                    "apiVersion",
-                    "unsupported apiVersion",
-                    Some(format!("use `{API_VERSION}`")),
-                );
+                r.error(v.pos, "apiVersion", "unsupported apiVersion", Some(format!("use `{API_VERSION}`")));
             }
         }
         if let Some(m) = top.get("metadata") {
             if let Some(mm) = r.map(m, "metadata", &["name"]) {
-                name = mm
-                    .get("name")
-                    .and_then(|n| r.string(n, "metadata.name"))
-                    .unwrap_or_default();
+                name = mm.get("name").and_then(|n| r.string(n, "metadata.name")).unwrap_or_default();
             }
         }
         if let Some(n) = top.get("egress") {
@@ -1942,16 +1657,11 @@ pub fn parse_rules(src: &str) -> Result<ProxyRules, PolicyError> {
             root.pos,
             "",
             "the rules file is empty",
-            Some(format!(
-                "start with `kind: {}`",
-                crate::compile::proxy::RULES_KIND
-            )),
+            Some(format!("start with `kind: {}`", crate::compile::proxy::RULES_KIND)),
         );
     }
     if r.diags.has_errors() {
-        return Err(PolicyError {
-            diagnostics: r.diags.into_sorted(),
-        });
+        return Err(PolicyError { diagnostics: r.diags.into_sorted() });
     }
     Ok(ProxyRules { name, egress })
 }

@@ -3,9 +3,7 @@
 /// Parse a memory quantity into bytes.
 pub fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let multiplier: u64 = match suffix {
         "" => 1,
@@ -30,11 +28,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     if !f.is_finite() || f < 0.0 {
         return None;
     }
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let bytes = (f * multiplier as f64).floor();
     #[allow(clippy::cast_precision_loss)]
     if bytes > u64::MAX as f64 {
@@ -64,12 +58,7 @@ pub fn parse_millicores(text: &str) -> Option<u64> {
 
 /// Render bytes the way Kubernetes users write them (`2Gi`, `512Mi`, or plain bytes).
 pub fn format_bytes(bytes: u64) -> String {
-    for (suffix, unit) in [
-        ("Ti", 1u64 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-        ("Ki", 1 << 10),
-    ] {
+    for (suffix, unit) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
         if bytes >= unit && bytes % unit == 0 {
             return format!("{}{suffix}", bytes / unit);
         }

@@ -14,36 +14,20 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    pub(crate) fn error(
-        &mut self,
-        pos: Pos,
-        path: &str,
-        msg: impl Into<String>,
-        help: Option<String>,
-    ) {
+    pub(crate) fn error(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
         self.diags.error(Some(pos), path, msg, help);
     }
 
-    pub(crate) fn warning(
-        &mut self,
-        pos: Pos,
-        path: &str,
-        msg: impl Into<String>,
-        help: Option<String>,
-    ) {
+    pub(crate) fn warning(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
         self.diags.warning(Some(pos), path, msg, help);
     }
 
     fn wrong_type(&mut self, node: &Node, path: &str, expected: &str, example: Option<String>) {
         let help = match (&node.value, example) {
-            (Value::String(s), _)
-                if expected == "an integer" && s.trim().parse::<i64>().is_ok() =>
-            {
+            (Value::String(s), _) if expected == "an integer" && s.trim().parse::<i64>().is_ok() => {
                 Some(format!("remove the quotes: `{}`", s.trim()))
             }
-            (Value::String(s), _)
-                if expected == "a boolean" && matches!(s.as_str(), "true" | "false") =>
-            {
+            (Value::String(s), _) if expected == "a boolean" && matches!(s.as_str(), "true" | "false") => {
                 Some(format!("remove the quotes: `{s}`"))
             }
             (Value::String(s), _)
@@ -55,22 +39,12 @@ impl Reader {
             (_, Some(example)) => Some(format!("for example `{example}`")),
             _ => None,
         };
-        self.error(
-            node.pos,
-            path,
-            format!("expected {expected} at `{path}`, found {}", node.kind()),
-            help,
-        );
+        self.error(node.pos, path, format!("expected {expected} at `{path}`, found {}", node.kind()), help);
     }
 
     /// A mapping with only `fields` as keys. `null` reads as an empty section. Positions of the
     /// known fields are recorded under `path.field`.
-    pub(crate) fn map<'n>(
-        &mut self,
-        node: &'n Node,
-        path: &str,
-        fields: &[&str],
-    ) -> Option<&'n Map> {
+    pub(crate) fn map<'n>(&mut self, node: &'n Node, path: &str, fields: &[&str]) -> Option<&'n Map> {
         match &node.value {
             Value::Null => None,
             Value::Map(m) => {
@@ -82,24 +56,11 @@ impl Reader {
                         let help = did_you_mean(&key.name, fields.iter().copied()).or_else(|| {
                             Some(format!(
                                 "known fields: {}",
-                                fields
-                                    .iter()
-                                    .map(|f| format!("`{f}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
                             ))
                         });
-                        let place = if path.is_empty() {
-                            "the document".to_string()
-                        } else {
-                            format!("`{path}`")
-                        };
-                        self.error(
-                            key.pos,
-                            &child,
-                            format!("unknown field `{}` in {place}", key.name),
-                            help,
-                        );
+                        let place = if path.is_empty() { "the document".to_string() } else { format!("`{path}`") };
+                        self.error(key.pos, &child, format!("unknown field `{}` in {place}", key.name), help);
                     }
                 }
                 Some(m)
@@ -193,12 +154,7 @@ impl Reader {
             Value::Int(i) => match u64::try_from(*i) {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    self.error(
-                        node.pos,
-                        path,
-                        format!("`{i}` at `{path}` must not be negative"),
-                        None,
-                    );
+                    self.error(node.pos, path, format!("`{i}` at `{path}` must not be negative"), None);
                     None
                 }
             },
@@ -243,12 +199,7 @@ impl Reader {
     }
 
     /// One of a fixed set of names.
-    pub(crate) fn one_of<T: Copy>(
-        &mut self,
-        node: &Node,
-        path: &str,
-        choices: &[(&str, T)],
-    ) -> Option<T> {
+    pub(crate) fn one_of<T: Copy>(&mut self, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
         let text = match &node.value {
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
@@ -263,38 +214,17 @@ impl Reader {
         }
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         let help = did_you_mean(&text, names.iter().copied()).unwrap_or_else(|| {
-            format!(
-                "use one of {}",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("use one of {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
         });
-        self.error(
-            node.pos,
-            path,
-            format!("unknown value `{text}` for `{path}`"),
-            Some(help),
-        );
+        self.error(node.pos, path, format!("unknown value `{text}` for `{path}`"), Some(help));
         None
     }
 
     /// Report a required field that is missing from a mapping that starts at `pos`.
     pub(crate) fn missing(&mut self, pos: Pos, path: &str, field: &str, example: &str) {
         let child = join(path, field);
-        let place = if path.is_empty() {
-            "the document".to_string()
-        } else {
-            format!("`{path}`")
-        };
-        self.error(
-            pos,
-            &child,
-            format!("missing field `{field}` in {place}"),
-            Some(format!("add `{example}`")),
-        );
+        let place = if path.is_empty() { "the document".to_string() } else { format!("`{path}`") };
+        self.error(pos, &child, format!("missing field `{field}` in {place}"), Some(format!("add `{example}`")));
     }
 }
 

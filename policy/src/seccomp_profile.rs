@@ -99,9 +99,6 @@ impl SeccompProfile {
 
     /// Whether the default action lets syscalls through.
     pub fn default_allows(&self) -> bool {
-        matches!(
-            self.default_action.as_str(),
-            "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG"
-        )
+        matches!(self.default_action.as_str(), "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")
     }
 }

@@ -83,18 +83,12 @@ pub struct Map {
 impl Map {
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
     }
 
     /// The key and value under `key`.
     pub fn get_entry(&self, key: &str) -> Option<(&Key, &Node)> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(k, v)| (k, v))
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(k, v)| (k, v))
     }
 
     /// Entries in source order.
@@ -204,18 +198,12 @@ impl Node {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-            Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => {
-                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
             }
-            Value::Map(m) => serde_json::Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json()))
-                    .collect(),
-            ),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
         }
     }
 }
@@ -245,17 +233,11 @@ pub fn parse(src: &str) -> Result<Node, ParseError> {
     let count = docs.len();
     let mut docs = docs.into_iter();
     match (docs.next(), count) {
-        (None, _) => Ok(Node {
-            value: Value::Null,
-            pos: Pos::new(1, 1),
-        }),
+        (None, _) => Ok(Node { value: Value::Null, pos: Pos::new(1, 1) }),
         (Some(doc), 1) => Ok(doc.root),
         (Some(_), _) => {
             let second = docs.next().map(|d| d.root.pos).unwrap_or(Pos::new(1, 1));
-            Err(ParseError {
-                pos: second,
-                message: format!("expected one document, found {count}"),
-            })
+            Err(ParseError { pos: second, message: format!("expected one document, found {count}") })
         }
     }
 }
@@ -305,18 +287,8 @@ fn pos_of(span: &Span) -> Pos {
 }
 
 enum Frame {
-    Seq {
-        pos: Pos,
-        anchor: usize,
-        items: Vec<Node>,
-    },
-    Map {
-        pos: Pos,
-        anchor: usize,
-        map: Map,
-        merges: Vec<Node>,
-        key: Option<PendingKey>,
-    },
+    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+    Map { pos: Pos, anchor: usize, map: Map, merges: Vec<Node>, key: Option<PendingKey> },
 }
 
 enum PendingKey {
@@ -342,10 +314,11 @@ impl Builder {
                 Ok(())
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| ParseError {
-                    pos,
-                    message: "alias refers to an unknown anchor".into(),
-                })?;
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| ParseError { pos, message: "alias refers to an unknown anchor".into() })?;
                 self.count(count_nodes(&node), pos)?;
                 self.push_alias(node, pos)
             }
@@ -358,16 +331,10 @@ impl Builder {
                         *key = Some(if text == "<<" && style == ScalarStyle::Plain {
                             PendingKey::Merge
                         } else {
-                            PendingKey::Key(Key {
-                                name: text.to_string(),
-                                pos,
-                            })
+                            PendingKey::Key(Key { name: text.to_string(), pos })
                         });
                         if anchor != 0 {
-                            let node = Node {
-                                value: Value::String(text.to_string()),
-                                pos,
-                            };
+                            let node = Node { value: Value::String(text.to_string()), pos };
                             self.anchors.insert(anchor, node);
                         }
                         return Ok(());
@@ -382,58 +349,24 @@ impl Builder {
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(pos)?;
-                self.stack.push(Frame::Seq {
-                    pos,
-                    anchor,
-                    items: Vec::new(),
-                });
+                self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() });
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
                 self.open(pos)?;
-                self.stack.push(Frame::Map {
-                    pos,
-                    anchor,
-                    map: Map::default(),
-                    merges: Vec::new(),
-                    key: None,
-                });
+                self.stack.push(Frame::Map { pos, anchor, map: Map::default(), merges: Vec::new(), key: None });
                 Ok(())
             }
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => self.close(
-                    Node {
-                        value: Value::Seq(items),
-                        pos,
-                    },
-                    anchor,
-                ),
-                _ => Err(ParseError {
-                    pos,
-                    message: "unbalanced sequence".into(),
-                }),
+                Some(Frame::Seq { pos, anchor, items }) => self.close(Node { value: Value::Seq(items), pos }, anchor),
+                _ => Err(ParseError { pos, message: "unbalanced sequence".into() }),
             },
             Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Map {
-                    pos,
-                    anchor,
-                    mut map,
-                    merges,
-                    ..
-                }) => {
+                Some(Frame::Map { pos, anchor, mut map, merges, .. }) => {
                     apply_merges(&mut map, merges)?;
-                    self.close(
-                        Node {
-                            value: Value::Map(map),
-                            pos,
-                        },
-                        anchor,
-                    )
+                    self.close(Node { value: Value::Map(map), pos }, anchor)
                 }
-                _ => Err(ParseError {
-                    pos,
-                    message: "unbalanced mapping".into(),
-                }),
+                _ => Err(ParseError { pos, message: "unbalanced mapping".into() }),
             },
         }
     }
@@ -455,10 +388,7 @@ impl Builder {
     fn open(&mut self, pos: Pos) -> Result<(), ParseError> {
         self.count(1, pos)?;
         if self.stack.len() >= MAX_DEPTH {
-            return Err(ParseError {
-                pos,
-                message: format!("nesting deeper than {MAX_DEPTH} levels"),
-            });
+            return Err(ParseError { pos, message: format!("nesting deeper than {MAX_DEPTH} levels") });
         }
         if let Some(Frame::Map { key: None, .. }) = self.stack.last() {
             return Err(ParseError {
@@ -503,9 +433,7 @@ impl Builder {
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map {
-                map, merges, key, ..
-            }) => match key.take() {
+            Some(Frame::Map { map, merges, key, .. }) => match key.take() {
                 Some(PendingKey::Merge) => {
                     merges.push(node);
                     Ok(())
@@ -566,13 +494,7 @@ fn apply_merges(map: &mut Map, merges: Vec<Node>) -> Result<(), ParseError> {
 fn count_nodes(node: &Node) -> usize {
     match &node.value {
         Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        Value::Map(m) => {
-            1 + m
-                .entries
-                .iter()
-                .map(|(_, v)| 1 + count_nodes(v))
-                .sum::<usize>()
-        }
+        Value::Map(m) => 1 + m.entries.iter().map(|(_, v)| 1 + count_nodes(v)).sum::<usize>(),
         _ => 1,
     }
 }
@@ -586,9 +508,7 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY)
-        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -656,8 +576,7 @@ mod tests {
 
     #[test]
     fn scalars_follow_the_core_schema() {
-        let n = parse("a: 1\nb: '1'\nc: true\nd: ~\ne: 1.5\nf: 0x10\ng: hello\nh: 1e3\ni: 1.2.3")
-            .unwrap();
+        let n = parse("a: 1\nb: '1'\nc: true\nd: ~\ne: 1.5\nf: 0x10\ng: hello\nh: 1e3\ni: 1.2.3").unwrap();
         let m = n.as_map().unwrap();
         assert_eq!(m.get("a").unwrap().value, Value::Int(1));
         assert_eq!(m.get("b").unwrap().value, Value::String("1".into()));
@@ -675,16 +594,7 @@ mod tests {
         let n = parse("spec:\n  process:\n    user: 1000\n").unwrap();
         let spec = n.as_map().unwrap().get_entry("spec").unwrap();
         assert_eq!(spec.0.pos, Pos::new(1, 1));
-        let (k, v) = spec
-            .1
-            .as_map()
-            .unwrap()
-            .get("process")
-            .unwrap()
-            .as_map()
-            .unwrap()
-            .get_entry("user")
-            .unwrap();
+        let (k, v) = spec.1.as_map().unwrap().get("process").unwrap().as_map().unwrap().get_entry("user").unwrap();
         assert_eq!(k.pos, Pos::new(3, 5));
         assert_eq!(v.pos, Pos::new(3, 11));
     }
@@ -693,11 +603,7 @@ mod tests {
     fn duplicate_keys_are_rejected_with_both_lines() {
         let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos, Pos::new(3, 1));
-        assert!(
-            err.message.contains("duplicate key `a` (first at line 1)"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("duplicate key `a` (first at line 1)"), "{}", err.message);
     }
 
     #[test]

@@ -24,13 +24,7 @@ fn exercise(src: &str) {
 fn examples() -> Vec<String> {
     ["workspace", "llm-server", "data-processor"]
         .iter()
-        .map(|n| {
-            std::fs::read_to_string(format!(
-                "{}/../examples/{n}.yaml",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap()
-        })
+        .map(|n| std::fs::read_to_string(format!("{}/../examples/{n}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap())
         .collect()
 }
 
@@ -77,8 +71,7 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]);
     prop_oneof![
         (any::<usize>(), 1usize..20).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), prop::collection::vec(tokens, 1..4))
-            .prop_map(|(a, t)| Edit::Insert(a, t.concat())),
+        (any::<usize>(), prop::collection::vec(tokens, 1..4)).prop_map(|(a, t)| Edit::Insert(a, t.concat())),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
         any::<usize>().prop_map(Edit::DuplicateLine),
     ]

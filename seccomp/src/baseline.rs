@@ -127,13 +127,7 @@ pub const DEFAULT_ALLOW: &[Group] = &[
     },
     Group {
         reason: "file change notification",
-        names: &[
-            "fanotify_mark",
-            "inotify_add_watch",
-            "inotify_init",
-            "inotify_init1",
-            "inotify_rm_watch",
-        ],
+        names: &["fanotify_mark", "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch"],
     },
     Group {
         reason: "memory management",
@@ -292,16 +286,7 @@ pub const DEFAULT_ALLOW: &[Group] = &[
             "timerfd_settime",
         ],
     },
-    Group {
-        reason: "synchronisation",
-        names: &[
-            "futex",
-            "futex_requeue",
-            "futex_wait",
-            "futex_waitv",
-            "futex_wake",
-        ],
-    },
+    Group { reason: "synchronisation", names: &["futex", "futex_requeue", "futex_wait", "futex_waitv", "futex_wake"] },
     Group {
         reason: "event loops and pipes",
         names: &[
@@ -371,61 +356,149 @@ pub const DEFAULT_ALLOW: &[Group] = &[
     },
     Group {
         reason: "asynchronous I/O (legacy AIO; io_uring is not allowed)",
-        names: &[
-            "io_cancel",
-            "io_destroy",
-            "io_getevents",
-            "io_pgetevents",
-            "io_setup",
-            "io_submit",
-        ],
+        names: &["io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit"],
     },
-    Group {
-        reason: "uprobe return trampoline (blocking it kills traced processes)",
-        names: &["uretprobe"],
-    },
-    Group {
-        reason: "aarch64 only",
-        names: &["sync_file_range2"],
-    },
+    Group { reason: "uprobe return trampoline (blocking it kills traced processes)", names: &["uretprobe"] },
+    Group { reason: "aarch64 only", names: &["sync_file_range2"] },
 ];
 
 /// Syscalls Docker's default profile allows (some only with a capability) that semble's
 /// `default` never allows unless the policy's `seccomp.allow` names them — each is a
 /// well-trodden path out of a container or into kernel bugs.
 pub const NEVER_BY_DEFAULT: &[Group] = &[
-    Group { reason: "kernel keyrings are not namespaced: keys leak across containers", names: &["add_key", "keyctl", "request_key"] },
-    Group { reason: "io_uring bypasses seccomp for the operations it performs and is a rich source of kernel bugs", names: &["io_uring_enter", "io_uring_register", "io_uring_setup"] },
+    Group {
+        reason: "kernel keyrings are not namespaced: keys leak across containers",
+        names: &["add_key", "keyctl", "request_key"],
+    },
+    Group {
+        reason: "io_uring bypasses seccomp for the operations it performs and is a rich source of kernel bugs",
+        names: &["io_uring_enter", "io_uring_register", "io_uring_setup"],
+    },
     Group { reason: "userfaultfd makes kernel race conditions reliably exploitable", names: &["userfaultfd"] },
-    Group { reason: "tracing and reading other processes' memory", names: &["ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd", "process_madvise"] },
-    Group { reason: "namespaces: new user namespaces expose root-only kernel code to unprivileged users", names: &["unshare", "setns"] },
-    Group { reason: "mounting and the new mount API", names: &["mount", "umount", "umount2", "pivot_root", "chroot", "fsconfig", "fsmount", "fsopen", "fspick", "mount_setattr", "move_mount", "open_tree", "open_tree_attr", "listmount", "statmount"] },
+    Group {
+        reason: "tracing and reading other processes' memory",
+        names: &["ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd", "process_madvise"],
+    },
+    Group {
+        reason: "namespaces: new user namespaces expose root-only kernel code to unprivileged users",
+        names: &["unshare", "setns"],
+    },
+    Group {
+        reason: "mounting and the new mount API",
+        names: &[
+            "mount",
+            "umount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "mount_setattr",
+            "move_mount",
+            "open_tree",
+            "open_tree_attr",
+            "listmount",
+            "statmount",
+        ],
+    },
     Group { reason: "BPF programs and performance counters", names: &["bpf", "perf_event_open"] },
-    Group { reason: "kernel modules, kexec and reboot", names: &["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot"] },
-    Group { reason: "file handles bypass path-based checks (the 'shocker' escape)", names: &["open_by_handle_at", "name_to_handle_at"] },
-    Group { reason: "host administration", names: &["acct", "swapon", "swapoff", "sethostname", "setdomainname", "syslog", "quotactl", "quotactl_fd", "lookup_dcookie", "fanotify_init", "nfsservctl", "vhangup", "iopl", "ioperm", "settimeofday", "clock_settime", "stime"] },
-    Group { reason: "NUMA memory policy", names: &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node", "migrate_pages", "move_pages"] },
-    Group { reason: "Linux security module attributes", names: &["lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules"] },
+    Group {
+        reason: "kernel modules, kexec and reboot",
+        names: &["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot"],
+    },
+    Group {
+        reason: "file handles bypass path-based checks (the 'shocker' escape)",
+        names: &["open_by_handle_at", "name_to_handle_at"],
+    },
+    Group {
+        reason: "host administration",
+        names: &[
+            "acct",
+            "swapon",
+            "swapoff",
+            "sethostname",
+            "setdomainname",
+            "syslog",
+            "quotactl",
+            "quotactl_fd",
+            "lookup_dcookie",
+            "fanotify_init",
+            "nfsservctl",
+            "vhangup",
+            "iopl",
+            "ioperm",
+            "settimeofday",
+            "clock_settime",
+            "stime",
+        ],
+    },
+    Group {
+        reason: "NUMA memory policy",
+        names: &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node", "migrate_pages", "move_pages"],
+    },
+    Group {
+        reason: "Linux security module attributes",
+        names: &["lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules"],
+    },
     Group { reason: "memfd_secret hides memory from the kernel's own inspection", names: &["memfd_secret"] },
 ];
 
 /// Removed by `strict` from `default`.
 pub const STRICT_REMOVES: &[Group] = &[
-    Group { reason: "fileless execution: a memfd is outside every Landlock rule", names: &["memfd_create", "execveat"] },
-    Group { reason: "System V message queues and POSIX message queues: rarely used, old kernel code", names: &["msgctl", "msgget", "msgrcv", "msgsnd", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink"] },
-    Group { reason: "legacy AIO", names: &["io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit"] },
-    Group { reason: "page-cache and pipe tricks behind past exploits (Dirty Pipe, Dirty COW helpers)", names: &["vmsplice", "remap_file_pages", "mincore"] },
-    Group { reason: "device nodes: only root with MKNOD could use them, and the device cgroup denies them anyway", names: &["mknod", "mknodat"] },
-    Group { reason: "obsolete or rarely needed", names: &["epoll_ctl_old", "epoll_wait_old", "futimesat", "utime", "uselib", "ustat", "sysfs", "adjtimex", "clock_adjtime", "fanotify_mark", "cachestat"] },
+    Group {
+        reason: "fileless execution: a memfd is outside every Landlock rule",
+        names: &["memfd_create", "execveat"],
+    },
+    Group {
+        reason: "System V message queues and POSIX message queues: rarely used, old kernel code",
+        names: &[
+            "msgctl",
+            "msgget",
+            "msgrcv",
+            "msgsnd",
+            "mq_getsetattr",
+            "mq_notify",
+            "mq_open",
+            "mq_timedreceive",
+            "mq_timedsend",
+            "mq_unlink",
+        ],
+    },
+    Group {
+        reason: "legacy AIO",
+        names: &["io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit"],
+    },
+    Group {
+        reason: "page-cache and pipe tricks behind past exploits (Dirty Pipe, Dirty COW helpers)",
+        names: &["vmsplice", "remap_file_pages", "mincore"],
+    },
+    Group {
+        reason: "device nodes: only root with MKNOD could use them, and the device cgroup denies them anyway",
+        names: &["mknod", "mknodat"],
+    },
+    Group {
+        reason: "obsolete or rarely needed",
+        names: &[
+            "epoll_ctl_old",
+            "epoll_wait_old",
+            "futimesat",
+            "utime",
+            "uselib",
+            "ustat",
+            "sysfs",
+            "adjtimex",
+            "clock_adjtime",
+            "fanotify_mark",
+            "cachestat",
+        ],
+    },
 ];
 
 /// Landlock syscalls, allowed when the policy uses Landlock (semble-init applies the ruleset
 /// after the filter is in place; the workload may only restrict itself further).
-pub const LANDLOCK: &[&str] = &[
-    "landlock_add_rule",
-    "landlock_create_ruleset",
-    "landlock_restrict_self",
-];
+pub const LANDLOCK: &[&str] = &["landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self"];
 
 /// What every process needs to start and end, added to `baseline: none` (recorded policies):
 /// the runtime's last steps before `execve` and a process's first and last syscalls.
@@ -474,26 +547,10 @@ pub const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 /// explicit `seccomp.allow`, whatever the capabilities.
 pub const BY_CAPABILITY: &[(semble_policy::Capability, &[&str])] = &[
     (semble_policy::Capability::SysChroot, &["chroot"]),
-    (
-        semble_policy::Capability::SysTime,
-        &["settimeofday", "clock_settime", "stime"],
-    ),
-    (
-        semble_policy::Capability::SysNice,
-        &[
-            "get_mempolicy",
-            "mbind",
-            "set_mempolicy",
-            "set_mempolicy_home_node",
-        ],
-    ),
+    (semble_policy::Capability::SysTime, &["settimeofday", "clock_settime", "stime"]),
+    (semble_policy::Capability::SysNice, &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"]),
     (semble_policy::Capability::SysTtyConfig, &["vhangup"]),
 ];
 
 /// Address families `socket` accepts.
-pub const SOCKET_FAMILIES: &[(u64, &str)] = &[
-    (1, "AF_UNIX"),
-    (2, "AF_INET"),
-    (10, "AF_INET6"),
-    (16, "AF_NETLINK"),
-];
+pub const SOCKET_FAMILIES: &[(u64, &str)] = &[(1, "AF_UNIX"), (2, "AF_INET"), (10, "AF_INET6"), (16, "AF_NETLINK")];

@@ -7,9 +7,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
 /// A seccomp architecture (libseccomp's type).
 pub use libseccomp::ScmpArch as Arch;
@@ -44,14 +42,8 @@ pub enum BpfError {
     Io(#[from] std::io::Error),
 }
 
-fn lib<T>(
-    what: impl Into<String>,
-    r: Result<T, libseccomp::error::SeccompError>,
-) -> Result<T, BpfError> {
-    r.map_err(|source| BpfError::Libseccomp {
-        what: what.into(),
-        source,
-    })
+fn lib<T>(what: impl Into<String>, r: Result<T, libseccomp::error::SeccompError>) -> Result<T, BpfError> {
+    r.map_err(|source| BpfError::Libseccomp { what: what.into(), source })
 }
 
 /// Map an OCI action (with its errno) to libseccomp.
@@ -89,8 +81,7 @@ fn condition(c: &ArgCondition) -> Result<ScmpArgCompare, BpfError> {
 
 /// Parse an OCI architecture name.
 pub fn arch(name: &str) -> Result<ScmpArch, BpfError> {
-    name.parse::<ScmpArch>()
-        .map_err(|_| BpfError::UnknownArch(name.to_string()))
+    name.parse::<ScmpArch>().map_err(|_| BpfError::UnknownArch(name.to_string()))
 }
 
 /// Build a libseccomp filter for one architecture. Names that do not exist on `arch` are
@@ -104,17 +95,10 @@ pub fn filter(profile: &SeccompProfile, arch: ScmpArch) -> Result<ScmpFilterCont
         lib("removing the native architecture", ctx.remove_arch(native))?;
     }
     lib("asking for a binary-tree filter", ctx.set_ctl_optimize(2))?;
-    lib(
-        "setting the bad-architecture action",
-        ctx.set_act_badarch(ScmpAction::KillProcess),
-    )?;
+    lib("setting the bad-architecture action", ctx.set_act_badarch(ScmpAction::KillProcess))?;
     for r in &profile.syscalls {
         let act = action(&r.action, r.errno_ret)?;
-        let conds = r
-            .args
-            .iter()
-            .map(condition)
-            .collect::<Result<Vec<_>, _>>()?;
+        let conds = r.args.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
         for name in &r.names {
             // Names missing on this architecture resolve to negative pseudo-numbers: skip them.
             let Ok(sc) = ScmpSyscall::from_name_by_arch(name, arch) else {
@@ -127,11 +111,7 @@ pub fn filter(profile: &SeccompProfile, arch: ScmpArch) -> Result<ScmpFilterCont
                 // libseccomp refuses a rule equal to the default action; it changes nothing.
                 continue;
             }
-            let res = if conds.is_empty() {
-                ctx.add_rule(act, sc)
-            } else {
-                ctx.add_rule_conditional(act, sc, &conds)
-            };
+            let res = if conds.is_empty() { ctx.add_rule(act, sc) } else { ctx.add_rule_conditional(act, sc, &conds) };
             lib(format!("adding `{name}`"), res)?;
         }
     }

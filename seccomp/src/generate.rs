@@ -55,21 +55,11 @@ const SOCK_STREAM: u64 = 1;
 const IPPROTO_TCP: u64 = 6;
 
 fn eq(index: u32, value: u64) -> ArgCondition {
-    ArgCondition {
-        index,
-        value,
-        value_two: 0,
-        op: "SCMP_CMP_EQ".into(),
-    }
+    ArgCondition { index, value, value_two: 0, op: "SCMP_CMP_EQ".into() }
 }
 
 fn masked_eq(index: u32, mask: u64, value: u64) -> ArgCondition {
-    ArgCondition {
-        index,
-        value: mask,
-        value_two: value,
-        op: "SCMP_CMP_MASKED_EQ".into(),
-    }
+    ArgCondition { index, value: mask, value_two: value, op: "SCMP_CMP_MASKED_EQ".into() }
 }
 
 fn rule(names: Vec<String>, action: &str, comment: String) -> SyscallRule {
@@ -92,19 +82,15 @@ pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     if s.baseline != Baseline::None {
         let strict: BTreeSet<&str> = if s.baseline == Baseline::Strict {
-            STRICT_REMOVES
-                .iter()
-                .flat_map(|g| g.names.iter().copied())
-                .collect()
+            STRICT_REMOVES.iter().flat_map(|g| g.names.iter().copied()).collect()
         } else {
             BTreeSet::new()
         };
         for g in DEFAULT_ALLOW {
             for n in g.names {
                 if !strict.contains(n) {
-                    out.entry((*n).to_string()).or_insert_with(|| {
-                        format!("baseline {}: {}", s.baseline.as_str(), g.reason)
-                    });
+                    out.entry((*n).to_string())
+                        .or_insert_with(|| format!("baseline {}: {}", s.baseline.as_str(), g.reason));
                 }
             }
         }
@@ -112,25 +98,18 @@ pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
         for (cap, names) in BY_CAPABILITY {
             if granted.contains(cap) {
                 for n in *names {
-                    out.entry((*n).to_string())
-                        .or_insert_with(|| format!("capability {cap} is granted"));
+                    out.entry((*n).to_string()).or_insert_with(|| format!("capability {cap} is granted"));
                 }
             }
         }
     } else {
         for n in RUNTIME_ESSENTIAL {
-            out.insert(
-                (*n).to_string(),
-                "what every process needs to start and exit".into(),
-            );
+            out.insert((*n).to_string(), "what every process needs to start and exit".into());
         }
     }
     if policy.filesystem.is_some() {
         for n in LANDLOCK {
-            out.insert(
-                (*n).to_string(),
-                "Landlock: semble-init applies the filesystem rules".into(),
-            );
+            out.insert((*n).to_string(), "Landlock: semble-init applies the filesystem rules".into());
         }
     }
     for n in &s.allow {
@@ -145,13 +124,15 @@ pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
 fn families(tcp_only: bool) -> String {
     SOCKET_FAMILIES
         .iter()
-        .map(|(_, n)| {
-            if tcp_only && matches!(*n, "AF_INET" | "AF_INET6") {
-                format!("{n}/TCP")
-            } else {
-                (*n).to_string()
-            }
-        })
+        .map(
+            |(_, n)| {
+                if tcp_only && matches!(*n, "AF_INET" | "AF_INET6") {
+                    format!("{n}/TCP")
+                } else {
+                    (*n).to_string()
+                }
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -175,10 +156,8 @@ pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
         }
     }
     by_reason.sort_by_key(|(r, _)| reason_order(r));
-    let mut syscalls: Vec<SyscallRule> = by_reason
-        .into_iter()
-        .map(|(reason, names)| rule(names, ALLOW, reason))
-        .collect();
+    let mut syscalls: Vec<SyscallRule> =
+        by_reason.into_iter().map(|(reason, names)| rule(names, ALLOW, reason)).collect();
 
     if s.baseline != Baseline::None {
         // personality: only the execution domains Docker allows.
@@ -219,10 +198,7 @@ pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
             for (family, name) in SOCKET_FAMILIES {
                 let mut comment = format!("socket: {} only", families(tcp_only));
                 if tcp_only {
-                    comment = format!(
-                        "{comment} (network mode `{}` without DNS)",
-                        policy.network.mode.as_str()
-                    );
+                    comment = format!("{comment} (network mode `{}` without DNS)", policy.network.mode.as_str());
                 }
                 let is_ip = matches!(*name, "AF_INET" | "AF_INET6");
                 if is_ip && tcp_only {
@@ -280,27 +256,19 @@ fn reason_order(reason: &str) -> (usize, String) {
 pub fn facts(profile: &SeccompProfile, bpf_instructions: Option<usize>) -> SeccompFacts {
     let allowed: BTreeSet<&str> = profile.unconditionally_allowed().collect();
     let mut conditional: Vec<String> = Vec::new();
-    for r in profile.syscalls.iter().filter(|r| {
-        !r.args.is_empty()
-            || (r.action != ALLOW && r.comment.as_deref() != Some("spec.seccomp.deny"))
-    }) {
+    for r in profile
+        .syscalls
+        .iter()
+        .filter(|r| !r.args.is_empty() || (r.action != ALLOW && r.comment.as_deref() != Some("spec.seccomp.deny")))
+    {
         if let Some(c) = &r.comment {
             if !conditional.contains(c) {
                 conditional.push(c.clone());
             }
         }
     }
-    let blocked = NOTABLE_BLOCKED
-        .iter()
-        .filter(|n| !allowed.contains(**n))
-        .map(|n| (*n).to_string())
-        .collect();
-    SeccompFacts {
-        allowed: allowed.len(),
-        conditional,
-        blocked,
-        bpf_instructions,
-    }
+    let blocked = NOTABLE_BLOCKED.iter().filter(|n| !allowed.contains(**n)).map(|n| (*n).to_string()).collect();
+    SeccompFacts { allowed: allowed.len(), conditional, blocked, bpf_instructions }
 }
 
 #[cfg(test)]
@@ -328,19 +296,11 @@ mod tests {
 
     #[test]
     fn deny_removes_from_the_baseline_and_gets_its_own_rule() {
-        let p =
-            policy("  seccomp: {deny: [getpid, clone], errno: EACCES}\n  network: {mode: none}\n");
+        let p = policy("  seccomp: {deny: [getpid, clone], errno: EACCES}\n  network: {mode: none}\n");
         let prof = profile(&p);
         assert!(!prof.unconditionally_allowed().any(|n| n == "getpid"));
-        assert!(!prof
-            .syscalls
-            .iter()
-            .any(|r| r.action == ALLOW && r.names.iter().any(|n| n == "clone")));
-        let deny = prof
-            .syscalls
-            .iter()
-            .find(|r| r.comment.as_deref() == Some("spec.seccomp.deny"))
-            .unwrap();
+        assert!(!prof.syscalls.iter().any(|r| r.action == ALLOW && r.names.iter().any(|n| n == "clone")));
+        let deny = prof.syscalls.iter().find(|r| r.comment.as_deref() == Some("spec.seccomp.deny")).unwrap();
         assert_eq!(deny.names, vec!["getpid", "clone"]);
         assert_eq!(deny.errno_ret, Some(13));
     }
@@ -351,28 +311,21 @@ mod tests {
         let prof = profile(&p);
         assert!(prof.unconditionally_allowed().any(|n| n == "ptrace"));
         assert!(prof.unconditionally_allowed().any(|n| n == "clone"));
-        assert!(!prof
-            .syscalls
-            .iter()
-            .any(|r| r.names == ["clone"] && !r.args.is_empty()));
+        assert!(!prof.syscalls.iter().any(|r| r.names == ["clone"] && !r.args.is_empty()));
     }
 
     #[test]
     fn capability_conditional_rules_follow_granted_capabilities() {
         let without = profile(&policy("  network: {mode: none}\n"));
         assert!(!without.unconditionally_allowed().any(|n| n == "chroot"));
-        let with = profile(&policy(
-            "  capabilities: {add: [SYS_CHROOT]}\n  network: {mode: none}\n",
-        ));
+        let with = profile(&policy("  capabilities: {add: [SYS_CHROOT]}\n  network: {mode: none}\n"));
         assert!(with.unconditionally_allowed().any(|n| n == "chroot"));
     }
 
     #[test]
     fn strict_is_a_subset_of_default() {
         let d = profile(&policy("  network: {mode: none}\n"));
-        let s = profile(&policy(
-            "  seccomp: {baseline: strict}\n  network: {mode: none}\n",
-        ));
+        let s = profile(&policy("  seccomp: {baseline: strict}\n  network: {mode: none}\n"));
         let d: BTreeSet<&str> = d.unconditionally_allowed().collect();
         let s: BTreeSet<&str> = s.unconditionally_allowed().collect();
         assert!(s.is_subset(&d));
@@ -382,27 +335,18 @@ mod tests {
     #[test]
     fn landlock_syscalls_only_with_a_filesystem_section() {
         let without = profile(&policy("  network: {mode: none}\n"));
-        assert!(!without
-            .unconditionally_allowed()
-            .any(|n| n == "landlock_restrict_self"));
-        let with = profile(&policy(
-            "  filesystem: {readOnly: [/usr], execute: [/bin]}\n  network: {mode: none}\n",
-        ));
-        assert!(with
-            .unconditionally_allowed()
-            .any(|n| n == "landlock_restrict_self"));
+        assert!(!without.unconditionally_allowed().any(|n| n == "landlock_restrict_self"));
+        let with = profile(&policy("  filesystem: {readOnly: [/usr], execute: [/bin]}\n  network: {mode: none}\n"));
+        assert!(with.unconditionally_allowed().any(|n| n == "landlock_restrict_self"));
     }
 
     #[test]
     fn baseline_none_is_the_allow_list_plus_the_essentials() {
-        let p =
-            policy("  seccomp: {baseline: none, allow: [read, openat]}\n  network: {mode: none}\n");
+        let p = policy("  seccomp: {baseline: none, allow: [read, openat]}\n  network: {mode: none}\n");
         let prof = profile(&p);
         let allowed: BTreeSet<&str> = prof.unconditionally_allowed().collect();
         assert!(allowed.contains("read") && allowed.contains("execve"));
-        assert!(
-            !allowed.contains("socket") && !prof.syscalls.iter().any(|r| r.names == ["socket"])
-        );
+        assert!(!allowed.contains("socket") && !prof.syscalls.iter().any(|r| r.names == ["socket"]));
     }
 
     #[test]
@@ -415,23 +359,14 @@ mod tests {
 
     #[test]
     fn every_baseline_name_is_a_known_syscall() {
-        let groups = DEFAULT_ALLOW
-            .iter()
-            .chain(NEVER_BY_DEFAULT)
-            .chain(STRICT_REMOVES);
+        let groups = DEFAULT_ALLOW.iter().chain(NEVER_BY_DEFAULT).chain(STRICT_REMOVES);
         for g in groups {
             for n in g.names {
-                assert!(
-                    semble_policy::syscalls::lookup(n).is_some(),
-                    "unknown syscall {n}"
-                );
+                assert!(semble_policy::syscalls::lookup(n).is_some(), "unknown syscall {n}");
             }
         }
         for n in LANDLOCK.iter().chain(RUNTIME_ESSENTIAL) {
-            assert!(
-                semble_policy::syscalls::lookup(n).is_some(),
-                "unknown syscall {n}"
-            );
+            assert!(semble_policy::syscalls::lookup(n).is_some(), "unknown syscall {n}");
         }
     }
 }

@@ -24,8 +24,6 @@ pub mod generate;
 pub use generate::{facts, profile};
 
 /// Compile a profile for x86_64 and count its instructions (for `explain`).
-pub fn x86_64_instructions(
-    profile: &semble_policy::seccomp_profile::SeccompProfile,
-) -> Result<usize, bpf::BpfError> {
+pub fn x86_64_instructions(profile: &semble_policy::seccomp_profile::SeccompProfile) -> Result<usize, bpf::BpfError> {
     bpf::compile(profile, libseccomp::ScmpArch::X8664).map(|b| bpf::instruction_count(&b))
 }

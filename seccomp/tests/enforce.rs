@@ -70,11 +70,7 @@ fn policy(spec: &str) -> semble_policy::SandboxPolicy {
 }
 
 fn workspace() -> semble_policy::SandboxPolicy {
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/workspace.yaml"
-    ))
-    .unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/workspace.yaml")).unwrap();
     semble_policy::parse(&src).unwrap().policy
 }
 
@@ -84,9 +80,7 @@ fn child(scenario: &str) {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let p = match scenario {
         "workspace" => workspace(),
-        "eacces" => {
-            policy("  seccomp: {deny: [getppid], errno: EACCES}\n  network: {mode: none}\n")
-        }
+        "eacces" => policy("  seccomp: {deny: [getppid], errno: EACCES}\n  network: {mode: none}\n"),
         "tcp-only" => policy("  network: {mode: none}\n"),
         other => panic!("unknown scenario {other}"),
     };
@@ -97,10 +91,7 @@ fn child(scenario: &str) {
     results.insert("getppid", errno_of(sys::getppid()));
     results.insert(
         "open",
-        errno_of(
-            std::fs::File::open("/proc/self/status")
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-        ),
+        errno_of(std::fs::File::open("/proc/self/status").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))),
     );
     results.insert("unshare-user", errno_of(unshare(CloneFlags::CLONE_NEWUSER)));
     results.insert("unshare-net", errno_of(unshare(CloneFlags::CLONE_NEWNET)));
@@ -109,66 +100,20 @@ fn child(scenario: &str) {
     results.insert("io_uring_setup", errno_of(sys::io_uring_setup()));
     results.insert("clone3", errno_of(sys::clone3_probe()));
     results.insert("bpf", errno_of(sys::bpf_probe()));
-    results.insert(
-        "socket-packet",
-        errno_of(socket(
-            AddressFamily::Packet,
-            SockType::Datagram,
-            SockFlag::empty(),
-            None,
-        )),
-    );
-    results.insert(
-        "socket-vsock",
-        errno_of(socket(
-            AddressFamily::Vsock,
-            SockType::Stream,
-            SockFlag::empty(),
-            None,
-        )),
-    );
-    results.insert(
-        "socket-tcp",
-        errno_of(socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )),
-    );
-    results.insert(
-        "socket-udp",
-        errno_of(socket(
-            AddressFamily::Inet,
-            SockType::Datagram,
-            SockFlag::empty(),
-            None,
-        )),
-    );
-    results.insert(
-        "socket-unix",
-        errno_of(socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::empty(),
-            None,
-        )),
-    );
+    results
+        .insert("socket-packet", errno_of(socket(AddressFamily::Packet, SockType::Datagram, SockFlag::empty(), None)));
+    results.insert("socket-vsock", errno_of(socket(AddressFamily::Vsock, SockType::Stream, SockFlag::empty(), None)));
+    results.insert("socket-tcp", errno_of(socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)));
+    results.insert("socket-udp", errno_of(socket(AddressFamily::Inet, SockType::Datagram, SockFlag::empty(), None)));
+    results.insert("socket-unix", errno_of(socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None)));
     results.insert("personality-query", errno_of(nix::sys::personality::get()));
     results.insert(
         "personality-aslr-off",
-        errno_of(nix::sys::personality::set(
-            nix::sys::personality::Persona::ADDR_NO_RANDOMIZE,
-        )),
+        errno_of(nix::sys::personality::set(nix::sys::personality::Persona::ADDR_NO_RANDOMIZE)),
     );
     // A thread through clone (libc falls back from clone3's ENOSYS).
-    results.insert(
-        "thread",
-        std::thread::spawn(|| 1)
-            .join()
-            .map(|_| "ok".to_string())
-            .unwrap_or_else(|_| "panic".into()),
-    );
+    results
+        .insert("thread", std::thread::spawn(|| 1).join().map(|_| "ok".to_string()).unwrap_or_else(|_| "panic".into()));
     for (k, v) in results {
         println!("RESULT {k} {v}");
     }
@@ -177,34 +122,18 @@ fn child(scenario: &str) {
 fn run(scenario: &str) -> BTreeMap<String, String> {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([
-            "--exact",
-            "child_entry_point",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "child failed: {}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
     let results: BTreeMap<String, String> = stdout
         .lines()
         .filter_map(|l| l.find("RESULT ").map(|i| &l[i + 7..]))
-        .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-        })
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect();
-    assert!(
-        results.len() >= 15,
-        "child printed too few results: {stdout}"
-    );
+    assert!(results.len() >= 15, "child printed too few results: {stdout}");
     results
 }
 
@@ -263,17 +192,10 @@ fn no_dns_and_no_network_means_tcp_only() {
 #[test]
 fn every_example_compiles_for_both_architectures() {
     for name in ["workspace", "llm-server", "data-processor"] {
-        let src = std::fs::read_to_string(format!(
-            "{}/../examples/{name}.yaml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let src = std::fs::read_to_string(format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let p = semble_policy::parse(&src).unwrap().policy;
         let prof = semble_seccomp::profile(&p);
-        for arch in [
-            semble_seccomp::bpf::Arch::X8664,
-            semble_seccomp::bpf::Arch::Aarch64,
-        ] {
+        for arch in [semble_seccomp::bpf::Arch::X8664, semble_seccomp::bpf::Arch::Aarch64] {
             let bpf = semble_seccomp::bpf::compile(&prof, arch).unwrap();
             let n = semble_seccomp::bpf::instruction_count(&bpf);
             assert!(n > 50 && n < 4096, "{name} {arch:?}: {n} instructions");

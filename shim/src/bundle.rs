@@ -27,9 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use semble_init::config::{
-    Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, PROXY_DIR, VERSION,
-};
+use semble_init::config::{Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, PROXY_DIR, VERSION};
 use semble_policy::compile::landlock;
 use semble_policy::compile::oci::{MASKED_PATHS, NVIDIA_MAJOR, POLICY_ANNOTATION, READONLY_PATHS};
 use semble_policy::model::{Enforcement, NetworkMode, SandboxPolicy, SelinuxLevel};
@@ -149,6 +147,23 @@ pub struct Inputs<'a> {
     pub backend: BackendKind,
     /// semble's mounts.
     pub mounts: &'a Mounts,
+    /// For the gVisor backend: what runsc offers and the container's root filesystem.
+    pub runsc: Option<&'a RunscInputs>,
+}
+
+/// What the gVisor backend needs to know about the host and the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct RunscInputs {
+    /// The host's runsc.
+    pub host: semble_gvisor::Runsc,
+    /// The operator's platform choice (`--runsc-platform`).
+    pub platform: Option<String>,
+    /// The root filesystem's host path.
+    pub rootfs: PathBuf,
+    /// The entries at the top of the root filesystem.
+    pub root_entries: Vec<semble_gvisor::RootEntry>,
+    /// The policy's filesystem paths that exist in the root filesystem.
+    pub present: std::collections::BTreeSet<String>,
 }
 
 /// One enforcement point, for logs and `explain-bundle`.
@@ -178,6 +193,8 @@ pub struct Applied {
     pub controls: Vec<Control>,
     /// Things the operator should know (fallbacks, replaced namespaces…).
     pub notes: Vec<String>,
+    /// Global flags for the backend (runsc's).
+    pub backend_flags: Vec<String>,
 }
 
 /// Why a container is refused.
@@ -196,11 +213,16 @@ pub enum Refusal {
     #[error("the container asks to share the host's {0} namespace, which policy `{1}` forbids")]
     HostNamespace(String, String),
     /// A device not in the policy.
-    #[error("device `{0}` is not allowed by policy `{1}`; add it to `spec.devices.allow` or remove it from the container")]
+    #[error(
+        "device `{0}` is not allowed by policy `{1}`; add it to `spec.devices.allow` or remove it from the container"
+    )]
     Device(String, String),
     /// A mount of a sensitive host path.
     #[error("bind mount of host `{0}` into `{1}` is refused by policy `{2}`: it exposes the host; mount a narrower directory")]
     Mount(String, String, String),
+    /// gVisor cannot enforce the policy here.
+    #[error("{0}")]
+    Gvisor(String),
     /// A mount over semble's own files.
     #[error("mount at `{0}` would hide semble's files; use another destination")]
     Reserved(String),
@@ -235,9 +257,7 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, Re
     if entry.is_null() {
         *entry = json!({});
     }
-    entry
-        .as_object_mut()
-        .ok_or(Refusal::WrongType(static_name(key)))
+    entry.as_object_mut().ok_or(Refusal::WrongType(static_name(key)))
 }
 
 fn static_name(key: &str) -> &'static str {
@@ -254,12 +274,7 @@ fn static_name(key: &str) -> &'static str {
 }
 
 fn cap_names(v: Option<&Value>) -> Option<BTreeSet<String>> {
-    v.and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    })
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
 }
 
 /// Apply the policy. Pure: all host knowledge comes in through `inputs.facts`.
@@ -275,14 +290,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     let annotations: BTreeMap<String, String> = cfg
         .get("annotations")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default();
-    let is_pod =
-        annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
+    let is_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
     let is_pod_sandbox = annotations.get(CRI_CONTAINER_TYPE).map(String::as_str) == Some("sandbox");
 
     if cfg.get("process").is_none() {
@@ -300,95 +310,68 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- namespaces and network -----------------------------------------------------------
     let net = apply_namespaces(&mut cfg, inputs, is_pod)?;
-    controls.push(Control {
-        control: "network",
-        by: "runtime namespaces",
-        detail: net.detail.clone(),
-    });
+    controls.push(Control { control: "network", by: "runtime namespaces", detail: net.detail.clone() });
+    let gvisor = inputs.backend == BackendKind::Runsc;
+    let bridge = policy.network.mode == NetworkMode::Proxy && !is_pod;
+    let mut backend_flags = Vec::new();
+    if gvisor {
+        let runsc = inputs.runsc.cloned().unwrap_or_default();
+        let facts = semble_gvisor::NetworkFacts { kept: net.kept, pod: is_pod, bridge };
+        let plan = semble_gvisor::plan(policy, &runsc.host, facts, runsc.platform.as_deref())
+            .map_err(|e| Refusal::Gvisor(e.to_string()))?;
+        notes.extend(plan.notes);
+        controls.push(Control {
+            control: "kernel",
+            by: "gVisor (runsc)",
+            detail: format!("user-space kernel; runsc {}", plan.flags.join(" ")),
+        });
+        backend_flags = plan.flags;
+    }
     if let Some(n) = &net.note {
         notes.push(n.clone());
     }
 
     // --- process: user, capabilities, no_new_privs, rlimits --------------------------------
-    let incoming_bounding = cfg
-        .pointer("/process/capabilities/bounding")
-        .and_then(|v| cap_names(Some(v)));
-    let granted: BTreeSet<String> = policy
-        .capabilities
-        .granted()
-        .iter()
-        .map(|c| c.oci_name())
-        .collect();
+    let incoming_bounding = cfg.pointer("/process/capabilities/bounding").and_then(|v| cap_names(Some(v)));
+    let granted: BTreeSet<String> = policy.capabilities.granted().iter().map(|c| c.oci_name()).collect();
     let allowed_caps: BTreeSet<String> = match &incoming_bounding {
         Some(b) => granted.intersection(b).cloned().collect(),
         None => granted.clone(),
     };
-    let proc_report = apply_process(
-        cfg.get_mut("process").ok_or(Refusal::Missing("process"))?,
-        policy,
-        inputs.facts,
-        &allowed_caps,
-    )?;
-    controls.push(Control {
-        control: "user",
-        by: "runtime",
-        detail: proc_report.user.clone(),
-    });
+    let proc_report =
+        apply_process(cfg.get_mut("process").ok_or(Refusal::Missing("process"))?, policy, inputs.facts, &allowed_caps)?;
+    controls.push(Control { control: "user", by: "runtime", detail: proc_report.user.clone() });
     controls.push(Control {
         control: "capabilities",
         by: "runtime, verified by semble-init",
         detail: if allowed_caps.is_empty() {
             "none".into()
         } else {
-            allowed_caps
-                .iter()
-                .map(|c| c.trim_start_matches("CAP_"))
-                .collect::<Vec<_>>()
-                .join(",")
+            allowed_caps.iter().map(|c| c.trim_start_matches("CAP_")).collect::<Vec<_>>().join(",")
         },
     });
     controls.push(Control {
         control: "no_new_privs",
         by: "runtime, verified by semble-init",
-        detail: if proc_report.nnp {
-            "on".into()
-        } else {
-            "off".into()
-        },
+        detail: if proc_report.nnp { "on".into() } else { "off".into() },
     });
     if !proc_report.rlimits.is_empty() {
-        controls.push(Control {
-            control: "rlimits",
-            by: "runtime",
-            detail: proc_report.rlimits.join(", "),
-        });
+        controls.push(Control { control: "rlimits", by: "runtime", detail: proc_report.rlimits.join(", ") });
     }
 
     // --- root filesystem, masked paths ----------------------------------------------------
     let root = obj(&mut cfg, "root")?;
-    let ro = policy.process.read_only_root_filesystem
-        || root
-            .get("readonly")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    let ro = policy.process.read_only_root_filesystem || root.get("readonly").and_then(Value::as_bool).unwrap_or(false);
     root.insert("readonly".into(), Value::Bool(ro));
     controls.push(Control {
         control: "root filesystem",
         by: "runtime",
-        detail: if ro {
-            "read-only".into()
-        } else {
-            "writable".into()
-        },
+        detail: if ro { "read-only".into() } else { "writable".into() },
     });
     if ro {
         let added = add_scratch_mounts(&mut cfg, policy, proc_report.uid, proc_report.gid)?;
         if !added.is_empty() {
-            controls.push(Control {
-                control: "writable paths",
-                by: "runtime (tmpfs)",
-                detail: added.join(", "),
-            });
+            controls.push(Control { control: "writable paths", by: "runtime (tmpfs)", detail: added.join(", ") });
         }
     }
     let linux = obj(&mut cfg, "linux")?;
@@ -397,20 +380,12 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     controls.push(Control {
         control: "masked paths",
         by: "runtime",
-        detail: format!(
-            "{} masked, {} read-only",
-            MASKED_PATHS.len(),
-            READONLY_PATHS.len()
-        ),
+        detail: format!("{} masked, {} read-only", MASKED_PATHS.len(), READONLY_PATHS.len()),
     });
 
     // --- cgroups ----------------------------------------------------------------------------
     let res_detail = apply_resources(linux, policy, &allowed_devices)?;
-    controls.push(Control {
-        control: "cgroup limits",
-        by: "runtime",
-        detail: res_detail,
-    });
+    controls.push(Control { control: "cgroup limits", by: "runtime", detail: res_detail });
     controls.extend(device_controls);
 
     // --- seccomp ------------------------------------------------------------------------------
@@ -445,22 +420,12 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     let linux = obj(&mut cfg, "linux")?;
     let policy_seccomp = if by_init {
         linux.remove("seccomp");
-        controls.push(Control {
-            control: "seccomp",
-            by: "semble-init (precompiled BPF)",
-            detail,
-        });
+        controls.push(Control { control: "seccomp", by: "semble-init (precompiled BPF)", detail });
         Some(profile)
     } else {
-        linux.insert(
-            "seccomp".into(),
-            serde_json::to_value(&profile).map_err(|_| Refusal::WrongType("linux.seccomp"))?,
-        );
-        controls.push(Control {
-            control: "seccomp",
-            by: "runtime (libseccomp)",
-            detail,
-        });
+        linux
+            .insert("seccomp".into(), serde_json::to_value(&profile).map_err(|_| Refusal::WrongType("linux.seccomp"))?);
+        controls.push(Control { control: "seccomp", by: "runtime (libseccomp)", detail });
         None
     };
     let stack = extra_seccomp.is_some() && !is_pod_sandbox;
@@ -486,46 +451,35 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 None => "s0".into(),
             };
             let process = obj(&mut cfg, "process")?;
-            process.insert(
-                "selinuxLabel".into(),
-                Value::String(format!("system_u:system_r:{}:{level}", se.type_)),
-            );
+            process.insert("selinuxLabel".into(), Value::String(format!("system_u:system_r:{}:{level}", se.type_)));
             let linux = obj(&mut cfg, "linux")?;
-            linux.insert(
-                "mountLabel".into(),
-                Value::String(format!("system_u:object_r:container_file_t:{level}")),
-            );
-            controls.push(Control {
-                control: "selinux",
-                by: "runtime",
-                detail: format!("{}:{level}", se.type_),
-            });
+            linux.insert("mountLabel".into(), Value::String(format!("system_u:object_r:container_file_t:{level}")));
+            controls.push(Control { control: "selinux", by: "runtime", detail: format!("{}:{level}", se.type_) });
         } else if se.enforcement == Enforcement::Required {
             return Err(Refusal::NoSelinux(name));
         } else {
-            notes.push(format!("SELinux is disabled on this host: policy `{name}` asks for type `{}` best-effort, not applied", se.type_));
+            notes.push(format!(
+                "SELinux is disabled on this host: policy `{name}` asks for type `{}` best-effort, not applied",
+                se.type_
+            ));
         }
     }
 
-    // --- Landlock ------------------------------------------------------------------------------
-    let mut ruleset = if is_pod_sandbox {
-        None
-    } else {
-        landlock::ruleset(policy)
-    };
-    if net.cut_by_landlock {
+    // --- Landlock (or, under gVisor, mounts) ----------------------------------------------
+    if gvisor && !is_pod_sandbox {
+        if let (Some(r), Some(_)) = (inputs.runsc, &policy.filesystem) {
+            let added = gvisor_filesystem_mounts(&mut cfg, policy, r)?;
+            controls.push(Control { control: "filesystem", by: "mounts (gVisor has no Landlock)", detail: added });
+        }
+    }
+    let mut ruleset = if is_pod_sandbox || gvisor { None } else { landlock::ruleset(policy) };
+    if net.cut_by_landlock && !gvisor {
         let rules = landlock::net_rules(policy);
         match inputs.facts.landlock_abi {
             Some(abi) if abi >= 4 => {}
             other => {
-                let have = other
-                    .map(|a| format!("ABI {a}"))
-                    .unwrap_or_else(|| "no Landlock".into());
-                return Err(Refusal::NoLandlockNet(
-                    name,
-                    policy.network.mode.as_str().into(),
-                    have,
-                ));
+                let have = other.map(|a| format!("ABI {a}")).unwrap_or_else(|| "no Landlock".into());
+                return Err(Refusal::NoLandlockNet(name, policy.network.mode.as_str().into(), have));
             }
         }
         let rs = ruleset.get_or_insert_with(|| landlock::Ruleset {
@@ -554,7 +508,6 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     }
 
     // --- semble-init, its files, the proxy bridge -------------------------------------------
-    let bridge = policy.network.mode == NetworkMode::Proxy && !is_pod;
     // The embedded backend runs semble-init's code in-process, with its configuration in memory:
     // no init binary or configuration to mount, and the command stays as it is.
     let embedded = inputs.backend == BackendKind::Embedded;
@@ -562,20 +515,11 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         None
     } else {
         let process = obj(&mut cfg, "process")?;
-        let args = process
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or(Refusal::Missing("process.args"))?;
+        let args = process.get("args").and_then(Value::as_array).cloned().ok_or(Refusal::Missing("process.args"))?;
         if args.is_empty() {
             return Err(Refusal::Missing("process.args"));
         }
-        let mut new_args = vec![
-            json!(INIT_PATH),
-            json!("--config"),
-            json!(CONFIG_PATH),
-            json!("--"),
-        ];
+        let mut new_args = vec![json!(INIT_PATH), json!("--config"), json!(CONFIG_PATH), json!("--")];
         new_args.extend(args);
         if !embedded {
             process.insert("args".into(), Value::Array(new_args));
@@ -585,11 +529,8 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             set_env(process, &proxy_env(port));
         }
         let m = inputs.mounts;
-        let mounts = cfg
-            .as_object_mut()
-            .ok_or(Refusal::WrongType("(root)"))?
-            .entry("mounts")
-            .or_insert_with(|| json!([]));
+        let mounts =
+            cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?.entry("mounts").or_insert_with(|| json!([]));
         let mounts = mounts.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
         if !embedded {
             mounts.push(bind(&m.box_dir, MOUNT_DIR, false));
@@ -618,9 +559,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 seccomp: true,
                 uid: Some(proc_report.uid),
             },
-            seccomp: policy_seccomp
-                .as_ref()
-                .map(|_| POLICY_SECCOMP_PATH.to_string()),
+            seccomp: policy_seccomp.as_ref().map(|_| POLICY_SECCOMP_PATH.to_string()),
             extra_seccomp: stack.then(|| EXTRA_SECCOMP_PATH.to_string()),
             proxy_bridge: bridge.then(|| Bridge {
                 listen: format!("127.0.0.1:{}", policy.network.proxy.port),
@@ -639,16 +578,14 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     // --- annotations -------------------------------------------------------------------------
     let ann = obj(&mut cfg, "annotations")?;
     ann.insert(POLICY_ANNOTATION.into(), Value::String(name.clone()));
-    ann.insert(
-        BACKEND_ANNOTATION.into(),
-        Value::String(inputs.backend.as_str().into()),
-    );
+    ann.insert(BACKEND_ANNOTATION.into(), Value::String(inputs.backend.as_str().into()));
 
     Ok(Applied {
         config: cfg,
         init,
         extra_seccomp: if stack { extra_seccomp } else { None },
         policy_seccomp,
+        backend_flags,
         controls,
         notes,
     })
@@ -669,6 +606,44 @@ fn bind(source: &Path, dest: &str, file: bool) -> Value {
         options.push("noexec");
     }
     json!({"destination": dest, "type": "bind", "source": source.to_string_lossy(), "options": options})
+}
+
+/// Under gVisor, enforce the `filesystem` section with mounts, placed before the engine's so
+/// that its files under these paths (`/etc/hosts`…) stay on top. Returns a summary.
+fn gvisor_filesystem_mounts(cfg: &mut Value, policy: &SandboxPolicy, r: &RunscInputs) -> Result<String, Refusal> {
+    let mut mounted: Vec<String> = cfg
+        .get("mounts")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(|x| x.get("destination").and_then(Value::as_str)).map(normalise).collect())
+        .unwrap_or_default();
+    // semble's own mount point comes later.
+    mounted.push(MOUNT_DIR.to_string());
+    let (mut hidden, mut ro) = (0, 0);
+    let new: Vec<Value> = semble_gvisor::filesystem_mounts(policy, &r.root_entries, &mounted, &r.present)
+        .iter()
+        .map(|m| match m {
+            semble_gvisor::FsMount::HideDir { path } => {
+                hidden += 1;
+                json!({"destination": path, "type": "tmpfs", "source": "tmpfs",
+                       "options": ["ro", "nosuid", "nodev", "noexec", "mode=0000", "size=4096"]})
+            }
+            semble_gvisor::FsMount::ReadOnly { path, exec } => {
+                ro += 1;
+                let mut options = vec!["rbind", "ro", "nosuid", "nodev"];
+                if !exec {
+                    options.push("noexec");
+                }
+                json!({"destination": path, "type": "bind", "source": r.rootfs.join(path.trim_start_matches('/')),
+                       "options": options})
+            }
+        })
+        .collect();
+    let list = cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?.entry("mounts").or_insert_with(|| json!([]));
+    let list = list.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
+    for (i, m) in new.into_iter().enumerate() {
+        list.insert(i, m);
+    }
+    Ok(format!("{hidden} unlisted top-level directories hidden, {ro} read-only binds"))
 }
 
 /// Environment variables pointing HTTP clients at the bridge.
@@ -703,38 +678,24 @@ pub fn set_env(process: &mut Map<String, Value>, vars: &[(String, String)]) {
 /// at most 1 GiB (tmpfs pages count against the container's memory).
 fn scratch_size(policy: &SandboxPolicy) -> u64 {
     const DEFAULT: u64 = 256 << 20;
-    policy
-        .resources
-        .memory
-        .map(|m| (m / 4).clamp(16 << 20, 1 << 30))
-        .unwrap_or(DEFAULT)
+    policy.resources.memory.map(|m| (m / 4).clamp(16 << 20, 1 << 30)).unwrap_or(DEFAULT)
 }
 
 /// With a read-only root, the policy's `readWrite` paths would not be writable unless something
 /// is mounted there: mount a tmpfs (nosuid, nodev, noexec) on each that has no mount yet.
-fn add_scratch_mounts(
-    cfg: &mut Value,
-    policy: &SandboxPolicy,
-    uid: u32,
-    gid: u64,
-) -> Result<Vec<String>, Refusal> {
+fn add_scratch_mounts(cfg: &mut Value, policy: &SandboxPolicy, uid: u32, gid: u64) -> Result<Vec<String>, Refusal> {
     let Some(fs) = &policy.filesystem else {
         return Ok(Vec::new());
     };
     let root = cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?;
     let mounts = root.entry("mounts").or_insert_with(|| json!([]));
     let mounts = mounts.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
-    let existing: Vec<String> = mounts
-        .iter()
-        .filter_map(|m| m.get("destination").and_then(Value::as_str))
-        .map(normalise)
-        .collect();
+    let existing: Vec<String> =
+        mounts.iter().filter_map(|m| m.get("destination").and_then(Value::as_str)).map(normalise).collect();
     let size = scratch_size(policy);
     let mut added = Vec::new();
     for p in &fs.read_write {
-        let covered = existing
-            .iter()
-            .any(|d| d != "/" && (d == p || p.starts_with(&format!("{d}/"))));
+        let covered = existing.iter().any(|d| d != "/" && (d == p || p.starts_with(&format!("{d}/"))));
         if covered || p == "/" {
             continue;
         }
@@ -742,20 +703,11 @@ fn add_scratch_mounts(
         if matches!(p.as_str(), "/tmp" | "/var/tmp" | "/dev/shm") {
             options.push("mode=1777".into());
         } else {
-            options.extend([
-                "mode=0755".to_string(),
-                format!("uid={uid}"),
-                format!("gid={gid}"),
-            ]);
+            options.extend(["mode=0755".to_string(), format!("uid={uid}"), format!("gid={gid}")]);
         }
         options.push(format!("size={size}"));
-        mounts.push(
-            json!({"destination": p, "type": "tmpfs", "source": "tmpfs", "options": options}),
-        );
-        added.push(format!(
-            "{p} ({})",
-            semble_policy::quantity::format_bytes(size)
-        ));
+        mounts.push(json!({"destination": p, "type": "tmpfs", "source": "tmpfs", "options": options}));
+        added.push(format!("{p} ({})", semble_policy::quantity::format_bytes(size)));
     }
     Ok(added)
 }
@@ -791,30 +743,18 @@ fn auto_level(id: &str) -> String {
 }
 
 fn check_privileged(cfg: &Value, policy: &str) -> Result<(), Refusal> {
-    if let Some(devs) = cfg
-        .pointer("/linux/resources/devices")
-        .and_then(Value::as_array)
-    {
+    if let Some(devs) = cfg.pointer("/linux/resources/devices").and_then(Value::as_array) {
         for d in devs {
             let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
             let kind = d.get("type").and_then(Value::as_str).unwrap_or("a");
             if allow && kind == "a" && d.get("major").is_none() && d.get("minor").is_none() {
-                return Err(Refusal::Privileged(
-                    "every device is allowed".into(),
-                    policy.into(),
-                ));
+                return Err(Refusal::Privileged("every device is allowed".into(), policy.into()));
             }
         }
     }
     if let Some(b) = cap_names(cfg.pointer("/process/capabilities/bounding")) {
-        if ["CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO"]
-            .iter()
-            .all(|c| b.contains(*c))
-        {
-            return Err(Refusal::Privileged(
-                "every capability is requested".into(),
-                policy.into(),
-            ));
+        if ["CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO"].iter().all(|c| b.contains(*c)) {
+            return Err(Refusal::Privileged("every capability is requested".into(), policy.into()));
         }
     }
     Ok(())
@@ -822,17 +762,13 @@ fn check_privileged(cfg: &Value, policy: &str) -> Result<(), Refusal> {
 
 fn mount_is_bind(m: &Value) -> bool {
     m.get("type").and_then(Value::as_str) == Some("bind")
-        || m.get("options").and_then(Value::as_array).is_some_and(|o| {
-            o.iter()
-                .any(|x| matches!(x.as_str(), Some("bind") | Some("rbind")))
-        })
+        || m.get("options")
+            .and_then(Value::as_array)
+            .is_some_and(|o| o.iter().any(|x| matches!(x.as_str(), Some("bind") | Some("rbind"))))
 }
 
 fn normalise(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -873,10 +809,7 @@ fn check_sysctls(cfg: &Value, policy: &str) -> Result<(), Refusal> {
 /// `(type, major, minor)` of devices the container may use.
 type DeviceId = (String, i64, Option<i64>);
 
-fn check_devices(
-    cfg: &Value,
-    policy: &SandboxPolicy,
-) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
+fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
     let mut allowed = Vec::new();
     let mut names = Vec::new();
     if let Some(devs) = cfg.pointer("/linux/devices").and_then(Value::as_array) {
@@ -886,11 +819,7 @@ fn check_devices(
             if !gpu && !policy.devices.allow.iter().any(|a| a.path == path) {
                 return Err(Refusal::Device(path.into(), policy.name.clone()));
             }
-            let kind = d
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("c")
-                .to_string();
+            let kind = d.get("type").and_then(Value::as_str).unwrap_or("c").to_string();
             if let Some(major) = d.get("major").and_then(Value::as_i64) {
                 allowed.push((kind, major, d.get("minor").and_then(Value::as_i64)));
             }
@@ -906,11 +835,7 @@ fn check_devices(
             }
             detail.push_str("NVIDIA (char major 195)");
         }
-        controls.push(Control {
-            control: "devices",
-            by: "runtime (device cgroup)",
-            detail,
-        });
+        controls.push(Control { control: "devices", by: "runtime (device cgroup)", detail });
     }
     Ok((allowed, controls))
 }
@@ -931,9 +856,7 @@ fn apply_resources(
     if res.is_null() {
         *res = json!({});
     }
-    let res = res
-        .as_object_mut()
-        .ok_or(Refusal::WrongType("linux.resources"))?;
+    let res = res.as_object_mut().ok_or(Refusal::WrongType("linux.resources"))?;
     let r = &policy.resources;
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut detail = Vec::new();
@@ -945,10 +868,7 @@ fn apply_resources(
             m.insert("limit".into(), json!(l));
             let swap = min_opt(m.get("swap").and_then(Value::as_i64), Some(l)).unwrap_or(l);
             m.insert("swap".into(), json!(swap.max(l)));
-            detail.push(format!(
-                "memory {}",
-                semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))
-            ));
+            detail.push(format!("memory {}", semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))));
         }
     }
     if let Some(policy_m) = r.cpu {
@@ -960,8 +880,7 @@ fn apply_resources(
                 .filter(|p| *p > 0)
                 .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
             let policy_quota = to_i64(policy_m.saturating_mul(period) / 1000);
-            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota))
-                .unwrap_or(policy_quota);
+            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota)).unwrap_or(policy_quota);
             c.insert("period".into(), json!(period));
             c.insert("quota".into(), json!(quota));
             detail.push(format!("cpu quota {quota}/{period}us"));
@@ -970,18 +889,13 @@ fn apply_resources(
     if let Some(p) = r.pids {
         let pids = res.entry("pids").or_insert_with(|| json!({}));
         if let Some(o) = pids.as_object_mut() {
-            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p)))
-                .unwrap_or(i64::from(p));
+            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p))).unwrap_or(i64::from(p));
             o.insert("limit".into(), json!(limit));
             detail.push(format!("pids {limit}"));
         }
     }
     // Devices: deny everything, then allow only what the policy justifies.
-    let incoming = res
-        .get("devices")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let incoming = res.get("devices").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
     for d in incoming {
         if !d.get("allow").and_then(Value::as_bool).unwrap_or(false) {
@@ -991,9 +905,7 @@ fn apply_resources(
         let major = d.get("major").and_then(Value::as_i64);
         let minor = d.get("minor").and_then(Value::as_i64);
         let ok = major.is_some_and(|maj| {
-            allowed
-                .iter()
-                .any(|(k, am, an)| k == kind && *am == maj && (an.is_none() || *an == minor))
+            allowed.iter().any(|(k, am, an)| k == kind && *am == maj && (an.is_none() || *an == minor))
         }) || (policy.devices.gpu.is_some() && major == Some(NVIDIA_MAJOR));
         if ok {
             devices.push(d);
@@ -1014,46 +926,33 @@ fn apply_resources(
         }
     }
     res.insert("devices".into(), Value::Array(devices));
-    Ok(if detail.is_empty() {
-        "none set".into()
-    } else {
-        detail.join(", ")
-    })
+    Ok(if detail.is_empty() { "none set".into() } else { detail.join(", ") })
 }
 
 /// Decisions about the network namespace.
 #[derive(Debug, Clone)]
 struct NetPlan {
+    /// A namespace with interfaces, prepared by the engine, is kept.
+    kept: bool,
     detail: String,
     note: Option<String>,
     cut_by_landlock: bool,
 }
 
 fn ns_is_host(path: &str, facts: &HostFacts, kind: &str) -> bool {
-    match (
-        crate::host::ns_id(Path::new(path)),
-        facts.host_namespaces.get(kind),
-    ) {
+    match (crate::host::ns_id(Path::new(path)), facts.host_namespaces.get(kind)) {
         (Some(a), Some(b)) => a == *b,
         _ => false,
     }
 }
 
-fn apply_namespaces(
-    cfg: &mut Value,
-    inputs: &Inputs<'_>,
-    is_pod: bool,
-) -> Result<NetPlan, Refusal> {
+fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Result<NetPlan, Refusal> {
     let name = inputs.policy.name.clone();
     let linux = obj(cfg, "linux")?;
     let ns = linux.entry("namespaces").or_insert_with(|| json!([]));
-    let list = ns
-        .as_array_mut()
-        .ok_or(Refusal::WrongType("linux.namespaces"))?;
-    let find = |list: &Vec<Value>, kind: &str| {
-        list.iter()
-            .position(|n| n.get("type").and_then(Value::as_str) == Some(kind))
-    };
+    let list = ns.as_array_mut().ok_or(Refusal::WrongType("linux.namespaces"))?;
+    let find =
+        |list: &Vec<Value>, kind: &str| list.iter().position(|n| n.get("type").and_then(Value::as_str) == Some(kind));
     for kind in ["pid", "ipc", "mount"] {
         match find(list, kind) {
             None => return Err(Refusal::HostNamespace(kind.into(), name)),
@@ -1067,16 +966,8 @@ fn apply_namespaces(
         }
     }
     let net_idx = find(list, "network");
-    let net_path = net_idx.and_then(|i| {
-        list[i]
-            .get("path")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    let host_net = net_idx.is_none()
-        || net_path
-            .as_deref()
-            .is_some_and(|p| ns_is_host(p, inputs.facts, "network"));
+    let net_path = net_idx.and_then(|i| list[i].get("path").and_then(Value::as_str).map(str::to_string));
+    let host_net = net_idx.is_none() || net_path.as_deref().is_some_and(|p| ns_is_host(p, inputs.facts, "network"));
     let policy = inputs.policy;
     let fresh = json!({"type": "network"});
     match policy.network.mode {
@@ -1085,6 +976,7 @@ fn apply_namespaces(
                 return Err(Refusal::HostNetwork(name));
             }
             Ok(NetPlan {
+                kept: net_path.is_some(),
                 detail: "the runtime's network namespace (mode open)".into(),
                 note: None,
                 cut_by_landlock: false,
@@ -1098,6 +990,7 @@ fn apply_namespaces(
                     None => list.push(fresh),
                 }
                 return Ok(NetPlan {
+                    kept: false,
                     detail: "private namespace, loopback only".into(),
                     note: Some(format!("network: the host's network namespace was replaced by a private one (policy `{name}`, mode `{mode}`)")),
                     cut_by_landlock: false,
@@ -1107,17 +1000,19 @@ fn apply_namespaces(
                 (Some(i), Some(_)) if !is_pod && policy.network.ingress.is_empty() => {
                     list[i] = fresh;
                     Ok(NetPlan {
+                        kept: false,
                         detail: "private namespace, loopback only".into(),
                         note: Some(format!("network: the runtime's network namespace was replaced by a private one (policy `{name}`, mode `{mode}`, no ingress)")),
                         cut_by_landlock: false,
                     })
                 }
                 (Some(_), Some(_)) => Ok(NetPlan {
+                    kept: true,
                     detail: format!("the {} network namespace, kept for ingress; outbound TCP cut by Landlock, other IP sockets by seccomp", if is_pod { "pod's" } else { "runtime's" }),
                     note: None,
                     cut_by_landlock: true,
                 }),
-                _ => Ok(NetPlan { detail: "private namespace, loopback only".into(), note: None, cut_by_landlock: false }),
+                _ => Ok(NetPlan { kept: false, detail: "private namespace, loopback only".into(), note: None, cut_by_landlock: false }),
             }
         }
     }
@@ -1145,35 +1040,22 @@ pub fn apply_process(
     facts: &HostFacts,
     allowed_caps: &BTreeSet<String>,
 ) -> Result<ProcessReport, Refusal> {
-    let p = process
-        .as_object_mut()
-        .ok_or(Refusal::WrongType("process"))?;
+    let p = process.as_object_mut().ok_or(Refusal::WrongType("process"))?;
     // User.
-    let user = p
-        .entry("user")
-        .or_insert_with(|| json!({"uid": 0, "gid": 0}));
-    let user = user
-        .as_object_mut()
-        .ok_or(Refusal::WrongType("process.user"))?;
+    let user = p.entry("user").or_insert_with(|| json!({"uid": 0, "gid": 0}));
+    let user = user.as_object_mut().ok_or(Refusal::WrongType("process.user"))?;
     if let Some(uid) = policy.process.user {
         user.insert("uid".into(), json!(uid));
         user.insert("gid".into(), json!(policy.process.group.unwrap_or(uid)));
         if policy.process.supplementary_groups.is_empty() {
             user.remove("additionalGids");
         } else {
-            user.insert(
-                "additionalGids".into(),
-                json!(policy.process.supplementary_groups),
-            );
+            user.insert("additionalGids".into(), json!(policy.process.supplementary_groups));
         }
     } else if let Some(gid) = policy.process.group {
         user.insert("gid".into(), json!(gid));
     }
-    let uid = user
-        .get("uid")
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(0);
+    let uid = user.get("uid").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     let gid = user.get("gid").and_then(Value::as_u64).unwrap_or(0);
     if uid == 0 && policy.process.run_as_non_root {
         return Err(Refusal::Root(policy.name.clone()));
@@ -1181,21 +1063,12 @@ pub fn apply_process(
     // Capabilities: every set is the allowed set (ambient makes them effective for non-root).
     let caps: Vec<Value> = allowed_caps.iter().map(|c| json!(c)).collect();
     let mut set = Map::new();
-    for k in [
-        "bounding",
-        "effective",
-        "permitted",
-        "inheritable",
-        "ambient",
-    ] {
+    for k in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
         set.insert(k.into(), Value::Array(caps.clone()));
     }
     p.insert("capabilities".into(), Value::Object(set));
     // no_new_privs: the policy's, or the request's when it is stricter.
-    let nnp = policy.process.no_new_privileges
-        || p.get("noNewPrivileges")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    let nnp = policy.process.no_new_privileges || p.get("noNewPrivileges").and_then(Value::as_bool).unwrap_or(false);
     p.insert("noNewPrivileges".into(), Value::Bool(nnp));
     // rlimits: the lower of request, policy and what this host can grant.
     let mut report = Vec::new();
@@ -1207,9 +1080,7 @@ pub fn apply_process(
         for (kind, v) in &policy.process.rlimits {
             let name = kind.oci_name();
             let cap = facts.hard_limits.get(kind).copied().unwrap_or(u64::MAX);
-            let existing = list
-                .iter_mut()
-                .find(|e| e.get("type").and_then(Value::as_str) == Some(name.as_str()));
+            let existing = list.iter_mut().find(|e| e.get("type").and_then(Value::as_str) == Some(name.as_str()));
             let (soft, hard) = match &existing {
                 Some(e) => {
                     let s = e.get("soft").and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -1227,23 +1098,12 @@ pub fn apply_process(
             report.push(format!("{name} {soft}/{hard}"));
         }
     }
-    Ok(ProcessReport {
-        uid,
-        gid,
-        user: format!("uid {uid} gid {gid}"),
-        nnp,
-        rlimits: report,
-    })
+    Ok(ProcessReport { uid, gid, user: format!("uid {uid} gid {gid}"), nnp, rlimits: report })
 }
 
 /// Whether a capability name (OCI form) is one the policy grants.
 pub fn granted_names(policy: &SandboxPolicy) -> BTreeSet<String> {
-    policy
-        .capabilities
-        .granted()
-        .iter()
-        .map(|c: &Capability| c.oci_name())
-        .collect()
+    policy.capabilities.granted().iter().map(|c: &Capability| c.oci_name()).collect()
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub struct Cli {
     /// Path of runsc (default: `runsc` on PATH).
     #[arg(long, env = "SEMBLE_RUNSC")]
     pub runsc: Option<PathBuf>,
+    /// gVisor platform when the policy names none (`ptrace`, `systrap`, `kvm`).
+    #[arg(long, env = "SEMBLE_RUNSC_PLATFORM")]
+    pub runsc_platform: Option<String>,
     /// Path of the static semble-init (default: beside semble-shim).
     #[arg(long, env = "SEMBLE_INIT")]
     pub init: Option<PathBuf>,

@@ -16,8 +16,7 @@ use crate::settings::Settings;
 use crate::state::{self, ORIGINAL_CONFIG};
 
 fn read(path: &Path) -> Result<Value, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Failure(format!(
             "cannot parse `{}` at line {} column {}: {}",
@@ -34,11 +33,7 @@ fn show(v: Option<&Value>) -> String {
         None | Some(Value::Null) => "(unset)".into(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            let items: Vec<&str> = a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|s| s.trim_start_matches("CAP_"))
-                .collect();
+            let items: Vec<&str> = a.iter().filter_map(Value::as_str).map(|s| s.trim_start_matches("CAP_")).collect();
             if items.is_empty() {
                 "(none)".into()
             } else {
@@ -53,30 +48,18 @@ fn show(v: Option<&Value>) -> String {
 pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outcome {
     let config_path = dir.join("config.json");
     let current = read(&config_path)?;
-    let created = current
-        .pointer(&format!(
-            "/annotations/{}",
-            BACKEND_ANNOTATION.replace('/', "~1")
-        ))
-        .is_some();
+    let created = current.pointer(&format!("/annotations/{}", BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
     let original = if created && dir.join(ORIGINAL_CONFIG).is_file() {
         read(&dir.join(ORIGINAL_CONFIG))?
     } else {
         current.clone()
     };
-    let record = state::all(&settings.records_dir()).into_iter().find(|r| {
-        r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path())
-    });
-    let id = record
-        .as_ref()
-        .map(|r| r.id.clone())
-        .unwrap_or_else(|| id.to_string());
-    let annotation = original
-        .pointer(&format!(
-            "/annotations/{}",
-            POLICY_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str);
+    let record = state::all(&settings.records_dir())
+        .into_iter()
+        .find(|r| r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path()));
+    let id = record.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| id.to_string());
+    let annotation =
+        original.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
     let resolved = resolve::resolve(settings, annotation)?;
     let policy = &resolved.policy;
     let facts = host::probe();
@@ -88,22 +71,18 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
         }
     };
     let paths = state::Paths::new(&settings.records_dir(), &id);
+    let runsc = (backend_kind == crate::bundle::BackendKind::Runsc)
+        .then(|| crate::backend::find(settings, backend_kind).ok())
+        .flatten()
+        .map(|b| crate::ops::runsc_inputs(settings, &b, dir, &original, policy));
     let mounts = Mounts {
         box_dir: paths.box_dir(),
-        init_binary: settings
-            .init_binary()
-            .unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
+        init_binary: settings.init_binary().unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
         proxy_dir: settings.proxy_dir.join(&policy.name),
     };
     let applied = bundle::apply(
         &original,
-        &Inputs {
-            id: &id,
-            policy,
-            facts: &facts,
-            backend: backend_kind,
-            mounts: &mounts,
-        },
+        &Inputs { id: &id, policy, facts: &facts, backend: backend_kind, mounts: &mounts, runsc: runsc.as_ref() },
     );
     let fields = [
         ("user", "/process/user"),
@@ -125,16 +104,14 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             Ok(1)
         }
         (Err(refusal), _) => {
-            println!(
-                "bundle   {}\npolicy   {} ({})\nREFUSED  {refusal}",
-                dir.display(),
-                policy.name,
-                resolved.source
-            );
+            println!("bundle   {}\npolicy   {} ({})\nREFUSED  {refusal}", dir.display(), policy.name, resolved.source);
             Ok(1)
         }
         (Ok(a), "json") => {
-            let changes: Vec<Value> = fields.iter().map(|(n, p)| json!({"field": n, "requested": original.pointer(p), "enforced": a.config.pointer(p)})).collect();
+            let changes: Vec<Value> = fields
+                .iter()
+                .map(|(n, p)| json!({"field": n, "requested": original.pointer(p), "enforced": a.config.pointer(p)}))
+                .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
@@ -148,19 +125,13 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             println!(
                 "bundle   {}{}",
                 dir.display(),
-                if created {
-                    format!(" (created as `{id}`)")
-                } else {
-                    " (not created yet)".into()
-                }
+                if created { format!(" (created as `{id}`)") } else { " (not created yet)".into() }
             );
             println!("policy   {} ({})", policy.name, resolved.source);
             println!(
                 "backend  {}{}",
                 backend_kind.as_str(),
-                fallback
-                    .map(|f| format!(" — fallback: {f}"))
-                    .unwrap_or_default()
+                fallback.map(|f| format!(" — fallback: {f}")).unwrap_or_default()
             );
             println!("\nenforced:");
             for c in &a.controls {

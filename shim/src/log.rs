@@ -51,13 +51,7 @@ pub struct Logger {
 impl Logger {
     /// A logger writing to `file` (or stderr).
     pub fn new(file: Option<PathBuf>, format: LogFormat, debug: bool) -> Self {
-        Logger {
-            file,
-            format,
-            debug,
-            context: Map::new(),
-            started: Instant::now(),
-        }
+        Logger { file, format, debug, context: Map::new(), started: Instant::now() }
     }
 
     /// Add a field to every following line (container id, policy, backend).
@@ -99,32 +93,23 @@ impl Logger {
                 Value::Object(m).to_string()
             }
             LogFormat::Text => {
-                let mut s = format!(
-                    "time=\"{time}\" level={} msg={}",
-                    level.as_str(),
-                    quote(msg)
-                );
-                for (k, v) in self
-                    .context
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v))
-                    .chain(extra.iter().map(|(k, v)| (*k, v)))
+                let mut s = format!("time=\"{time}\" level={} msg={}", level.as_str(), quote(msg));
+                for (k, v) in
+                    self.context.iter().map(|(k, v)| (k.as_str(), v)).chain(extra.iter().map(|(k, v)| (*k, v)))
                 {
                     let v = match v {
                         Value::String(s) => s.clone(),
-                        Value::Array(items) if items.iter().all(|i| i.get("control").is_some()) => {
-                            items
-                                .iter()
-                                .map(|i| {
-                                    format!(
-                                        "{}: {}",
-                                        i["control"].as_str().unwrap_or(""),
-                                        i["detail"].as_str().unwrap_or("")
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        }
+                        Value::Array(items) if items.iter().all(|i| i.get("control").is_some()) => items
+                            .iter()
+                            .map(|i| {
+                                format!(
+                                    "{}: {}",
+                                    i["control"].as_str().unwrap_or(""),
+                                    i["detail"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
                         other => other.to_string(),
                     };
                     s.push_str(&format!(" {k}={}", quote(&v)));
@@ -167,9 +152,6 @@ impl Logger {
 }
 
 fn quote(s: &str) -> String {
-    let escaped = s
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     format!("\"{escaped}\"")
 }

@@ -18,10 +18,7 @@ fn main() -> ExitCode {
         }
     };
     if cli.version {
-        println!(
-            "semble-shim version {}\nspec: 1.1.0",
-            env!("CARGO_PKG_VERSION")
-        );
+        println!("semble-shim version {}\nspec: 1.1.0", env!("CARGO_PKG_VERSION"));
         if let Some(runc) = semble_shim::backend::runc::binary(&Settings::from_cli(&cli)) {
             if let Ok(out) = std::process::Command::new(runc).arg("--version").output() {
                 print!("backend {}", String::from_utf8_lossy(&out.stdout));
@@ -44,15 +41,7 @@ fn main() -> ExitCode {
     let mut log = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     let result = match command {
         Command::Create(a) => ops::create(&settings, &mut log, a, Mode::Create),
-        Command::Run(a) => ops::create(
-            &settings,
-            &mut log,
-            &a.create,
-            Mode::Run {
-                detach: a.detach,
-                keep: a.keep,
-            },
-        ),
+        Command::Run(a) => ops::create(&settings, &mut log, &a.create, Mode::Run { detach: a.detach, keep: a.keep }),
         Command::Start(a) => ops::passthrough(&settings, "start", &a.id, vec![]),
         Command::State(a) => ops::passthrough(&settings, "state", &a.id, vec![]),
         Command::Kill(a) => ops::kill(&settings, &a.id, a.all, a.signal.as_deref()),
@@ -75,9 +64,7 @@ fn main() -> ExitCode {
         Command::Features => ops::features(&settings),
         Command::Spec(a) => ops::spec(&settings, a.bundle.as_deref(), a.rootless),
         Command::List(a) => ops::list(&settings, &a.format, a.quiet),
-        Command::ExplainBundle(a) => {
-            semble_shim::explain_bundle::explain(&settings, &a.bundle, &a.id, &a.format)
-        }
+        Command::ExplainBundle(a) => semble_shim::explain_bundle::explain(&settings, &a.bundle, &a.id, &a.format),
         Command::Checkpoint(_) => ops::refuse_checkpoint("checkpoint"),
         Command::Restore(_) => ops::refuse_checkpoint("restore"),
     };

@@ -47,9 +47,7 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
 
 fn code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Which backend a container gets, and why a fallback was used if one was.
@@ -72,10 +70,7 @@ pub fn choose_backend(
         BackendArg::Embedded => BackendKind::Embedded,
     });
     let mut accepted: Vec<BackendKind> = match policy.runtime.backend {
-        Some(b) => std::iter::once(b)
-            .chain(policy.runtime.fallback.iter().copied())
-            .map(map)
-            .collect(),
+        Some(b) => std::iter::once(b).chain(policy.runtime.fallback.iter().copied()).map(map).collect(),
         None => vec![BackendKind::Runc, BackendKind::Embedded],
     };
     if let Some(f) = flag {
@@ -101,12 +96,7 @@ pub fn choose_backend(
         match backend::find(settings, *kind) {
             Ok(b) => {
                 let reason = (!missing.is_empty()).then(|| {
-                    format!(
-                        "{}; using `{}` as policy `{}` allows",
-                        missing.join("; "),
-                        kind.as_str(),
-                        policy.name
-                    )
+                    format!("{}; using `{}` as policy `{}` allows", missing.join("; "), kind.as_str(), policy.name)
                 });
                 return Ok((b, reason));
             }
@@ -118,11 +108,7 @@ pub fn choose_backend(
     } else {
         "; install one of them"
     };
-    fail(format!(
-        "cannot run policy `{}`: {}{hint}",
-        policy.name,
-        missing.join(", and ")
-    ))
+    fail(format!("cannot run policy `{}`: {}{hint}", policy.name, missing.join(", and ")))
 }
 
 /// Whether an ELF executable is statically linked (has no `PT_INTERP`).
@@ -134,20 +120,10 @@ pub fn is_static_elf(path: &Path) -> Result<bool, String> {
         .and_then(|f| f.take(4096).read_to_end(&mut data))
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let rd16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let rd32 = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let rd64 = |o: usize| {
-        data.get(o..o + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-    };
+    let rd32 = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let rd64 = |o: usize| data.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
     if data.get(..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
-        return Err(format!(
-            "`{}` is not a 64-bit little-endian ELF executable",
-            path.display()
-        ));
+        return Err(format!("`{}` is not a 64-bit little-endian ELF executable", path.display()));
     }
     let bad = || format!("`{}` has a damaged ELF header", path.display());
     let phoff = usize::try_from(rd64(0x20).ok_or_else(bad)?).map_err(|_| bad())?;
@@ -166,9 +142,7 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -182,8 +156,7 @@ pub fn json_reason(e: &serde_json::Error) -> String {
 }
 
 fn read_config(path: &Path) -> Result<Value, Failure> {
-    let text = fs::read_to_string(path)
-        .map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
+    let text = fs::read_to_string(path).map_err(|e| Failure(format!("cannot read `{}`: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Failure(format!(
             "cannot parse `{}` at line {} column {}: {}; fix the JSON",
@@ -199,23 +172,14 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), Failure> {
     // Atomic, not flushed: runtime state lives as long as the container (runc does the same).
     semble_cli::atomic::write_with(path, data, false)
         .map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
-        Failure(format!(
-            "cannot set permissions of `{}`: {e}",
-            path.display()
-        ))
-    })
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<(), Failure> {
-    fs::create_dir_all(path)
-        .map_err(|e| Failure(format!("cannot create `{}`: {e}", path.display())))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
-        Failure(format!(
-            "cannot set permissions of `{}`: {e}",
-            path.display()
-        ))
-    })
+    fs::create_dir_all(path).map_err(|e| Failure(format!("cannot create `{}`: {e}", path.display())))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
 }
 
 /// Compile a profile to BPF for this host, or reuse the program compiled for the same profile
@@ -232,18 +196,14 @@ fn compile_cached(
     std::env::consts::ARCH.hash(&mut h);
     let dir = settings.root.join("cache").join("seccomp");
     let key = format!("{:016x}", h.finish());
-    let (json_path, bpf_path) = (
-        dir.join(format!("{key}.json")),
-        dir.join(format!("{key}.bpf")),
-    );
+    let (json_path, bpf_path) = (dir.join(format!("{key}.json")), dir.join(format!("{key}.bpf")));
     // A hit must match the whole profile, not only its hash.
     if let (Ok(cached_json), Ok(bpf)) = (fs::read(&json_path), fs::read(&bpf_path)) {
         if cached_json == json && !bpf.is_empty() {
             return Ok(bpf);
         }
     }
-    let bpf = semble_seccomp::bpf::compile(profile, semble_seccomp::bpf::Arch::native())
-        .map_err(|e| e.to_string())?;
+    let bpf = semble_seccomp::bpf::compile(profile, semble_seccomp::bpf::Arch::native()).map_err(|e| e.to_string())?;
     if fs::create_dir_all(&dir).is_ok() {
         // Program first, profile second: a reader that finds the profile finds the program.
         let _ = semble_cli::atomic::write_with(&bpf_path, &bpf, false);
@@ -311,9 +271,7 @@ pub enum Mode {
 pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mode) -> Outcome {
     let id = args.id.as_str();
     if !state::valid_id(id) {
-        return fail(format!(
-            "invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.`"
-        ));
+        return fail(format!("invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.`"));
     }
     log.with("container", id);
     let bundle = absolute(&args.bundle);
@@ -325,10 +283,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     }
     let config_path = bundle.join("config.json");
     if !config_path.is_file() {
-        return fail(format!(
-            "bundle `{}` has no config.json; create one with `semble-shim spec`",
-            bundle.display()
-        ));
+        return fail(format!("bundle `{}` has no config.json; create one with `semble-shim spec`", bundle.display()));
     }
     let records = settings.records_dir();
     if state::load(&records, id)?.is_some() {
@@ -338,12 +293,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     // starts again from the original; a config.json the runtime wrote anew replaces it.
     let original_path = bundle.join(ORIGINAL_CONFIG);
     let current = read_config(&config_path)?;
-    let ours = current
-        .pointer(&format!(
-            "/annotations/{}",
-            bundle::BACKEND_ANNOTATION.replace('/', "~1")
-        ))
-        .is_some();
+    let ours = current.pointer(&format!("/annotations/{}", bundle::BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
     let config = if ours && original_path.is_file() {
         log.warn("config.json was prepared by semble for a container that no longer exists; starting again from config.semble-original.json", &[]);
         read_config(&original_path)?
@@ -351,12 +301,8 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         current
     };
     let keep_original = ours && original_path.is_file();
-    let annotation = config
-        .pointer(&format!(
-            "/annotations/{}",
-            POLICY_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str);
+    let annotation =
+        config.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
     let resolved = resolve::resolve(settings, annotation)?;
     let policy = &resolved.policy;
     log.with("policy", policy.name.as_str());
@@ -380,6 +326,8 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     log.debug("policy and backend chosen", &[]);
     let facts = host::probe();
     let paths = Paths::new(&records, id);
+    let runsc_inputs =
+        (backend.kind == BackendKind::Runsc).then(|| runsc_inputs(settings, &backend, &bundle, &config, policy));
     let mounts = Mounts {
         box_dir: paths.box_dir(),
         init_binary: init_binary.clone(),
@@ -387,44 +335,29 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     };
     let applied = bundle::apply(
         &config,
-        &Inputs {
-            id,
-            policy,
-            facts: &facts,
-            backend: backend.kind,
-            mounts: &mounts,
-        },
+        &Inputs { id, policy, facts: &facts, backend: backend.kind, mounts: &mounts, runsc: runsc_inputs.as_ref() },
     )?;
+    let mut backend = backend;
+    backend.extra = applied.backend_flags.clone();
     for n in &applied.notes {
         log.warn(n, &[]);
     }
 
     // Nothing has been written so far. From here on, undo on failure.
-    let rootfs = config
-        .pointer("/root/path")
-        .and_then(Value::as_str)
-        .map(|r| {
-            if Path::new(r).is_absolute() {
-                PathBuf::from(r)
-            } else {
-                bundle.join(r)
-            }
-        });
+    let rootfs = config.pointer("/root/path").and_then(Value::as_str).map(|r| {
+        if Path::new(r).is_absolute() {
+            PathBuf::from(r)
+        } else {
+            bundle.join(r)
+        }
+    });
     let rootfs_mountpoint = rootfs.map(|r| r.join(".semble")).filter(|p| !p.exists());
     // The embedded runtime leaves a new network namespace's loopback down: make the namespace
     // here, with loopback up, and have the container join it.
     let mut applied = applied;
-    let _netns = if backend.embedded() {
-        fresh_netns_for_embedded(&mut applied.config)?
-    } else {
-        None
-    };
-    let mut prepared = Prepared {
-        paths: paths.clone(),
-        bundle: bundle.clone(),
-        wrote_config: false,
-        rootfs_mountpoint,
-    };
+    let _netns = if backend.embedded() { fresh_netns_for_embedded(&mut applied.config)? } else { None };
+    let mut prepared =
+        Prepared { paths: paths.clone(), bundle: bundle.clone(), wrote_config: false, rootfs_mountpoint };
     let mut filters = semble_init::Filters::default();
     let result = (|| -> Result<(), Failure> {
         mkdir(&records, 0o711)?;
@@ -432,11 +365,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         let box_dir = paths.box_dir();
         mkdir(&box_dir, 0o755)?;
         if let Some(init) = &applied.init {
-            write_file(
-                &box_dir.join("init.json"),
-                &serde_json::to_vec_pretty(init)?,
-                0o644,
-            )?;
+            write_file(&box_dir.join("init.json"), &serde_json::to_vec_pretty(init)?, 0o644)?;
             write_file(&box_dir.join("init"), b"", 0o644)?;
             if init.proxy_bridge.is_some() {
                 mkdir(&box_dir.join("proxy"), 0o755)?;
@@ -444,21 +373,14 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             }
         }
         if let Some(p) = &applied.policy_seccomp {
-            let bpf = compile_cached(settings, p).map_err(|e| {
-                Failure(format!(
-                    "policy `{}`: the seccomp profile does not compile: {e}",
-                    policy.name
-                ))
-            })?;
+            let bpf = compile_cached(settings, p)
+                .map_err(|e| Failure(format!("policy `{}`: the seccomp profile does not compile: {e}", policy.name)))?;
             write_file(&box_dir.join("policy.bpf"), &bpf, 0o644)?;
             filters.policy = Some(bpf);
         }
         if let Some(extra) = &applied.extra_seccomp {
-            let bpf = compile_cached(settings, extra).map_err(|e| {
-                Failure(format!(
-                    "the container's own seccomp profile does not compile: {e}"
-                ))
-            })?;
+            let bpf = compile_cached(settings, extra)
+                .map_err(|e| Failure(format!("the container's own seccomp profile does not compile: {e}")))?;
             write_file(&box_dir.join("seccomp.bpf"), &bpf, 0o644)?;
             filters.extra = Some(bpf);
         }
@@ -472,6 +394,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             bundle: bundle.clone(),
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             fallback_reason: fallback_reason.clone(),
+            backend_flags: applied.backend_flags.clone(),
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
         if !keep_original {
@@ -480,12 +403,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             let _ = fs::remove_file(&original_path);
             fs::hard_link(&config_path, &original_path)
                 .or_else(|_| fs::copy(&config_path, &original_path).map(|_| ()))
-                .map_err(|e| {
-                    Failure(format!(
-                        "cannot keep the original `{}`: {e}",
-                        config_path.display()
-                    ))
-                })?;
+                .map_err(|e| Failure(format!("cannot keep the original `{}`: {e}", config_path.display())))?;
         }
         let mut out = serde_json::to_vec_pretty(&applied.config)?;
         out.push(b'\n');
@@ -500,21 +418,15 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     prepared.wrote_config = true;
 
     log.debug("bundle prepared", &[]);
-    let enforced: Vec<Value> = applied
-        .controls
-        .iter()
-        .map(|c| json!({"control": c.control, "by": c.by, "detail": c.detail}))
-        .collect();
+    let enforced: Vec<Value> =
+        applied.controls.iter().map(|c| json!({"control": c.control, "by": c.by, "detail": c.detail})).collect();
     log.info(
         &format!("policy `{}` applied ({})", policy.name, resolved.source),
         &[("enforced", Value::Array(enforced))],
     );
 
     if backend.embedded() {
-        let payload = embedded::Payload {
-            init: applied.init.clone(),
-            filters,
-        };
+        let payload = embedded::Payload { init: applied.init.clone(), filters };
         let opts = embedded::CreateOpts {
             pid_file: args.pid_file.as_deref().map(absolute),
             console_socket: args.console_socket.clone(),
@@ -537,16 +449,13 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         // libcontainer reads the configuration again for `exec` and checks the network
         // namespace's path: name the container's own, which lives as long as it does (the
         // namespace semble or the engine made may be gone by then).
-        if let (Some(pid), Some(list)) = (
-            container.pid(),
-            applied
-                .config
-                .pointer_mut("/linux/namespaces")
-                .and_then(Value::as_array_mut),
-        ) {
-            if let Some(net) = list.iter_mut().find(|n| {
-                n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_some()
-            }) {
+        if let (Some(pid), Some(list)) =
+            (container.pid(), applied.config.pointer_mut("/linux/namespaces").and_then(Value::as_array_mut))
+        {
+            if let Some(net) = list
+                .iter_mut()
+                .find(|n| n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_some())
+            {
                 net["path"] = json!(format!("/proc/{}/ns/net", pid.as_raw()));
                 let mut out = serde_json::to_vec_pretty(&applied.config)?;
                 out.push(b'\n');
@@ -600,7 +509,11 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 Ok(s) if s.success() => Ok(0),
                 Ok(s) => {
                     prepared.undo(Some((&backend, settings, id)));
-                    fail(format!("{} could not create container `{id}` (exit {}); its error is above; nothing was left behind", backend.kind.as_str(), code(s)))
+                    fail(format!(
+                        "{} could not create container `{id}` (exit {}); its error is above; nothing was left behind",
+                        backend.kind.as_str(),
+                        code(s)
+                    ))
                 }
                 Err(e) => {
                     prepared.undo(Some((&backend, settings, id)));
@@ -636,15 +549,12 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
 }
 
 fn fresh_netns_for_embedded(config: &mut Value) -> Result<Option<embedded::NetnsHolder>, Failure> {
-    let Some(list) = config
-        .pointer_mut("/linux/namespaces")
-        .and_then(Value::as_array_mut)
-    else {
+    let Some(list) = config.pointer_mut("/linux/namespaces").and_then(Value::as_array_mut) else {
         return Ok(None);
     };
-    let Some(net) = list.iter_mut().find(|n| {
-        n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_none()
-    }) else {
+    let Some(net) =
+        list.iter_mut().find(|n| n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_none())
+    else {
         return Ok(None);
     };
     let holder = embedded::NetnsHolder::new()?;
@@ -658,8 +568,7 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
     use nix::unistd::Pid;
     let all = SigSet::all();
     let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))
-        .map_err(std::io::Error::from)?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(std::io::Error::from)?;
     // The standard library resets the signal mask in the child.
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -683,15 +592,67 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
     }
 }
 
+/// What the gVisor backend needs: runsc's capabilities and the top of the root filesystem.
+pub fn runsc_inputs(
+    settings: &Settings,
+    backend: &Backend,
+    bundle: &Path,
+    config: &Value,
+    policy: &semble_policy::SandboxPolicy,
+) -> bundle::RunscInputs {
+    let rootfs = config
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .map(|r| if Path::new(r).is_absolute() { PathBuf::from(r) } else { bundle.join(r) })
+        .unwrap_or_else(|| bundle.join("rootfs"));
+    let mut root_entries: Vec<semble_gvisor::RootEntry> = fs::read_dir(&rootfs)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| semble_gvisor::RootEntry {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    dir: e.file_type().map(|t| t.is_dir()).unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    root_entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let present = policy
+        .filesystem
+        .iter()
+        .flat_map(|f| f.read_only.iter().chain(&f.read_write).chain(&f.execute))
+        .filter(|p| plain_path_in(&rootfs, p))
+        .cloned()
+        .collect();
+    bundle::RunscInputs {
+        host: crate::backend::runsc::probe(settings, &backend.binary),
+        platform: settings.runsc_platform.clone(),
+        rootfs,
+        root_entries,
+        present,
+    }
+}
+
+/// Whether `path` exists in `rootfs` without a symbolic link on the way (a bind mount of a path
+/// through a link would follow it on the host, outside the image).
+fn plain_path_in(rootfs: &Path, path: &str) -> bool {
+    let mut cur = rootfs.to_path_buf();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur.push(part);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if !m.file_type().is_symlink() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn record_and_backend(settings: &Settings, id: &str) -> Result<(Record, Backend), Failure> {
-    let rec = state::load(&settings.records_dir(), id)?
-        .ok_or_else(|| Failure(format!("container `{id}` does not exist")))?;
-    let b = backend::find(settings, rec.backend).map_err(|e| {
-        Failure(format!(
-            "container `{id}` runs under {}, which is no longer usable: {e}",
-            rec.backend.as_str()
-        ))
+    let rec =
+        state::load(&settings.records_dir(), id)?.ok_or_else(|| Failure(format!("container `{id}` does not exist")))?;
+    let mut b = backend::find(settings, rec.backend).map_err(|e| {
+        Failure(format!("container `{id}` runs under {}, which is no longer usable: {e}", rec.backend.as_str()))
     })?;
+    b.extra = rec.backend_flags.clone();
     Ok((rec, b))
 }
 
@@ -702,17 +663,12 @@ pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>
         let root = &backend.root;
         match cmd {
             "start" => embedded::start(root, id)?,
-            "state" => println!(
-                "{}",
-                serde_json::to_string_pretty(&embedded::state(root, id)?)?
-            ),
+            "state" => println!("{}", serde_json::to_string_pretty(&embedded::state(root, id)?)?),
             "pause" => embedded::pause(root, id)?,
             "resume" => embedded::resume(root, id)?,
             "events" => {
                 let flag = |name: &str| {
-                    args.iter()
-                        .filter_map(|a| a.to_str())
-                        .find_map(|a| a.strip_prefix(name).map(str::to_string))
+                    args.iter().filter_map(|a| a.to_str()).find_map(|a| a.strip_prefix(name).map(str::to_string))
                 };
                 let interval = flag("--interval=")
                     .and_then(|i| humantime::parse_duration(&i).ok())
@@ -721,11 +677,7 @@ pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>
                 let stats = args.iter().any(|a| a == "--stats");
                 embedded::events(root, id, u32::try_from(interval.max(1)).unwrap_or(5), stats)?
             }
-            other => {
-                return fail(format!(
-                    "`{other}` is not supported by the embedded backend"
-                ))
-            }
+            other => return fail(format!("`{other}` is not supported by the embedded backend")),
         }
         return Ok(0);
     }
@@ -746,26 +698,15 @@ pub fn ps(settings: &Settings, id: &str, format: &str, ps_args: &[String]) -> Ou
         }
         // The table comes from ps(1), narrowed to the container's processes, as runc does.
         let out = Command::new("ps")
-            .args(if ps_args.is_empty() {
-                vec!["-ef".to_string()]
-            } else {
-                ps_args.to_vec()
-            })
+            .args(if ps_args.is_empty() { vec!["-ef".to_string()] } else { ps_args.to_vec() })
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let header = lines.next().unwrap_or("");
-        let col = header
-            .split_whitespace()
-            .position(|h| h == "PID")
-            .unwrap_or(1);
+        let col = header.split_whitespace().position(|h| h == "PID").unwrap_or(1);
         println!("{header}");
         for l in lines {
-            if l.split_whitespace()
-                .nth(col)
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(|p| pids.contains(&p))
-            {
+            if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
                 println!("{l}");
             }
         }
@@ -805,7 +746,10 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
         return fail(format!("container `{id}` does not exist"));
     };
     let paths = Paths::new(&settings.records_dir(), id);
-    let backend = backend::find(settings, rec.backend);
+    let backend = backend::find(settings, rec.backend).map(|mut b| {
+        b.extra = rec.backend_flags.clone();
+        b
+    });
     let status = match &backend {
         Ok(b) if b.embedded() => {
             match embedded::delete(&b.root, id, force) {
@@ -851,17 +795,12 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     let text = fs::read_to_string(paths.policy())
         .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
     let policy = semble_policy::parse(&text)
-        .map_err(|e| {
-            Failure(format!(
-                "the stored policy of container `{id}` is invalid: {e}"
-            ))
-        })?
+        .map_err(|e| Failure(format!("the stored policy of container `{id}` is invalid: {e}")))?
         .policy;
     log.with("policy", policy.name.as_str());
     log.with("backend", rec.backend.as_str());
-    let init: Option<semble_init::config::InitConfig> = fs::read(paths.box_dir().join("init.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let init: Option<semble_init::config::InitConfig> =
+        fs::read(paths.box_dir().join("init.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let allowed: BTreeSet<String> = match &init {
         Some(i) => i.expect.capabilities.iter().cloned().collect(),
         None => bundle::granted_names(&policy),
@@ -886,9 +825,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
         }
     };
     if !args.env.is_empty() {
-        let env = process
-            .as_object_mut()
-            .map(|o| o.entry("env").or_insert_with(|| json!([])));
+        let env = process.as_object_mut().map(|o| o.entry("env").or_insert_with(|| json!([])));
         if let Some(Value::Array(list)) = env {
             list.extend(args.env.iter().map(|e| json!(e)));
         }
@@ -900,13 +837,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             _ => return fail(format!("--user `{u}` must be numeric UID[:GID]")),
         }
         if policy.process.user.is_some() {
-            log.warn(
-                &format!(
-                    "exec --user {u} ignored: policy `{}` sets the user",
-                    policy.name
-                ),
-                &[],
-            );
+            log.warn(&format!("exec --user {u} ignored: policy `{}` sets the user", policy.name), &[]);
         }
     }
     if !args.additional_gids.is_empty() {
@@ -918,46 +849,22 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     if let Some(l) = &args.process_label {
         process["selinuxLabel"] = json!(l);
     }
-    let extra_caps: BTreeSet<String> = args
-        .cap
-        .iter()
-        .map(|c| {
-            if c.starts_with("CAP_") {
-                c.clone()
-            } else {
-                format!("CAP_{c}")
-            }
-        })
-        .collect();
+    let extra_caps: BTreeSet<String> =
+        args.cap.iter().map(|c| if c.starts_with("CAP_") { c.clone() } else { format!("CAP_{c}") }).collect();
     for c in extra_caps.difference(&allowed) {
-        log.warn(
-            &format!(
-                "exec --cap {c} ignored: not granted by policy `{}`",
-                policy.name
-            ),
-            &[],
-        );
+        log.warn(&format!("exec --cap {c} ignored: not granted by policy `{}`", policy.name), &[]);
     }
     let facts = host::probe();
     bundle::apply_process(&mut process, &policy, &facts, &allowed)?;
     if let Some(b) = init.as_ref().and_then(|i| i.proxy_bridge.as_ref()) {
         // Engines build exec processes from their own environment: point them at the bridge too.
-        let port = b
-            .listen
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(policy.network.proxy.port);
+        let port = b.listen.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(policy.network.proxy.port);
         if let Some(o) = process.as_object_mut() {
             bundle::set_env(o, &bundle::proxy_env(port));
         }
     }
     if init.is_some() && !backend.embedded() {
-        let original = process
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let original = process.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
         if original.is_empty() {
             return fail("the exec process has no args");
         }
@@ -974,24 +881,15 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     let scratch = paths.scratch(&format!(
         "exec-{}-{}.json",
         std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     ));
     write_file(&scratch, &serde_json::to_vec(&process)?, 0o600)?;
     if backend.embedded() {
         // semble-init's work runs in-process: the same configuration, the filters from the box.
         let read = |name: &str| fs::read(paths.box_dir().join(name)).ok();
         let filters = semble_init::Filters {
-            policy: init
-                .as_ref()
-                .and_then(|i| i.seccomp.as_ref())
-                .and_then(|_| read("policy.bpf")),
-            extra: init
-                .as_ref()
-                .and_then(|i| i.extra_seccomp.as_ref())
-                .and_then(|_| read("seccomp.bpf")),
+            policy: init.as_ref().and_then(|i| i.seccomp.as_ref()).and_then(|_| read("policy.bpf")),
+            extra: init.as_ref().and_then(|i| i.extra_seccomp.as_ref()).and_then(|_| read("seccomp.bpf")),
         };
         let opts = embedded::CreateOpts {
             pid_file: args.pid_file.as_deref().map(absolute),
@@ -1000,21 +898,11 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             preserve_fds: args.preserve_fds,
             systemd: settings.passthrough.systemd_cgroup,
         };
-        let result = embedded::exec(
-            &backend.root,
-            id,
-            &scratch,
-            &opts,
-            args.detach,
-            embedded::Payload { init, filters },
-        );
+        let result =
+            embedded::exec(&backend.root, id, &scratch, &opts, args.detach, embedded::Payload { init, filters });
         let _ = fs::remove_file(&scratch);
         let pid = result?;
-        return Ok(if args.detach {
-            0
-        } else {
-            embedded::wait_pid(pid)
-        });
+        return Ok(if args.detach { 0 } else { embedded::wait_pid(pid) });
     }
     let mut flags: Vec<OsString> = vec!["--process".into(), scratch.clone().into()];
     if args.detach {
@@ -1056,27 +944,17 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
     let id = args.id.as_str();
     let (_, backend) = record_and_backend(settings, id)?;
     if backend.embedded() {
-        return fail(
-            "`update` is not supported by the embedded backend; its limits are the policy's",
-        );
+        return fail("`update` is not supported by the embedded backend; its limits are the policy's");
     }
     let paths = Paths::new(&settings.records_dir(), id);
     let text = fs::read_to_string(paths.policy())
         .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text)
-        .map_err(|e| Failure(e.to_string()))?
-        .policy;
+    let policy = semble_policy::parse(&text).map_err(|e| Failure(e.to_string()))?.policy;
     let r = &policy.resources;
     let clamp = |v: i64, max: Option<u64>, what: &str| -> i64 {
         match max.and_then(|m| i64::try_from(m).ok()) {
             Some(m) if v <= 0 || v > m => {
-                log.warn(
-                    &format!(
-                        "update: {what} {v} is above policy `{}`; using {m}",
-                        policy.name
-                    ),
-                    &[],
-                );
+                log.warn(&format!("update: {what} {v} is above policy `{}`; using {m}", policy.name), &[]);
                 m
             }
             _ => v,
@@ -1091,25 +969,19 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
         } else {
             fs::read_to_string(res).map_err(|e| Failure(format!("cannot read `{res}`: {e}")))?
         };
-        let mut v: Value = serde_json::from_str(&text)
-            .map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
+        let mut v: Value =
+            serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
         if let Some(m) = v.pointer_mut("/memory/limit") {
             *m = json!(clamp(m.as_i64().unwrap_or(-1), r.memory, "memory limit"));
         } else if let Some(max) = r.memory {
             v["memory"]["limit"] = json!(max);
         }
         if let Some(p) = v.pointer_mut("/pids/limit") {
-            *p = json!(clamp(
-                p.as_i64().unwrap_or(-1),
-                r.pids.map(u64::from),
-                "pids limit"
-            ));
+            *p = json!(clamp(p.as_i64().unwrap_or(-1), r.pids.map(u64::from), "pids limit"));
         }
         if let (Some(q), Some(m)) = (v.pointer("/cpu/quota").and_then(Value::as_i64), r.cpu) {
-            let period = v
-                .pointer("/cpu/period")
-                .and_then(Value::as_u64)
-                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            let period =
+                v.pointer("/cpu/period").and_then(Value::as_u64).unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
             let max = m.saturating_mul(period) / 1000;
             v["cpu"]["quota"] = json!(clamp(q, Some(max), "cpu quota"));
         }
@@ -1123,42 +995,24 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
             flags.push(format!("--{flag}={v}").into());
         }
     };
-    num(
-        "memory",
-        args.memory
-            .as_ref()
-            .map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()),
-    );
+    num("memory", args.memory.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()));
     num(
         "memory-swap",
-        args.memory_swap
-            .as_ref()
-            .map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()),
+        args.memory_swap.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()),
     );
     num("memory-reservation", args.memory_reservation.clone());
     num("cpu-period", args.cpu_period.map(|v| v.to_string()));
     num(
         "cpu-quota",
         args.cpu_quota.map(|q| {
-            let period = args
-                .cpu_period
-                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
-            clamp(
-                q,
-                r.cpu.map(|m| m.saturating_mul(period) / 1000),
-                "cpu quota",
-            )
-            .to_string()
+            let period = args.cpu_period.unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            clamp(q, r.cpu.map(|m| m.saturating_mul(period) / 1000), "cpu quota").to_string()
         }),
     );
     num("cpu-share", args.cpu_share.map(|v| v.to_string()));
     num("cpuset-cpus", args.cpuset_cpus.clone());
     num("cpuset-mems", args.cpuset_mems.clone());
-    num(
-        "pids-limit",
-        args.pids_limit
-            .map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()),
-    );
+    num("pids-limit", args.pids_limit.map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()));
     num("blkio-weight", args.blkio_weight.map(|v| v.to_string()));
     flags.push(id.into());
     let status = backend
@@ -1185,17 +1039,8 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
                 .ok()?;
             serde_json::from_slice::<Value>(&out.stdout).ok()
         });
-        let status = st
-            .as_ref()
-            .and_then(|s| s.get("status"))
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string();
-        let pid = st
-            .as_ref()
-            .and_then(|s| s.get("pid"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let status = st.as_ref().and_then(|s| s.get("status")).and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let pid = st.as_ref().and_then(|s| s.get("pid")).and_then(Value::as_i64).unwrap_or(0);
         rows.push(json!({"id": r.id, "pid": pid, "status": status, "bundle": r.bundle, "created": r.created, "policy": r.policy, "backend": r.backend.as_str()}));
     }
     if quiet {
@@ -1205,10 +1050,7 @@ pub fn list(settings: &Settings, format: &str, quiet: bool) -> Outcome {
     } else if format == "json" {
         println!("{}", Value::Array(rows));
     } else {
-        println!(
-            "{:<24} {:<8} {:<10} {:<16} {:<9} BUNDLE",
-            "ID", "PID", "STATUS", "POLICY", "BACKEND"
-        );
+        println!("{:<24} {:<8} {:<10} {:<16} {:<9} BUNDLE", "ID", "PID", "STATUS", "POLICY", "BACKEND");
         for r in &rows {
             println!(
                 "{:<24} {:<8} {:<10} {:<16} {:<9} {}",
@@ -1248,19 +1090,11 @@ pub fn features(settings: &Settings) -> Outcome {
         .and_then(|b| Command::new(b).arg("features").output().ok())
         .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         .unwrap_or_else(|| json!({"ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0"}));
-    let ann = doc
-        .as_object_mut()
-        .map(|o| o.entry("annotations").or_insert_with(|| json!({})));
+    let ann = doc.as_object_mut().map(|o| o.entry("annotations").or_insert_with(|| json!({})));
     if let Some(Value::Object(a)) = ann {
-        a.insert(
-            "dev.semble.version".into(),
-            json!(env!("CARGO_PKG_VERSION")),
-        );
+        a.insert("dev.semble.version".into(), json!(env!("CARGO_PKG_VERSION")));
         a.insert("dev.semble.enforces".into(), json!(ENFORCES.join(",")));
-        a.insert(
-            "dev.semble.policy-dir".into(),
-            json!(settings.policy_dir.display().to_string()),
-        );
+        a.insert("dev.semble.policy-dir".into(), json!(settings.policy_dir.display().to_string()));
         let backends: Vec<&str> = [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded]
             .into_iter()
             .filter(|k| backend::find(settings, *k).is_ok())
@@ -1269,9 +1103,7 @@ pub fn features(settings: &Settings) -> Outcome {
         a.insert("dev.semble.backends".into(), json!(backends.join(",")));
         a.insert(
             "dev.semble.landlock-abi".into(),
-            json!(crate::sys::landlock_abi()
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "none".into())),
+            json!(crate::sys::landlock_abi().map(|v| v.to_string()).unwrap_or_else(|| "none".into())),
         );
     }
     println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -1281,18 +1113,13 @@ pub fn features(settings: &Settings) -> Outcome {
 /// `spec`: write a template `config.json` (the OCI runtime spec's defaults, as runc's), without
 /// needing runc.
 pub fn spec(_settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outcome {
-    let dir = bundle
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = bundle.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let path = dir.join("config.json");
     if path.exists() {
         return fail(format!("`{}` exists; remove it first", path.display()));
     }
     let spec = if rootless {
-        oci_spec::runtime::Spec::rootless(
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
-        )
+        oci_spec::runtime::Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
     } else {
         oci_spec::runtime::Spec::default()
     };

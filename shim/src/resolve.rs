@@ -96,42 +96,28 @@ pub enum ResolveError {
 
 /// Parse a policy file.
 pub fn load(path: &Path) -> Result<Resolved, ResolveError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResolveError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ResolveError::Read { path: path.to_path_buf(), source })?;
     let policy = parse(&text, path)?;
-    Ok(Resolved {
-        policy,
-        text,
-        source: Source::Flag(path.to_path_buf()),
-    })
+    Ok(Resolved { policy, text, source: Source::Flag(path.to_path_buf()) })
 }
 
 fn parse(text: &str, path: &Path) -> Result<SandboxPolicy, ResolveError> {
     semble_policy::parse(text).map(|p| p.policy).map_err(|e| {
         let errors: Vec<String> = e.errors().map(|d| d.render(None)).collect();
         let more = if errors.len() > 1 {
-            format!(
-                " (and {} more; run `semble-policy validate`)",
-                errors.len() - 1
-            )
+            format!(" (and {} more; run `semble-policy validate`)", errors.len() - 1)
         } else {
             String::new()
         };
-        ResolveError::Invalid {
-            path: path.to_path_buf(),
-            first: errors.into_iter().next().unwrap_or_default(),
-            more,
-        }
+        ResolveError::Invalid { path: path.to_path_buf(), first: errors.into_iter().next().unwrap_or_default(), more }
     })
 }
 
 fn is_policy_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
 
@@ -150,17 +136,11 @@ pub fn resolve(settings: &Settings, annotation: Option<&str>) -> Result<Resolved
             settings.policy_dir.join(format!("{name}.json")),
         ];
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-            return Err(ResolveError::Unknown {
-                name: name.to_string(),
-                path: candidates[0].clone(),
-            });
+            return Err(ResolveError::Unknown { name: name.to_string(), path: candidates[0].clone() });
         };
         let mut r = load(path)?;
         if r.policy.name != name {
-            return Err(ResolveError::NameMismatch {
-                path: path.clone(),
-                name: r.policy.name,
-            });
+            return Err(ResolveError::NameMismatch { path: path.clone(), name: r.policy.name });
         }
         r.source = Source::Annotation(path.clone());
         return Ok(r);
@@ -172,11 +152,7 @@ pub fn resolve(settings: &Settings, annotation: Option<&str>) -> Result<Resolved
         return Ok(r);
     }
     let policy = parse(BUILTIN_DEFAULT, Path::new("<built-in default>"))?;
-    Ok(Resolved {
-        policy,
-        text: BUILTIN_DEFAULT.to_string(),
-        source: Source::Builtin,
-    })
+    Ok(Resolved { policy, text: BUILTIN_DEFAULT.to_string(), source: Source::Builtin })
 }
 
 #[cfg(test)]
@@ -192,28 +168,23 @@ mod tests {
             backend: None,
             runc: None,
             runsc: None,
+            runsc_platform: None,
             init: None,
             proxy_dir: dir.join("proxy"),
             passthrough: Passthrough::default(),
         }
     }
 
-    const P: &str = "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: NAME}\nspec: {network: {mode: none}}\n";
+    const P: &str =
+        "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: NAME}\nspec: {network: {mode: none}}\n";
 
     #[test]
     fn order_is_flag_annotation_default_builtin() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
         assert_eq!(resolve(&s, None).unwrap().source, Source::Builtin);
-        std::fs::write(
-            dir.path().join("default.yaml"),
-            P.replace("NAME", "default"),
-        )
-        .unwrap();
-        assert!(matches!(
-            resolve(&s, None).unwrap().source,
-            Source::DirDefault(_)
-        ));
+        std::fs::write(dir.path().join("default.yaml"), P.replace("NAME", "default")).unwrap();
+        assert!(matches!(resolve(&s, None).unwrap().source, Source::DirDefault(_)));
         std::fs::write(dir.path().join("ws.yaml"), P.replace("NAME", "ws")).unwrap();
         let r = resolve(&s, Some("ws")).unwrap();
         assert_eq!(r.policy.name, "ws");
@@ -227,10 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
         for bad in ["../etc/x", "/tmp/p", "a/b", "", "UPPER"] {
-            assert!(
-                matches!(resolve(&s, Some(bad)), Err(ResolveError::BadName(_))),
-                "{bad}"
-            );
+            assert!(matches!(resolve(&s, Some(bad)), Err(ResolveError::BadName(_))), "{bad}");
         }
     }
 
@@ -240,26 +208,20 @@ mod tests {
         let s = settings(dir.path());
         let e = resolve(&s, Some("nope")).unwrap_err().to_string();
         assert!(e.starts_with("unknown policy `nope`"), "{e}");
-        std::fs::write(dir.path().join("bad.yaml"), "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec: {procss: {}}\n").unwrap();
-        let e = resolve(&s, Some("bad")).unwrap_err().to_string();
-        assert!(e.contains("4:8: error: unknown field `procss`"), "{e}");
         std::fs::write(
-            dir.path().join("other.yaml"),
-            P.replace("NAME", "different"),
+            dir.path().join("bad.yaml"),
+            "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec: {procss: {}}\n",
         )
         .unwrap();
-        assert!(matches!(
-            resolve(&s, Some("other")),
-            Err(ResolveError::NameMismatch { .. })
-        ));
+        let e = resolve(&s, Some("bad")).unwrap_err().to_string();
+        assert!(e.contains("4:8: error: unknown field `procss`"), "{e}");
+        std::fs::write(dir.path().join("other.yaml"), P.replace("NAME", "different")).unwrap();
+        assert!(matches!(resolve(&s, Some("other")), Err(ResolveError::NameMismatch { .. })));
     }
 
     #[test]
     fn the_builtin_default_is_valid() {
         let p = semble_policy::parse(BUILTIN_DEFAULT).unwrap();
-        assert!(p
-            .warnings
-            .iter()
-            .all(|w| w.severity != semble_policy::Severity::Warning));
+        assert!(p.warnings.iter().all(|w| w.severity != semble_policy::Severity::Warning));
     }
 }

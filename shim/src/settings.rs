@@ -43,6 +43,8 @@ pub struct Settings {
     pub runc: Option<PathBuf>,
     /// `--runsc`.
     pub runsc: Option<PathBuf>,
+    /// `--runsc-platform`.
+    pub runsc_platform: Option<String>,
     /// `--init`.
     pub init: Option<PathBuf>,
     /// Proxy sockets.
@@ -55,23 +57,15 @@ impl Settings {
     /// From parsed flags.
     pub fn from_cli(cli: &Cli) -> Settings {
         Settings {
-            root: cli
-                .root
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            root: cli.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             policy_file: cli.policy.clone(),
-            policy_dir: cli
-                .policy_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
-            backend: cli.backend,
+            policy_dir: cli.policy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
+            backend: cli.backend.or_else(backend_from_argv0),
             runc: cli.runc.clone(),
             runsc: cli.runsc.clone(),
+            runsc_platform: cli.runsc_platform.clone(),
             init: cli.init.clone(),
-            proxy_dir: cli
-                .proxy_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
+            proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,
@@ -98,9 +92,7 @@ impl Settings {
         if let Some(p) = &self.init {
             return Some(p.clone());
         }
-        let beside = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("semble-init")));
+        let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("semble-init")));
         [
             beside,
             Some(PathBuf::from("/usr/local/lib/semble/semble-init")),
@@ -112,6 +104,20 @@ impl Settings {
     }
 }
 
+/// `semble-shim-runc`, `semble-shim-runsc`, `semble-shim-embedded`: a symlink's name chooses the
+/// backend. containerd's `BinaryName` takes a path, not arguments, so this is how one handler
+/// per backend is configured.
+fn backend_from_argv0() -> Option<BackendArg> {
+    let argv0 = std::env::args_os().next()?;
+    let name = Path::new(&argv0).file_name()?.to_str()?.to_string();
+    match name.strip_prefix("semble-shim-")? {
+        "runc" => Some(BackendArg::Runc),
+        "runsc" | "gvisor" => Some(BackendArg::Runsc),
+        "embedded" => Some(BackendArg::Embedded),
+        _ => None,
+    }
+}
+
 /// Find an executable: an explicit path, or a name on `PATH`.
 pub fn find_executable(explicit: Option<&Path>, name: &str) -> Option<PathBuf> {
     if let Some(p) = explicit {
@@ -119,14 +125,10 @@ pub fn find_executable(explicit: Option<&Path>, name: &str) -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH")
         .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }

@@ -31,6 +31,9 @@ pub struct Record {
     pub bundle: PathBuf,
     /// When it was created (RFC 3339).
     pub created: String,
+    /// Global flags the backend was given at create (runsc's), repeated on every command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_flags: Vec<String>,
     /// Why a fallback backend was used, if one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
@@ -46,9 +49,7 @@ pub struct Paths {
 impl Paths {
     /// For container `id` under `records_dir`.
     pub fn new(records_dir: &Path, id: &str) -> Paths {
-        Paths {
-            dir: records_dir.join(id),
-        }
+        Paths { dir: records_dir.join(id) }
     }
     /// The record.
     pub fn record(&self) -> PathBuf {
@@ -73,16 +74,10 @@ pub fn load(records_dir: &Path, id: &str) -> Result<Option<Record>, String> {
     let p = Paths::new(records_dir, id).record();
     match std::fs::read(&p) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            format!(
-                "semble's record `{}` is damaged: {e}; delete the container with `--force`",
-                p.display()
-            )
+            format!("semble's record `{}` is damaged: {e}; delete the container with `--force`", p.display())
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "cannot read semble's record `{}`: {e}",
-            p.display()
-        )),
+        Err(e) => Err(format!("cannot read semble's record `{}`: {e}", p.display())),
     }
 }
 
@@ -93,11 +88,7 @@ pub fn all(records_dir: &Path) -> Vec<Record> {
     };
     let mut out: Vec<Record> = rd
         .filter_map(Result::ok)
-        .filter_map(|e| {
-            load(records_dir, &e.file_name().to_string_lossy())
-                .ok()
-                .flatten()
-        })
+        .filter_map(|e| load(records_dir, &e.file_name().to_string_lossy()).ok().flatten())
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
@@ -109,7 +100,5 @@ pub fn valid_id(id: &str) -> bool {
         && id != "."
         && id != ".."
         && id.len() <= 1024
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
 }

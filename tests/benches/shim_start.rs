@@ -41,12 +41,7 @@ fn children_cpu_ms() -> f64 {
 fn time(cmd: &mut Command) -> (f64, f64) {
     let cpu0 = children_cpu_ms();
     let start = Instant::now();
-    let status = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null()).status().unwrap();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     assert!(status.success(), "{cmd:?} failed");
     (ms, children_cpu_ms() - cpu0)
@@ -56,18 +51,12 @@ fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     require_root();
     let runc = require_tool("runc", "runc");
-    let runs: usize = std::env::var("SEMBLE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+    let runs: usize = std::env::var("SEMBLE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["/bin/true"]);
     // Runtime state lives on tmpfs, as /run/runc and /run/semble-shim do in production; the
     // bundle stays on disk, as engines keep it.
-    let state = tempfile::Builder::new()
-        .prefix("semble-bench")
-        .tempdir_in("/run")
-        .unwrap();
+    let state = tempfile::Builder::new().prefix("semble-bench").tempdir_in("/run").unwrap();
     let builtin = workspace().join("shim/src/builtin-default.yaml");
     let ws = semble_tests::scenarios::policy_dir_for("runc").join("workspace.yaml");
     let ws_embedded = semble_tests::scenarios::policy_dir_for("embedded").join("workspace.yaml");
@@ -94,24 +83,14 @@ fn main() {
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
         let kept_box = t.path().join("kept-box");
-        run(
-            Command::new("cp")
-                .arg("-a")
-                .arg(root("prep").join("semble/prep/box"))
-                .arg(&kept_box),
-            true,
-        );
+        run(Command::new("cp").arg("-a").arg(root("prep").join("semble/prep/box")).arg(&kept_box), true);
         for m in cfg["mounts"].as_array_mut().unwrap() {
             if m["destination"] == "/.semble" {
                 m["source"] = serde_json::json!(kept_box);
             }
         }
         cfg["root"]["path"] = serde_json::json!(b.join("rootfs"));
-        std::fs::write(
-            rewritten.join("config.json"),
-            serde_json::to_vec(&cfg).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(rewritten.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
         let st = Command::new(bin("semble-shim"))
             .arg("--root")
             .arg(root("prep"))
@@ -126,11 +105,7 @@ fn main() {
             "runc run",
             Box::new(|i| {
                 let mut c = Command::new(&runc);
-                c.arg("--root")
-                    .arg(root("runc"))
-                    .args(["run", "-b"])
-                    .arg(&b)
-                    .arg(format!("r{i}"));
+                c.arg("--root").arg(root("runc")).args(["run", "-b"]).arg(&b).arg(format!("r{i}"));
                 c
             }),
         ),
@@ -138,11 +113,7 @@ fn main() {
             "runc run, bundle as semble rewrote it (built-in policy)",
             Box::new(|i| {
                 let mut c = Command::new(&runc);
-                c.arg("--root")
-                    .arg(root("runc2"))
-                    .args(["run", "-b"])
-                    .arg(&rewritten)
-                    .arg(format!("x{i}"));
+                c.arg("--root").arg(root("runc2")).args(["run", "-b"]).arg(&rewritten).arg(format!("x{i}"));
                 c
             }),
         ),
@@ -225,10 +196,7 @@ fn main() {
     }
     let base = median(&mut samples[0].clone());
     let base_cpu = median(&mut cpu[0].clone());
-    println!(
-        "container start, busybox /bin/true, {runs} alternated runs each ({})",
-        Path::new(&b).display()
-    );
+    println!("container start, busybox /bin/true, {runs} alternated runs each ({})", Path::new(&b).display());
     println!(
         "{:<58} {:>9} {:>9} {:>9} {:>7} {:>8} {:>7}",
         "variant", "median ms", "p10 ms", "p90 ms", "ratio", "cpu ms", "ratio"

@@ -26,19 +26,13 @@ pub fn workspace() -> PathBuf {
 
 /// Where `dev/build` put the (static) binaries (`SEMBLE_BIN_DIR` overrides).
 pub fn bin_dir() -> PathBuf {
-    std::env::var_os("SEMBLE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/semble/bin"))
+    std::env::var_os("SEMBLE_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/semble/bin"))
 }
 
 /// A built binary; fails with the command that builds it.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `dev/build` first (the tests use its static binaries)",
-        p.display()
-    );
+    assert!(p.is_file(), "{} is missing: run `dev/build` first (the tests use its static binaries)", p.display());
     p
 }
 
@@ -50,32 +44,35 @@ pub fn require_root() {
     );
 }
 
+/// runsc, built from Debian's gVisor sources by `dev/build-runsc` (cached after the first time).
+pub fn runsc() -> PathBuf {
+    static RUNSC: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    RUNSC
+        .get_or_init(|| {
+            let out = run(&mut Command::new(workspace().join("dev/build-runsc")), true);
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
 /// Fail unless `tool` is on PATH, saying which package installs it.
 pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{tool}` is not installed: `apt-get install {package}` (.ci/run installs it)")
-        })
+        .unwrap_or_else(|| panic!("`{tool}` is not installed: `apt-get install {package}` (.ci/run installs it)"))
 }
 
 /// A unique name for this test process.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Run a command, returning its output; panics with stdout/stderr when `check` and it fails.
 pub fn run(cmd: &mut Command, check: bool) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if check && !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -91,40 +88,20 @@ pub fn run(cmd: &mut Command, check: bool) -> Output {
 /// policy grants, and the directories the example policies name.
 pub fn rootfs(dir: &Path) {
     let busybox = require_tool("busybox", "busybox-static");
-    for d in [
-        "bin",
-        "sbin",
-        "usr/bin",
-        "etc",
-        "tmp",
-        "proc",
-        "sys",
-        "dev",
-        "workspace",
-        "secret",
-        "root",
-        "var",
-    ] {
+    for d in ["bin", "sbin", "usr/bin", "etc", "tmp", "proc", "sys", "dev", "workspace", "secret", "root", "var"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy(&busybox, dir.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "true", "false", "id", "cat", "ls", "echo", "sleep", "cp", "chmod", "unshare",
-        "wget", "env", "ps", "kill", "touch", "mkdir",
+        "sh", "true", "false", "id", "cat", "ls", "echo", "sleep", "cp", "chmod", "unshare", "wget", "env", "ps",
+        "kill", "touch", "mkdir",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
     }
     std::fs::copy(bin("semble-probe"), dir.join("bin/probe")).unwrap();
-    std::fs::set_permissions(
-        dir.join("bin/probe"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/workspace:/bin/sh\n",
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.join("bin/probe"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/workspace:/bin/sh\n")
+        .unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
     std::fs::write(dir.join("secret/file"), "not for the workload\n").unwrap();
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -152,24 +129,14 @@ pub const DEFAULT_CAPS: &[&str] = &[
 pub fn bundle(dir: &Path, args: &[&str]) -> PathBuf {
     let b = dir.to_path_buf();
     rootfs(&b.join("rootfs"));
-    run(
-        Command::new(require_tool("runc", "runc"))
-            .arg("spec")
-            .current_dir(&b),
-        true,
-    );
-    let mut c: Value =
-        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    run(Command::new(require_tool("runc", "runc")).arg("spec").current_dir(&b), true);
+    let mut c: Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     c["process"]["args"] = json!(args);
     c["process"]["terminal"] = json!(false);
     c["process"]["capabilities"] =
         json!({"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS});
     c["root"]["readonly"] = json!(false);
-    std::fs::write(
-        b.join("config.json"),
-        serde_json::to_vec_pretty(&c).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     b
 }
 
@@ -189,10 +156,7 @@ pub fn policy_dir() -> PathBuf {
 /// `semble-shim` with a private state root.
 pub fn shim(root: &Path) -> Command {
     let mut c = Command::new(bin("semble-shim"));
-    c.arg("--root")
-        .arg(root)
-        .arg("--policy-dir")
-        .arg(policy_dir());
+    c.arg("--root").arg(root).arg("--policy-dir").arg(policy_dir());
     c.stdin(Stdio::null());
     c
 }
@@ -204,57 +168,66 @@ pub struct Probe(pub BTreeMap<String, String>);
 impl Probe {
     /// Parse probe output; panics unless the probe ran to its end.
     pub fn parse(stdout: &str) -> Probe {
-        assert!(
-            stdout.contains("PROBE DONE"),
-            "the probe did not finish:\n{stdout}"
-        );
+        assert!(stdout.contains("PROBE DONE"), "the probe did not finish:\n{stdout}");
         Probe(
             stdout
                 .lines()
                 .filter_map(|l| l.find("CHECK ").map(|i| &l[i + 6..]))
-                .filter_map(|l| {
-                    l.split_once(' ')
-                        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-                })
+                .filter_map(|l| l.split_once(' ').map(|(k, v)| (k.to_string(), v.trim().to_string())))
                 .collect(),
         )
     }
 
     /// One result.
     pub fn get(&self, k: &str) -> &str {
-        self.0
-            .get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("probe has no check `{k}`: {:?}", self.0))
+        self.0.get(k).map(String::as_str).unwrap_or_else(|| panic!("probe has no check `{k}`: {:?}", self.0))
     }
 
     /// Assert what the workspace policy promises, check by check.
     pub fn assert_workspace(&self) {
+        self.assert_workspace_for("runc");
+    }
+
+    /// Assert what the workspace policy promises under `backend`. gVisor differs where its
+    /// kernel does: no ambient capabilities (a non-root workload holds none effective), no
+    /// `NoNewPrivs` line in /proc, filesystem rules by mounts (hidden paths, `noexec`).
+    pub fn assert_workspace_for(&self, backend: &str) {
         let p = self;
+        let gvisor = backend == "runsc";
         assert_eq!(p.get("uid"), "1000", "{p:?}");
         assert_eq!(p.get("gid"), "1000", "{p:?}");
-        // CHOWN(0) DAC_OVERRIDE(1) SETGID(6) SETUID(7) = 0xc3, in every set.
-        for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
-            assert_eq!(p.get(set), "00000000000000c3", "{set}: {p:?}");
+        // CHOWN(0) DAC_OVERRIDE(1) SETGID(6) SETUID(7) = 0xc3.
+        const POLICY: &str = "00000000000000c3";
+        assert_eq!(p.get("CapBnd"), POLICY, "{p:?}");
+        for set in ["CapEff", "CapPrm", "CapAmb", "CapInh"] {
+            let v = p.get(set);
+            if gvisor {
+                let held = u64::from_str_radix(v, 16).unwrap_or(0);
+                assert!(v == "unreadable" || held & !0xc3 == 0, "{set} holds more than the policy: {p:?}");
+            } else {
+                assert_eq!(v, POLICY, "{set}: {p:?}");
+            }
         }
-        assert_eq!(p.get("NoNewPrivs"), "1");
+        if gvisor {
+            assert!(p.get("kernel").starts_with("4.4.0"), "not gVisor's kernel: {p:?}");
+            assert!(matches!(p.get("NoNewPrivs"), "1" | "unreadable"), "{p:?}");
+        } else {
+            assert_eq!(p.get("NoNewPrivs"), "1");
+        }
         assert_eq!(p.get("Seccomp"), "2");
         assert_ne!(p.get("write_etc"), "ok", "a write to /etc must fail");
-        assert_eq!(
-            p.get("read_secret"),
-            "EACCES",
-            "Landlock must deny reads outside its list"
-        );
-        // semble's own files are outside the workload's Landlock domain (the embedded backend
-        // has none in the container at all).
-        assert!(matches!(p.get("read_semble"), "EACCES" | "ENOENT"), "{p:?}");
+        if gvisor {
+            assert!(matches!(p.get("read_secret"), "EACCES" | "ENOENT"), "unlisted paths must be out of reach: {p:?}");
+            assert!(matches!(p.get("exec_tmp"), "EACCES" | "EPERM"), "executing a copy in /tmp must fail: {p:?}");
+        } else {
+            assert_eq!(p.get("read_secret"), "EACCES", "Landlock must deny reads outside its list");
+            assert_eq!(p.get("exec_tmp"), "EACCES", "executing a copy in /tmp must fail");
+            // semble's own files are outside the workload's Landlock domain (the embedded backend
+            // has none in the container at all).
+            assert!(matches!(p.get("read_semble"), "EACCES" | "ENOENT"), "{p:?}");
+        }
         assert_eq!(p.get("write_tmp"), "ok");
         assert_eq!(p.get("write_workspace"), "ok");
-        assert_eq!(
-            p.get("exec_tmp"),
-            "EACCES",
-            "executing a copy in /tmp must fail"
-        );
         assert_eq!(p.get("unshare_user"), "EPERM");
         assert_eq!(p.get("mount"), "EPERM");
         assert_eq!(p.get("ptrace"), "EPERM");
@@ -265,10 +238,7 @@ impl Probe {
         assert_eq!(p.get("userfaultfd"), "EPERM");
         assert_eq!(p.get("raw_socket"), "EPERM");
         assert_eq!(p.get("packet_socket"), "EPERM");
-        assert!(
-            matches!(p.get("connect_metadata"), "ENETUNREACH" | "EACCES"),
-            "{p:?}"
-        );
+        assert!(matches!(p.get("connect_metadata"), "ENETUNREACH" | "EHOSTUNREACH" | "EACCES"), "{p:?}");
         assert_eq!(p.get("http_proxy_env"), "http://127.0.0.1:8080");
     }
 }
@@ -329,12 +299,7 @@ mod sys {
     /// (444), return ENOSYS; allow everything else.
     fn program() -> Vec<libc::sock_filter> {
         const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-        let stmt = |code: u16, k: u32| libc::sock_filter {
-            code,
-            jt: 0,
-            jf: 0,
-            k,
-        };
+        let stmt = |code: u16, k: u32| libc::sock_filter { code, jt: 0, jf: 0, k };
         let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
         let code = |c: u32| u16::try_from(c).unwrap_or(0);
         let ld = code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
@@ -356,19 +321,13 @@ mod sys {
         // (async-signal-safe); `filter` is moved in and outlives the calls.
         unsafe {
             cmd.pre_exec(move || {
-                let prog = libc::sock_fprog {
-                    len: u16::try_from(filter.len()).unwrap_or(0),
-                    filter: filter.as_mut_ptr(),
-                };
+                let prog =
+                    libc::sock_fprog { len: u16::try_from(filter.len()).unwrap_or(0), filter: filter.as_mut_ptr() };
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &prog as *const libc::sock_fprog,
-                ) != 0
+                if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+                    != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -392,15 +351,9 @@ impl TestNetns {
         let ip = require_tool("ip", "iproute2");
         let name = unique("semble");
         run(Command::new(&ip).args(["netns", "add", &name]), true);
-        run(
-            Command::new(&ip).args(["-n", &name, "link", "set", "lo", "up"]),
-            true,
-        );
+        run(Command::new(&ip).args(["-n", &name, "link", "set", "lo", "up"]), true);
         for d in decoys {
-            run(
-                Command::new(&ip).args(["-n", &name, "addr", "add", d, "dev", "lo"]),
-                true,
-            );
+            run(Command::new(&ip).args(["-n", &name, "addr", "add", d, "dev", "lo"]), true);
         }
         TestNetns { name }
     }
@@ -437,8 +390,7 @@ impl TestNetns {
     pub fn connect(&self, addr: std::net::SocketAddr) -> std::io::Result<()> {
         let ns = std::fs::File::open(self.path())?;
         std::thread::spawn(move || {
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
             std::net::TcpStream::connect(addr).map(|_| ())
         })
         .join()
@@ -448,9 +400,7 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -461,6 +411,7 @@ pub struct Podman {
     /// The test image (busybox + probe).
     pub image: String,
     policies: PathBuf,
+    extra_flags: Vec<String>,
 }
 
 impl Podman {
@@ -472,27 +423,9 @@ impl Podman {
         let root = dir.path().join("rootfs");
         rootfs(&root);
         let tar = dir.path().join("image.tar");
-        run(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .arg("-cf")
-                .arg(&tar)
-                .arg("."),
-            true,
-        );
-        let p = Podman {
-            dir,
-            image: "localhost/semble-probe:test".into(),
-            policies,
-        };
-        run(
-            p.base()
-                .args(["import", "-q", "--change", "CMD [\"/bin/probe\"]"])
-                .arg(&tar)
-                .arg(&p.image),
-            true,
-        );
+        run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."), true);
+        let p = Podman { dir, image: "localhost/semble-probe:test".into(), policies, extra_flags: Vec::new() };
+        run(p.base().args(["import", "-q", "--change", "CMD [\"/bin/probe\"]"]).arg(&tar).arg(&p.image), true);
         p
     }
 
@@ -505,6 +438,12 @@ impl Podman {
         c
     }
 
+    /// Pass one more `--runtime-flag` to the shim.
+    pub fn with_runtime_flag(mut self, flag: &str) -> Podman {
+        self.extra_flags.push(flag.to_string());
+        self
+    }
+
     /// The proxy socket directory given to the shim.
     pub fn proxy_dir(&self) -> PathBuf {
         self.dir.path().join("proxy")
@@ -514,33 +453,22 @@ impl Podman {
     pub fn cmd(&self) -> Command {
         let mut c = self.base();
         c.arg("--runtime").arg(bin("semble-shim"));
-        c.arg("--runtime-flag")
-            .arg(format!("policy-dir={}", self.policies.display()));
-        c.arg("--runtime-flag")
-            .arg(format!("proxy-dir={}", self.proxy_dir().display()));
+        c.arg("--runtime-flag").arg(format!("policy-dir={}", self.policies.display()));
+        c.arg("--runtime-flag").arg(format!("proxy-dir={}", self.proxy_dir().display()));
+        for f in &self.extra_flags {
+            c.arg("--runtime-flag").arg(f);
+        }
         c
     }
 
     /// `podman run` flags every test needs here (rlimits cannot be raised on this machine; the
     /// network is none so nothing can leave it).
-    pub const RUN: &'static [&'static str] = &[
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-    ];
+    pub const RUN: &'static [&'static str] =
+        &["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
     /// Save the image as an OCI archive (for containerd).
     pub fn save_oci(&self, out: &Path) {
-        run(
-            self.base()
-                .args(["save", "--format", "oci-archive", "-o"])
-                .arg(out)
-                .arg(&self.image),
-            true,
-        );
+        run(self.base().args(["save", "--format", "oci-archive", "-o"]).arg(out).arg(&self.image), true);
     }
 }
 
@@ -581,11 +509,7 @@ impl Containerd {
         let c = Containerd { dir, child, socket };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !(c.socket.exists() && run(&mut c.ctr_raw(&["version"]), false).status.success()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "containerd did not start:\n{}",
-                c.log()
-            );
+            assert!(std::time::Instant::now() < deadline, "containerd did not start:\n{}", c.log());
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         c
@@ -593,11 +517,7 @@ impl Containerd {
 
     fn ctr_raw(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(&self.socket)
-            .args(["--namespace", "semble-test"])
-            .args(args)
-            .stdin(Stdio::null());
+        c.arg("--address").arg(&self.socket).args(["--namespace", "semble-test"]).args(args).stdin(Stdio::null());
         c
     }
 
@@ -624,11 +544,7 @@ impl Drop for Containerd {
         // Snapshots may still be mounted under the private root.
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
             let root = self.dir.path().to_string_lossy().into_owned();
-            for m in mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| m.starts_with(&root))
-            {
+            for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|m| m.starts_with(&root)) {
                 let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
             }
         }

@@ -37,11 +37,7 @@ pub fn policy_dir_for(backend: &str) -> PathBuf {
             }
         }
         let target = dir.join(path.file_name().unwrap());
-        let tmp = dir.join(format!(
-            ".{}.{}",
-            path.file_name().unwrap().to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = dir.join(format!(".{}.{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
         std::fs::write(&tmp, out).unwrap();
         std::fs::rename(&tmp, &target).unwrap();
     }
@@ -60,29 +56,19 @@ fn policy_backend(backend: &str) -> &str {
 /// `semble-shim` with a private root and the policies for `backend`.
 pub fn shim_for(root: &Path, backend: &str) -> Command {
     let mut c = Command::new(bin("semble-shim"));
-    c.arg("--root")
-        .arg(root)
-        .arg("--policy-dir")
-        .arg(policy_dir_for(policy_backend(backend)));
+    c.arg("--root").arg(root).arg("--policy-dir").arg(policy_dir_for(policy_backend(backend)));
+    if backend == "runsc" {
+        c.arg("--runsc").arg(runsc());
+    }
     c.stdin(std::process::Stdio::null());
     c
 }
 
 /// Nothing of a container is left: no semble record, no backend state, the bundle as it was.
 pub fn assert_gone(root: &Path, backend: &str, id: &str, bundle: &Path, original: &[u8]) {
-    assert!(
-        !root.join("semble").join(id).exists(),
-        "semble's record of {id} is still there"
-    );
-    assert!(
-        !root.join(backend).join(id).exists(),
-        "{backend} still knows {id}"
-    );
-    assert_eq!(
-        std::fs::read(bundle.join("config.json")).unwrap(),
-        original,
-        "the bundle was not restored"
-    );
+    assert!(!root.join("semble").join(id).exists(), "semble's record of {id} is still there");
+    assert!(!root.join(backend).join(id).exists(), "{backend} still knows {id}");
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), original, "the bundle was not restored");
 }
 
 /// `semble-shim run` of the probe under the workspace policy.
@@ -90,30 +76,19 @@ pub fn workspace_enforced(backend: &str) {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["/bin/probe"]);
-    edit_config(&b, |c| {
-        c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"})
-    });
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
     let original = std::fs::read(b.join("config.json")).unwrap();
     let proxy_dir = t.path().join("proxy");
     let _proxy = FakeProxy::start(&proxy_dir, "workspace");
     let root = t.path().join("state");
     let id = unique("ws");
     let out = run(
-        shim_for(&root, backend)
-            .arg("--proxy-dir")
-            .arg(&proxy_dir)
-            .args(["run", "--bundle"])
-            .arg(&b)
-            .arg(&id),
+        shim_for(&root, backend).arg("--proxy-dir").arg(&proxy_dir).args(["run", "--bundle"]).arg(&b).arg(&id),
         true,
     );
     let probe = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    probe.assert_workspace();
-    assert_eq!(
-        probe.get("proxy"),
-        PROXIED,
-        "the proxy bridge must carry the request"
-    );
+    probe.assert_workspace_for(backend);
+    assert_eq!(probe.get("proxy"), PROXIED, "the proxy bridge must carry the request");
     assert_gone(&root, backend, &id, &b, &original);
 }
 
@@ -122,9 +97,7 @@ pub fn proxy_down_is_a_502(backend: &str) {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["/bin/probe"]);
-    edit_config(&b, |c| {
-        c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"})
-    });
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
     let out = run(
         shim_for(&t.path().join("state"), backend)
             .arg("--proxy-dir")
@@ -135,7 +108,7 @@ pub fn proxy_down_is_a_502(backend: &str) {
         true,
     );
     let probe = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    probe.assert_workspace();
+    probe.assert_workspace_for(backend);
     assert!(probe.get("proxy").starts_with("HTTP/1.1_502"), "{probe:?}");
 }
 
@@ -163,9 +136,7 @@ pub fn lifecycle(backend: &str) {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["sleep", "300"]);
-    edit_config(&b, |c| {
-        c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"})
-    });
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
     let original = std::fs::read(b.join("config.json")).unwrap();
     let root = t.path().join("state");
     let proxy_dir = t.path().join("proxy");
@@ -186,55 +157,26 @@ pub fn lifecycle(backend: &str) {
         .stderr(stdio)
         .status()
         .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(t.path().join("container.out")).unwrap()
-    );
+    assert!(status.success(), "{}", std::fs::read_to_string(t.path().join("container.out")).unwrap());
     wait_status(&root, backend, &id, "created");
-    assert!(std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse::<u32>()
-        .is_ok());
+    assert!(std::fs::read_to_string(&pidfile).unwrap().trim().parse::<u32>().is_ok());
     run(shim_for(&root, backend).args(["start", &id]), true);
     wait_status(&root, backend, &id, "running");
     // exec gets the same policy, without being told.
-    let out = run(
-        shim_for(&root, backend).args(["exec", &id, "/bin/probe"]),
-        true,
-    );
+    let out = run(shim_for(&root, backend).args(["exec", &id, "/bin/probe"]), true);
     let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    p.assert_workspace();
+    p.assert_workspace_for(backend);
     assert_eq!(p.get("proxy"), PROXIED);
     // ... even when it asks to be root with SYS_ADMIN.
     let out = run(
-        shim_for(&root, backend).args([
-            "exec",
-            "--user",
-            "0:0",
-            "--cap",
-            "CAP_SYS_ADMIN",
-            &id,
-            "/bin/probe",
-        ]),
+        shim_for(&root, backend).args(["exec", "--user", "0:0", "--cap", "CAP_SYS_ADMIN", &id, "/bin/probe"]),
         true,
     );
-    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace();
-    let out = run(
-        shim_for(&root, backend).args(["ps", "--format", "json", &id]),
-        true,
-    );
+    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_for(backend);
+    let out = run(shim_for(&root, backend).args(["ps", "--format", "json", &id]), true);
     let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert!(
-        !pids.is_empty(),
-        "ps found no process: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = run(
-        shim_for(&root, backend).args(["list", "--format", "json"]),
-        true,
-    );
+    assert!(!pids.is_empty(), "ps found no process: {}", String::from_utf8_lossy(&out.stdout));
+    let out = run(shim_for(&root, backend).args(["list", "--format", "json"]), true);
     let l: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(l[0]["policy"], "workspace");
     assert_eq!(l[0]["backend"], backend);
@@ -276,18 +218,10 @@ pub fn kept_netns_is_cut(backend: &str) {
         true,
     );
     let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    p.assert_workspace();
-    assert_eq!(
-        p.get("connect_metadata"),
-        "EACCES",
-        "Landlock must refuse the connect before any packet"
-    );
+    p.assert_workspace_for(backend);
+    assert_eq!(p.get("connect_metadata"), "EACCES", "Landlock must refuse the connect before any packet");
     assert_eq!(p.get("proxy"), PROXIED, "the proxy port stays reachable");
-    assert_eq!(
-        hits.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "the decoy metadata address was reached"
-    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the decoy metadata address was reached");
     // The recorder does record: a connection from outside the sandbox counts.
     ns.connect("169.254.169.254:80".parse().unwrap()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -300,6 +234,7 @@ pub fn kept_netns_is_cut(backend: &str) {
 /// Podman with semble-shim as its runtime: `run` under the workspace policy.
 pub fn podman_run(backend: &str) {
     let p = Podman::start(policy_dir_for(policy_backend(backend)));
+    let p = if backend == "runsc" { p.with_runtime_flag(&format!("runsc={}", runsc().display())) } else { p };
     let _proxy = FakeProxy::start(&p.proxy_dir(), "workspace");
     let out = run(
         p.cmd()
@@ -310,13 +245,14 @@ pub fn podman_run(backend: &str) {
         true,
     );
     let probe = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    probe.assert_workspace();
+    probe.assert_workspace_for(backend);
     assert_eq!(probe.get("proxy"), PROXIED);
 }
 
 /// Podman: `exec` (also `--user 0`), `kill`, `rm`, and semble's record goes with the container.
 pub fn podman_exec_kill_rm(backend: &str) {
     let p = Podman::start(policy_dir_for(policy_backend(backend)));
+    let p = if backend == "runsc" { p.with_runtime_flag(&format!("runsc={}", runsc().display())) } else { p };
     let name = unique("podman");
     run(
         p.cmd()
@@ -328,40 +264,24 @@ pub fn podman_exec_kill_rm(backend: &str) {
         true,
     );
     let out = run(p.cmd().args(["exec", &name, "/bin/probe"]), true);
-    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace();
-    let out = run(
-        p.cmd().args(["exec", "--user", "0", &name, "/bin/probe"]),
-        true,
-    );
-    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace();
+    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_for(backend);
+    let out = run(p.cmd().args(["exec", "--user", "0", &name, "/bin/probe"]), true);
+    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_for(backend);
     run(p.cmd().args(["kill", &name]), true);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = run(
-            p.cmd()
-                .args(["inspect", "--format", "{{.State.Status}}", &name]),
-            true,
-        );
+        let out = run(p.cmd().args(["inspect", "--format", "{{.State.Status}}", &name]), true);
         if String::from_utf8_lossy(&out.stdout).trim() == "exited" {
             break;
         }
         assert!(Instant::now() < deadline, "container did not stop");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let id = String::from_utf8_lossy(
-        &run(
-            p.cmd().args(["inspect", "--format", "{{.Id}}", &name]),
-            true,
-        )
-        .stdout,
-    )
-    .trim()
-    .to_string();
+    let id = String::from_utf8_lossy(&run(p.cmd().args(["inspect", "--format", "{{.Id}}", &name]), true).stdout)
+        .trim()
+        .to_string();
     run(p.cmd().args(["rm", &name]), true);
-    assert!(
-        !Path::new("/run/semble-shim/semble").join(&id).exists(),
-        "semble's record outlived the container"
-    );
+    assert!(!Path::new("/run/semble-shim/semble").join(&id).exists(), "semble's record outlived the container");
 }
 
 /// containerd with its runc shim calling semble-shim (`ctr run --runc-binary`).
@@ -383,19 +303,15 @@ impl CtrEnv {
         let dir = tempfile::tempdir().unwrap();
         let proxy_dir = dir.path().join("proxy");
         let policies = policy_dir_for(policy_backend(backend));
-        let containerd = Containerd::start(&[
-            ("SEMBLE_POLICY_DIR", &policies),
-            ("SEMBLE_PROXY_DIR", &proxy_dir),
-        ]);
+        let runsc = runsc();
+        let mut env: Vec<(&str, &Path)> = vec![("SEMBLE_POLICY_DIR", &policies), ("SEMBLE_PROXY_DIR", &proxy_dir)];
+        if backend == "runsc" {
+            env.push(("SEMBLE_RUNSC", &runsc));
+        }
+        let containerd = Containerd::start(&env);
         let archive = containerd.dir().join("image.tar");
         podman.save_oci(&archive);
-        run(
-            containerd
-                .ctr()
-                .args(["images", "import", "--base-name", "localhost/semble-probe"])
-                .arg(&archive),
-            true,
-        );
+        run(containerd.ctr().args(["images", "import", "--base-name", "localhost/semble-probe"]).arg(&archive), true);
         let out = run(containerd.ctr().args(["images", "list", "-q"]), true);
         let image = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -404,12 +320,7 @@ impl CtrEnv {
             .to_string();
         let proxy = FakeProxy::start(&proxy_dir, "workspace");
         drop(podman);
-        CtrEnv {
-            containerd,
-            image,
-            _proxy: proxy,
-            _dir: dir,
-        }
+        CtrEnv { containerd, image, _proxy: proxy, _dir: dir }
     }
 }
 
@@ -418,21 +329,17 @@ pub fn ctr_run(backend: &str) {
     let e = CtrEnv::start(backend);
     let id = unique("ctr");
     let out = run(
-        e.containerd
-            .ctr()
-            .args(["run", "--rm", "--runc-binary"])
-            .arg(bin("semble-shim"))
-            .args([
-                "--annotation",
-                "semble.dev/policy=workspace",
-                &e.image,
-                &id,
-                "/bin/probe",
-            ]),
+        e.containerd.ctr().args(["run", "--rm", "--runc-binary"]).arg(bin("semble-shim")).args([
+            "--annotation",
+            "semble.dev/policy=workspace",
+            &e.image,
+            &id,
+            "/bin/probe",
+        ]),
         true,
     );
     let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    p.assert_workspace();
+    p.assert_workspace_for(backend);
     assert_eq!(p.get("proxy"), PROXIED);
 }
 
@@ -441,33 +348,19 @@ pub fn ctr_exec_kill_delete(backend: &str) {
     let e = CtrEnv::start(backend);
     let id = unique("ctrlife");
     run(
-        e.containerd
-            .ctr()
-            .args(["run", "-d", "--runc-binary"])
-            .arg(bin("semble-shim"))
-            .args([
-                "--annotation",
-                "semble.dev/policy=workspace",
-                &e.image,
-                &id,
-                "sleep",
-                "300",
-            ]),
+        e.containerd.ctr().args(["run", "-d", "--runc-binary"]).arg(bin("semble-shim")).args([
+            "--annotation",
+            "semble.dev/policy=workspace",
+            &e.image,
+            &id,
+            "sleep",
+            "300",
+        ]),
         true,
     );
-    let out = run(
-        e.containerd
-            .ctr()
-            .args(["task", "exec", "--exec-id", "probe", &id, "/bin/probe"]),
-        true,
-    );
-    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace();
-    run(
-        e.containerd
-            .ctr()
-            .args(["task", "kill", "--signal", "SIGKILL", &id]),
-        true,
-    );
+    let out = run(e.containerd.ctr().args(["task", "exec", "--exec-id", "probe", &id, "/bin/probe"]), true);
+    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_for(backend);
+    run(e.containerd.ctr().args(["task", "kill", "--signal", "SIGKILL", &id]), true);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = run(e.containerd.ctr().args(["task", "list"]), true);
@@ -485,9 +378,5 @@ pub fn ctr_exec_kill_delete(backend: &str) {
     run(e.containerd.ctr().args(["task", "delete", &id]), true);
     run(e.containerd.ctr().args(["containers", "delete", &id]), true);
     let records = Path::new("/run/containerd/runc/semble-test/semble").join(&id);
-    assert!(
-        !records.exists(),
-        "semble's record outlived the container: {}",
-        records.display()
-    );
+    assert!(!records.exists(), "semble's record outlived the container: {}", records.display());
 }

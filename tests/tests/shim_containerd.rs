@@ -20,24 +20,17 @@ fn ctr_refusal_reaches_the_user() {
     let e = CtrEnv::start("runc");
     let id = unique("ctrbad");
     let out = run(
-        e.containerd
-            .ctr()
-            .args(["run", "--rm", "--runc-binary"])
-            .arg(bin("semble-shim"))
-            .args([
-                "--annotation",
-                "semble.dev/policy=nope",
-                &e.image,
-                &id,
-                "true",
-            ]),
+        e.containerd.ctr().args(["run", "--rm", "--runc-binary"]).arg(bin("semble-shim")).args([
+            "--annotation",
+            "semble.dev/policy=nope",
+            &e.image,
+            &id,
+            "true",
+        ]),
         false,
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown policy `nope`"), "{stderr}");
-    let _ = run(
-        e.containerd.ctr().args(["containers", "delete", &id]),
-        false,
-    );
+    let _ = run(e.containerd.ctr().args(["containers", "delete", &id]), false);
 }

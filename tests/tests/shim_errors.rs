@@ -9,51 +9,29 @@ use semble_tests::*;
 
 /// Assert a failed create: exit 1, exactly one line on stderr containing `needle`, a runc-style
 /// JSON error line in the log, no semble record, no runc container, the bundle untouched.
-fn assert_refused(
-    out: &Output,
-    needle: &str,
-    root: &Path,
-    bundle: Option<(&Path, &[u8])>,
-    log: &Path,
-) {
+fn assert_refused(out: &Output, needle: &str, root: &Path, bundle: Option<(&Path, &[u8])>, log: &Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let ours: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("semble-shim: error:"))
-        .collect();
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("semble-shim: error:")).collect();
     assert_eq!(ours.len(), 1, "{stderr}");
-    assert!(
-        ours[0].contains(needle),
-        "expected `{needle}` in: {}",
-        ours[0]
-    );
+    assert!(ours[0].contains(needle), "expected `{needle}` in: {}", ours[0]);
     let log = std::fs::read_to_string(log).unwrap_or_default();
     let last = log.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(last).unwrap_or_else(|_| panic!("not a JSON log line: {last}"));
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|_| panic!("not a JSON log line: {last}"));
     assert_eq!(v["level"], "error");
     assert!(v["msg"].as_str().unwrap().contains(needle));
     assert_eq!(
-        std::fs::read_dir(root.join("semble"))
-            .map(|d| d.count())
-            .unwrap_or(0),
+        std::fs::read_dir(root.join("semble")).map(|d| d.count()).unwrap_or(0),
         0,
         "a semble record was left behind"
     );
     assert_eq!(
-        std::fs::read_dir(root.join("runc"))
-            .map(|d| d.count())
-            .unwrap_or(0),
+        std::fs::read_dir(root.join("runc")).map(|d| d.count()).unwrap_or(0),
         0,
         "a runc container was left behind"
     );
     if let Some((b, original)) = bundle {
-        assert_eq!(
-            std::fs::read(b.join("config.json")).unwrap(),
-            original,
-            "the bundle was modified"
-        );
+        assert_eq!(std::fs::read(b.join("config.json")).unwrap(), original, "the bundle was modified");
         assert!(!b.join("config.semble-original.json").exists());
         assert!(!b.join("rootfs/.semble").exists());
     }
@@ -84,11 +62,7 @@ fn malformed_config() {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("b"), &["true"]);
-    std::fs::write(
-        b.join("config.json"),
-        "{\"ociVersion\": \"1.0.2\",\n  \"process\": {,}\n}",
-    )
-    .unwrap();
+    std::fs::write(b.join("config.json"), "{\"ociVersion\": \"1.0.2\",\n  \"process\": {,}\n}").unwrap();
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
     let out = run(&mut create(&root, &log, &[], &b), false);
@@ -106,19 +80,11 @@ fn unknown_policy_name() {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("b"), &["true"]);
-    edit_config(&b, |c| {
-        c["annotations"] = serde_json::json!({"semble.dev/policy": "no-such-policy"})
-    });
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "no-such-policy"}));
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
     let out = run(&mut create(&root, &log, &[], &b), false);
-    assert_refused(
-        &out,
-        "unknown policy `no-such-policy`",
-        &root,
-        Some((&b, &original)),
-        &log,
-    );
+    assert_refused(&out, "unknown policy `no-such-policy`", &root, Some((&b, &original)), &log);
 }
 
 #[test]
@@ -128,15 +94,7 @@ fn landlock_required_where_the_kernel_has_none() {
     let b = bundle(&t.path().join("b"), &["true"]);
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
-    let mut cmd = create(
-        &root,
-        &log,
-        &[
-            "--policy",
-            policy_dir().join("workspace.yaml").to_str().unwrap(),
-        ],
-        &b,
-    );
+    let mut cmd = create(&root, &log, &["--policy", policy_dir().join("workspace.yaml").to_str().unwrap()], &b);
     let out = run(without_landlock(&mut cmd), false);
     assert_refused(
         &out,
@@ -156,17 +114,7 @@ fn runc_missing_and_no_fallback() {
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
     let policy = policy_dir().join("llm-server.yaml");
     let out = run(
-        &mut create(
-            &root,
-            &log,
-            &[
-                "--runc",
-                "/nonexistent/runc",
-                "--policy",
-                policy.to_str().unwrap(),
-            ],
-            &b,
-        ),
+        &mut create(&root, &log, &["--runc", "/nonexistent/runc", "--policy", policy.to_str().unwrap()], &b),
         false,
     );
     assert_refused(
@@ -184,29 +132,16 @@ fn refused_container_request_leaves_nothing() {
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("b"), &["true"]);
     edit_config(&b, |c| {
-        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/host", "type": "bind", "source": "/", "options": ["rbind"]}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/host", "type": "bind", "source": "/", "options": ["rbind"]}));
     });
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
-    let out = run(
-        &mut create(
-            &root,
-            &log,
-            &[
-                "--policy",
-                policy_dir().join("workspace.yaml").to_str().unwrap(),
-            ],
-            &b,
-        ),
-        false,
-    );
-    assert_refused(
-        &out,
-        "bind mount of host `/` into `/host` is refused",
-        &root,
-        Some((&b, &original)),
-        &log,
-    );
+    let out =
+        run(&mut create(&root, &log, &["--policy", policy_dir().join("workspace.yaml").to_str().unwrap()], &b), false);
+    assert_refused(&out, "bind mount of host `/` into `/host` is refused", &root, Some((&b, &original)), &log);
 }
 
 #[test]
@@ -215,43 +150,19 @@ fn backend_failure_is_rolled_back() {
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("b"), &["true"]);
     // runc refuses a rootfs that does not exist, after semble has prepared everything.
-    edit_config(&b, |c| {
-        c["root"]["path"] = serde_json::json!("no-such-rootfs")
-    });
+    edit_config(&b, |c| c["root"]["path"] = serde_json::json!("no-such-rootfs"));
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
-    let out = run(
-        &mut create(
-            &root,
-            &log,
-            &[
-                "--policy",
-                policy_dir().join("workspace.yaml").to_str().unwrap(),
-            ],
-            &b,
-        ),
-        false,
-    );
-    assert_refused(
-        &out,
-        "runc could not create container",
-        &root,
-        Some((&b, &original)),
-        &log,
-    );
+    let out =
+        run(&mut create(&root, &log, &["--policy", policy_dir().join("workspace.yaml").to_str().unwrap()], &b), false);
+    assert_refused(&out, "runc could not create container", &root, Some((&b, &original)), &log);
 }
 
 #[test]
 fn unknown_commands_and_flags_are_usage_errors() {
-    let out = run(
-        Command::new(bin("semble-shim")).args(["create", "--no-such-flag", "x"]),
-        false,
-    );
+    let out = run(Command::new(bin("semble-shim")).args(["create", "--no-such-flag", "x"]), false);
     assert_eq!(out.status.code(), Some(2));
-    let out = run(
-        Command::new(bin("semble-shim")).args(["checkpoint", "x"]),
-        false,
-    );
+    let out = run(Command::new(bin("semble-shim")).args(["checkpoint", "x"]), false);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
 }

@@ -28,8 +28,5 @@ fn podman_refusal_is_one_clear_line() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("unknown policy `missing-policy`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("unknown policy `missing-policy`"), "{stderr}");
 }

@@ -54,11 +54,7 @@ fn without_annotation_the_builtin_default_applies() {
     assert_eq!(p.get("raw_socket"), "EPERM");
     assert_eq!(p.get("unshare_user"), "EPERM");
     assert_eq!(p.get("keyctl"), "EPERM");
-    assert_eq!(
-        p.get("read_secret"),
-        "ok",
-        "the built-in default has no Landlock rules"
-    );
+    assert_eq!(p.get("read_secret"), "ok", "the built-in default has no Landlock rules");
 }
 
 #[test]
@@ -66,49 +62,25 @@ fn explain_bundle_says_what_a_bundle_gets() {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["true"]);
-    edit_config(&b, |c| {
-        c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"})
-    });
-    let out = run(
-        shim_for(&t.path().join("state"), BACKEND)
-            .args(["explain-bundle"])
-            .arg(&b),
-        true,
-    );
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
+    let out = run(shim_for(&t.path().join("state"), BACKEND).args(["explain-bundle"]).arg(&b), true);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("policy   workspace (annotation semble.dev/policy"),
-        "{text}"
-    );
+    assert!(text.contains("policy   workspace (annotation semble.dev/policy"), "{text}");
     assert!(text.contains("landlock"), "{text}");
     assert!(text.contains("* user"), "{text}");
-    let out = run(
-        shim_for(&t.path().join("state"), BACKEND)
-            .args(["explain-bundle", "--format", "json"])
-            .arg(&b),
-        true,
-    );
+    let out =
+        run(shim_for(&t.path().join("state"), BACKEND).args(["explain-bundle", "--format", "json"]).arg(&b), true);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["policy"], "workspace");
     assert_eq!(v["backend"], "runc");
-    assert!(v["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["control"] == "seccomp"));
+    assert!(v["controls"].as_array().unwrap().iter().any(|c| c["control"] == "seccomp"));
 }
 
 #[test]
 fn features_report_what_semble_enforces() {
     let out = run(Command::new(bin("semble-shim")).arg("features"), true);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["annotations"]["dev.semble.enforces"]
-        .as_str()
-        .unwrap()
-        .contains("landlock"));
-    assert!(v["annotations"]["dev.semble.backends"]
-        .as_str()
-        .unwrap()
-        .contains("embedded"));
+    assert!(v["annotations"]["dev.semble.enforces"].as_str().unwrap().contains("landlock"));
+    assert!(v["annotations"]["dev.semble.backends"].as_str().unwrap().contains("embedded"));
     assert!(v["ociVersionMax"].is_string());
 }

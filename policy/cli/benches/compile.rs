@@ -16,20 +16,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let iterations: usize = std::env::var("SEMBLE_BENCH_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    println!(
-        "{:<16} {:>16} {:>16} {:>12}",
-        "policy", "parse+validate", "compile all", "total"
-    );
+    let iterations: usize = std::env::var("SEMBLE_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    println!("{:<16} {:>16} {:>16} {:>12}", "policy", "parse+validate", "compile all", "total");
     for name in ["workspace", "llm-server", "data-processor"] {
-        let src = std::fs::read_to_string(format!(
-            "{}/../../examples/{name}.yaml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let src =
+            std::fs::read_to_string(format!("{}/../../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let (mut parse, mut comp) = (Vec::new(), Vec::new());
         for _ in 0..iterations {
             let t = Instant::now();
@@ -42,12 +33,6 @@ fn main() {
             parse.push(t1);
         }
         let (p, c) = (median(parse), median(comp));
-        println!(
-            "{:<16} {:>13.1} us {:>13.1} us {:>9.1} us",
-            name,
-            p,
-            c,
-            p + c
-        );
+        println!("{:<16} {:>13.1} us {:>13.1} us {:>9.1} us", name, p, c, p + c);
     }
 }

@@ -25,16 +25,11 @@ pub enum Format {
 pub fn read_input(path: &Path) -> Result<String> {
     if path == Path::new("-") {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .context("cannot read standard input")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("cannot read standard input")?;
         return Ok(s);
     }
-    std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read `{}`; check the path and permissions",
-            path.display()
-        )
-    })
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`; check the path and permissions", path.display()))
 }
 
 #[derive(Serialize)]
@@ -53,18 +48,10 @@ pub fn validate(files: &[PathBuf], format: Format) -> Result<u8> {
         let src = read_input(f)?;
         let name = f.display().to_string();
         let report = match semble_policy::parse(&src) {
-            Ok(p) => FileReport {
-                file: name,
-                valid: true,
-                policy: Some(p.policy.name.clone()),
-                diagnostics: p.warnings,
-            },
-            Err(e) => FileReport {
-                file: name,
-                valid: false,
-                policy: None,
-                diagnostics: e.diagnostics,
-            },
+            Ok(p) => {
+                FileReport { file: name, valid: true, policy: Some(p.policy.name.clone()), diagnostics: p.warnings }
+            }
+            Err(e) => FileReport { file: name, valid: false, policy: None, diagnostics: e.diagnostics },
         };
         reports.push(report);
     }
@@ -80,33 +67,15 @@ pub fn validate(files: &[PathBuf], format: Format) -> Result<u8> {
                     writeln!(out, "{}", d.render(Some(&r.file)))?;
                 }
                 if r.valid {
-                    writeln!(
-                        out,
-                        "{}: ok: policy `{}`",
-                        r.file,
-                        r.policy.as_deref().unwrap_or("")
-                    )?;
+                    writeln!(out, "{}: ok: policy `{}`", r.file, r.policy.as_deref().unwrap_or(""))?;
                 } else {
-                    let n = r
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.severity == Severity::Error)
-                        .count();
-                    writeln!(
-                        out,
-                        "{}: invalid: {n} error{}",
-                        r.file,
-                        if n == 1 { "" } else { "s" }
-                    )?;
+                    let n = r.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+                    writeln!(out, "{}: invalid: {n} error{}", r.file, if n == 1 { "" } else { "s" })?;
                 }
             }
         }
     }
-    Ok(if reports.iter().all(|r| r.valid) {
-        exit::OK
-    } else {
-        exit::INVALID
-    })
+    Ok(if reports.iter().all(|r| r.valid) { exit::OK } else { exit::INVALID })
 }
 
 /// Parse a policy file, printing its diagnostics to stderr when it is invalid.
@@ -115,11 +84,7 @@ pub fn load_policy(file: &Path) -> Result<Option<semble_policy::SandboxPolicy>> 
     let name = file.display().to_string();
     match semble_policy::parse(&src) {
         Ok(p) => {
-            for w in p
-                .warnings
-                .iter()
-                .filter(|d| d.severity == Severity::Warning)
-            {
+            for w in p.warnings.iter().filter(|d| d.severity == Severity::Warning) {
                 eprintln!("{}", w.render(Some(&name)));
             }
             Ok(Some(p.policy))
@@ -138,16 +103,15 @@ pub fn compile(file: &Path, target: Target, out: Option<&Path>) -> Result<u8> {
     let Some(policy) = load_policy(file)? else {
         return Ok(exit::INVALID);
     };
-    let artifacts = targets::compile(&policy, target)
-        .with_context(|| format!("cannot compile `{}`", file.display()))?;
+    let artifacts =
+        targets::compile(&policy, target).with_context(|| format!("cannot compile `{}`", file.display()))?;
     match out {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
             for a in &artifacts {
                 let path = dir.join(a.target.file_name(&policy.name));
-                atomic::write(&path, &a.bytes)
-                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+                atomic::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }

@@ -26,13 +26,8 @@ pub enum Target {
 
 impl Target {
     /// The targets `all` expands to.
-    pub const EACH: &'static [Target] = &[
-        Target::Oci,
-        Target::Seccomp,
-        Target::SeccompBpf,
-        Target::Landlock,
-        Target::Proxy,
-    ];
+    pub const EACH: &'static [Target] =
+        &[Target::Oci, Target::Seccomp, Target::SeccompBpf, Target::Landlock, Target::Proxy];
 
     /// The file name of the artifact for a policy.
     pub fn file_name(self, policy: &str) -> String {
@@ -74,23 +69,18 @@ pub enum CompileError {
 
 /// Compile one target (`All` is expanded by [`compile_all`]).
 pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, CompileError> {
-    let targets: &[Target] = if target == Target::All {
-        Target::EACH
-    } else {
-        std::slice::from_ref(&target)
-    };
+    let targets: &[Target] = if target == Target::All { Target::EACH } else { std::slice::from_ref(&target) };
     let profile = semble_seccomp::profile(policy);
     // Every seccomp target is proven loadable by compiling it with libseccomp; once is enough.
     let mut bpf: Option<Vec<u8>> = None;
-    let mut compiled =
-        |p: &semble_policy::seccomp_profile::SeccompProfile| -> Result<Vec<u8>, CompileError> {
-            if let Some(b) = &bpf {
-                return Ok(b.clone());
-            }
-            let b = semble_seccomp::bpf::compile(p, libseccomp_x86_64())?;
-            bpf = Some(b.clone());
-            Ok(b)
-        };
+    let mut compiled = |p: &semble_policy::seccomp_profile::SeccompProfile| -> Result<Vec<u8>, CompileError> {
+        if let Some(b) = &bpf {
+            return Ok(b.clone());
+        }
+        let b = semble_seccomp::bpf::compile(p, libseccomp_x86_64())?;
+        bpf = Some(b.clone());
+        Ok(b)
+    };
     let mut out = Vec::new();
     for t in targets {
         let bytes = match t {

@@ -23,20 +23,9 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn validate_examples_succeeds() {
-    let out = run(&[
-        "validate",
-        "examples/workspace.yaml",
-        "examples/llm-server.yaml",
-        "examples/data-processor.yaml",
-    ]);
+    let out = run(&["validate", "examples/workspace.yaml", "examples/llm-server.yaml", "examples/data-processor.yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout)
-            .lines()
-            .filter(|l| l.ends_with("`") && l.contains(": ok: policy"))
-            .count(),
-        3
-    );
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.ends_with("`") && l.contains(": ok: policy")).count(), 3);
 }
 
 #[test]
@@ -47,13 +36,7 @@ fn invalid_policy_exits_1_with_file_line_column() {
     let out = run(&["validate", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains(&format!(
-            "{}:6:5: error: unknown field `readOnlyRootFilesytem`",
-            f.display()
-        )),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{}:6:5: error: unknown field `readOnlyRootFilesytem`", f.display())), "{stdout}");
 }
 
 #[test]
@@ -71,10 +54,7 @@ fn unreadable_input_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("semble-policy: error: cannot read `does/not/exist.yaml`"),
-        "{err}"
-    );
+    assert!(err.starts_with("semble-policy: error: cannot read `does/not/exist.yaml`"), "{err}");
 }
 
 #[test]
@@ -89,19 +69,10 @@ fn usage_errors_exit_2() {
 #[test]
 fn compile_all_writes_every_artifact_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&[
-        "compile",
-        "examples/workspace.yaml",
-        "--target",
-        "all",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = run(&["compile", "examples/workspace.yaml", "--target", "all", "--out", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(
         names,
@@ -121,14 +92,7 @@ fn invalid_policy_writes_nothing() {
     let f = dir.path().join("bad.yaml");
     std::fs::write(&f, "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec:\n  seccomp: {deny: [nosuch]}\n").unwrap();
     let outdir = dir.path().join("out");
-    let out = run(&[
-        "compile",
-        f.to_str().unwrap(),
-        "--target",
-        "all",
-        "--out",
-        outdir.to_str().unwrap(),
-    ]);
+    let out = run(&["compile", f.to_str().unwrap(), "--target", "all", "--out", outdir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!outdir.exists());
 }
@@ -142,10 +106,7 @@ fn stdin_is_accepted() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    let src = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/llm-server.yaml"),
-    )
-    .unwrap();
+    let src = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/llm-server.yaml")).unwrap();
     child.stdin.take().unwrap().write_all(&src).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -154,6 +115,5 @@ fn stdin_is_accepted() {
 #[test]
 fn help_shows_examples() {
     let out = run(&["--help"]);
-    assert!(text(&out.stdout)
-        .contains("semble-policy compile examples/workspace.yaml --target all --out out/"));
+    assert!(text(&out.stdout).contains("semble-policy compile examples/workspace.yaml --target all --out out/"));
 }

@@ -14,19 +14,13 @@ fn root() -> PathBuf {
 }
 
 fn check(name: &str, actual: &[u8]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     if std::env::var_os("SEMBLE_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing golden file {}; run with SEMBLE_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
+    let expected = std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("missing golden file {}; run with SEMBLE_UPDATE_GOLDEN=1", path.display()));
     if expected != actual {
         let shown = String::from_utf8_lossy(actual);
         panic!("{} differs from the golden file; if the change is intended, run with SEMBLE_UPDATE_GOLDEN=1\n--- actual ---\n{shown}", path.display());
@@ -49,10 +43,7 @@ fn every_target_of_every_example_matches_its_golden_file() {
             assert_eq!(artifacts.len(), 1, "{name} {t:?}");
             check(&t.file_name(name), &artifacts[0].bytes);
         }
-        check(
-            &format!("{name}.explain.txt"),
-            targets::explain_text(&p).as_bytes(),
-        );
+        check(&format!("{name}.explain.txt"), targets::explain_text(&p).as_bytes());
     }
 }
 
@@ -70,8 +61,7 @@ fn compiling_twice_gives_identical_bytes() {
 fn the_workspace_seccomp_profile_never_allows_escape_syscalls_unconditionally() {
     let p = policy("workspace");
     let bytes = &targets::compile(&p, Target::Seccomp).unwrap()[0].bytes;
-    let profile: semble_policy::seccomp_profile::SeccompProfile =
-        serde_json::from_slice(bytes).unwrap();
+    let profile: semble_policy::seccomp_profile::SeccompProfile = serde_json::from_slice(bytes).unwrap();
     let forbidden = [
         "bpf",
         "keyctl",
@@ -103,11 +93,7 @@ fn the_workspace_seccomp_profile_never_allows_escape_syscalls_unconditionally() 
     for rule in &profile.syscalls {
         if rule.action == "SCMP_ACT_ALLOW" {
             for n in &rule.names {
-                assert!(
-                    !forbidden.contains(&n.as_str()),
-                    "`{n}` is allowed by {:?}",
-                    rule.comment
-                );
+                assert!(!forbidden.contains(&n.as_str()), "`{n}` is allowed by {:?}", rule.comment);
             }
         }
     }

@@ -73,15 +73,8 @@ pub const READ_WRITE: &[FsAccess] = &[
 pub const DEVICE: &[FsAccess] = &[FsAccess::ReadFile, FsAccess::WriteFile, FsAccess::IoctlDev];
 
 /// Device nodes added to every ruleset: without them, writing to `/dev/null` fails.
-pub const IMPLICIT_DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-    "/dev/pts",
-];
+pub const IMPLICIT_DEVICES: &[&str] =
+    &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts"];
 
 /// One path rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,10 +158,7 @@ pub fn net_rules(policy: &SandboxPolicy) -> Option<NetRules> {
     }
     connect.sort_unstable();
     connect.dedup();
-    Some(NetRules {
-        bind_tcp: bind,
-        connect_tcp: connect,
-    })
+    Some(NetRules { bind_tcp: bind, connect_tcp: connect })
 }
 
 /// Build the ruleset, or `None` when the policy has no `filesystem` section.
@@ -176,54 +166,24 @@ pub fn ruleset(policy: &SandboxPolicy) -> Option<Ruleset> {
     let fs = policy.filesystem.as_ref()?;
     let mut rules = Vec::new();
     for p in &fs.read_only {
-        rules.push(PathRule {
-            path: p.clone(),
-            access: READ.to_vec(),
-            reason: "filesystem.readOnly".into(),
-        });
+        rules.push(PathRule { path: p.clone(), access: READ.to_vec(), reason: "filesystem.readOnly".into() });
     }
     for p in &fs.read_write {
-        rules.push(PathRule {
-            path: p.clone(),
-            access: READ_WRITE.to_vec(),
-            reason: "filesystem.readWrite".into(),
-        });
+        rules.push(PathRule { path: p.clone(), access: READ_WRITE.to_vec(), reason: "filesystem.readWrite".into() });
     }
     for p in &fs.execute {
-        rules.push(PathRule {
-            path: p.clone(),
-            access: EXECUTE.to_vec(),
-            reason: "filesystem.execute".into(),
-        });
+        rules.push(PathRule { path: p.clone(), access: EXECUTE.to_vec(), reason: "filesystem.execute".into() });
     }
     for d in IMPLICIT_DEVICES {
-        rules.push(PathRule {
-            path: (*d).to_string(),
-            access: DEVICE.to_vec(),
-            reason: "implicit device".into(),
-        });
+        rules.push(PathRule { path: (*d).to_string(), access: DEVICE.to_vec(), reason: "implicit device".into() });
     }
     for d in &policy.devices.allow {
-        rules.push(PathRule {
-            path: d.path.clone(),
-            access: DEVICE.to_vec(),
-            reason: "devices.allow".into(),
-        });
+        rules.push(PathRule { path: d.path.clone(), access: DEVICE.to_vec(), reason: "devices.allow".into() });
     }
     if policy.devices.gpu.is_some() {
         // The NVIDIA device nodes; missing ones are skipped by semble-init.
-        for d in [
-            "/dev/nvidiactl",
-            "/dev/nvidia-uvm",
-            "/dev/nvidia-uvm-tools",
-            "/dev/nvidia-modeset",
-            "/dev/nvidia0",
-        ] {
-            rules.push(PathRule {
-                path: d.to_string(),
-                access: DEVICE.to_vec(),
-                reason: "devices.gpu".into(),
-            });
+        for d in ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset", "/dev/nvidia0"] {
+            rules.push(PathRule { path: d.to_string(), access: DEVICE.to_vec(), reason: "devices.gpu".into() });
         }
     }
     Some(Ruleset {

@@ -10,8 +10,7 @@ pub mod proxy;
 /// Serialise an artifact as pretty JSON with a final newline (deterministic: struct fields in
 /// declaration order, maps sorted).
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    let mut s =
-        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

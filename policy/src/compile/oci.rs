@@ -30,13 +30,7 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths the workload may read but never write.
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The NVIDIA character device major (`/dev/nvidia0…`, `/dev/nvidiactl`).
 pub const NVIDIA_MAJOR: i64 = 195;
@@ -213,12 +207,7 @@ pub fn fragment(policy: &SandboxPolicy, seccomp: Option<SeccompProfile>) -> OciF
         gid: p.group.unwrap_or(uid),
         additional_gids: p.supplementary_groups.clone(),
     });
-    let caps: Vec<String> = policy
-        .capabilities
-        .granted()
-        .iter()
-        .map(|c| c.oci_name())
-        .collect();
+    let caps: Vec<String> = policy.capabilities.granted().iter().map(|c| c.oci_name()).collect();
     let capabilities = CapabilitiesFragment {
         bounding: caps.clone(),
         effective: caps.clone(),
@@ -226,29 +215,15 @@ pub fn fragment(policy: &SandboxPolicy, seccomp: Option<SeccompProfile>) -> OciF
         inheritable: caps.clone(),
         ambient: caps,
     };
-    let rlimits = p
-        .rlimits
-        .iter()
-        .map(|(k, v)| RlimitFragment {
-            kind: k.oci_name(),
-            soft: v.soft,
-            hard: v.hard,
-        })
-        .collect();
+    let rlimits =
+        p.rlimits.iter().map(|(k, v)| RlimitFragment { kind: k.oci_name(), soft: v.soft, hard: v.hard }).collect();
     let mut namespaces = Vec::new();
     if matches!(policy.network.mode, NetworkMode::None | NetworkMode::Proxy) {
-        namespaces.push(NamespaceFragment {
-            kind: "network".into(),
-        });
+        namespaces.push(NamespaceFragment { kind: "network".into() });
     }
     let r = &policy.resources;
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut devices = vec![DeviceCgroupFragment {
-        allow: false,
-        kind: None,
-        major: None,
-        access: "rwm".into(),
-    }];
+    let mut devices = vec![DeviceCgroupFragment { allow: false, kind: None, major: None, access: "rwm".into() }];
     if policy.devices.gpu.is_some() {
         devices.push(DeviceCgroupFragment {
             allow: true,
@@ -258,31 +233,18 @@ pub fn fragment(policy: &SandboxPolicy, seccomp: Option<SeccompProfile>) -> OciF
         });
     }
     let resources = ResourcesFragment {
-        memory: r.memory.map(|m| MemoryFragment {
-            limit: to_i64(m),
-            swap: to_i64(m),
-        }),
-        cpu: r.cpu.map(|m| CpuFragment {
-            quota: to_i64(m.saturating_mul(CPU_PERIOD_US) / 1000),
-            period: CPU_PERIOD_US,
-        }),
-        pids: r.pids.map(|n| PidsFragment {
-            limit: i64::from(n),
-        }),
+        memory: r.memory.map(|m| MemoryFragment { limit: to_i64(m), swap: to_i64(m) }),
+        cpu: r
+            .cpu
+            .map(|m| CpuFragment { quota: to_i64(m.saturating_mul(CPU_PERIOD_US) / 1000), period: CPU_PERIOD_US }),
+        pids: r.pids.map(|n| PidsFragment { limit: i64::from(n) }),
         devices,
     };
     let mut annotations = BTreeMap::new();
     annotations.insert(POLICY_ANNOTATION.to_string(), policy.name.clone());
     OciFragment {
-        process: ProcessFragment {
-            user,
-            no_new_privileges: p.no_new_privileges,
-            capabilities,
-            rlimits,
-        },
-        root: RootFragment {
-            readonly: p.read_only_root_filesystem,
-        },
+        process: ProcessFragment { user, no_new_privileges: p.no_new_privileges, capabilities, rlimits },
+        root: RootFragment { readonly: p.read_only_root_filesystem },
         linux: LinuxFragment {
             seccomp,
             namespaces,

@@ -79,9 +79,7 @@ pub fn rules_from(name: &str, egress: &[EgressRule]) -> RulesFile {
     RulesFile {
         api_version: API_VERSION.to_string(),
         kind: RULES_KIND.to_string(),
-        metadata: Metadata {
-            name: name.to_string(),
-        },
+        metadata: Metadata { name: name.to_string() },
         egress: egress.iter().map(RuleOut::from).collect(),
     }
 }

@@ -25,10 +25,7 @@ impl Syscall {
 
 /// Look a syscall up by name.
 pub fn lookup(name: &str) -> Option<&'static Syscall> {
-    table::TABLE
-        .binary_search_by(|s| s.name.cmp(name))
-        .ok()
-        .and_then(|i| table::TABLE.get(i))
+    table::TABLE.binary_search_by(|s| s.name.cmp(name)).ok().and_then(|i| table::TABLE.get(i))
 }
 
 /// Look a syscall up by its x86_64 number.
@@ -60,10 +57,7 @@ mod tests {
         assert_eq!(lookup("read").and_then(|s| s.x86_64), Some(0));
         assert_eq!(lookup("ptrace").and_then(|s| s.x86_64), Some(101));
         assert_eq!(lookup("openat").and_then(|s| s.aarch64), Some(56));
-        assert_eq!(
-            lookup("landlock_restrict_self").and_then(|s| s.x86_64),
-            Some(446)
-        );
+        assert_eq!(lookup("landlock_restrict_self").and_then(|s| s.x86_64), Some(446));
         assert_eq!(by_x86_64_number(272).map(|s| s.name), Some("unshare"));
         assert!(lookup("open").is_some_and(|s| s.aarch64.is_none()));
         assert!(lookup("socketcall").is_some_and(|s| !s.on_supported_arch()));

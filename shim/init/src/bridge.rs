@@ -18,20 +18,17 @@ pub fn bind(listen: &str) -> io::Result<TcpListener> {
 
 /// Serve forever on a background thread. Each connection gets two small copy threads.
 pub fn serve(listener: TcpListener, socket: PathBuf) -> io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new()
-        .name("proxy-bridge".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(client) = conn else { continue };
-                let socket = socket.clone();
-                let _ = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-                    if let Err(e) = forward(client, &socket) {
-                        eprintln!("semble-init: proxy bridge: {e}");
-                    }
-                });
-            }
-        })
+    thread::Builder::new().name("proxy-bridge".into()).stack_size(64 * 1024).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let socket = socket.clone();
+            let _ = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+                if let Err(e) = forward(client, &socket) {
+                    eprintln!("semble-init: proxy bridge: {e}");
+                }
+            });
+        }
+    })
 }
 
 /// The answer when the proxy is not there: an HTTP error both plain requests and `CONNECT`
@@ -45,20 +42,15 @@ fn forward(mut client: TcpStream, socket: &PathBuf) -> io::Result<()> {
             use std::io::Write;
             let _ = client.write_all(UNAVAILABLE);
             let _ = client.shutdown(Shutdown::Both);
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot reach the proxy at `{}`: {e}", socket.display()),
-            ));
+            return Err(io::Error::new(e.kind(), format!("cannot reach the proxy at `{}`: {e}", socket.display())));
         }
     };
     let (mut c_read, mut c_write) = (client.try_clone()?, client);
     let (mut u_read, mut u_write) = (upstream.try_clone()?, upstream);
-    let up = thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let _ = io::copy(&mut c_read, &mut u_write);
-            let _ = u_write.shutdown(Shutdown::Write);
-        })?;
+    let up = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+        let _ = io::copy(&mut c_read, &mut u_write);
+        let _ = u_write.shutdown(Shutdown::Write);
+    })?;
     let _ = io::copy(&mut u_read, &mut c_write);
     let _ = c_write.shutdown(Shutdown::Write);
     let _ = up.join();

@@ -6,8 +6,8 @@
 //! `required` ruleset is an error.
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use semble_policy::compile::landlock::{FsAccess, Ruleset as Spec, Scope as SpecScope};
 
@@ -118,16 +118,11 @@ pub fn apply(spec: &Spec) -> Result<Report, LandlockError> {
                     missing.push(rule.path.clone());
                     continue;
                 }
-                return Err(LandlockError::Path {
-                    path: rule.path.clone(),
-                    source: io,
-                });
+                return Err(LandlockError::Path { path: rule.path.clone(), source: io });
             }
         };
         let mut rights = access(&rule.access) & handled_fs;
-        let is_dir = std::fs::metadata(&rule.path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
+        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
         if !is_dir {
             rights &= AccessFs::from_file(FS_ABI);
         }

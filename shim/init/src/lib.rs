@@ -48,9 +48,7 @@ impl Filters {
     pub fn from_files(cfg: &InitConfig) -> Result<Filters, String> {
         let read = |p: &Option<String>, what: &str| -> Result<Option<Vec<u8>>, String> {
             match p {
-                Some(path) => std::fs::read(path)
-                    .map(Some)
-                    .map_err(|e| format!("cannot read {what} `{path}`: {e}")),
+                Some(path) => std::fs::read(path).map(Some).map_err(|e| format!("cannot read {what} `{path}`: {e}")),
                 None => Ok(None),
             }
         };
@@ -70,14 +68,13 @@ pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
 /// Runs first, so that everything after — in `semble-init` too — is filtered.
 pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
     if cfg.version != config::VERSION {
-        return Err(format!("configuration version {} is not {}; semble-init and semble-shim come from different releases", cfg.version, config::VERSION));
+        return Err(format!(
+            "configuration version {} is not {}; semble-init and semble-shim come from different releases",
+            cfg.version,
+            config::VERSION
+        ));
     }
-    let ctx = |e: String| {
-        format!(
-            "container `{}`, policy `{}`: {e}",
-            cfg.container_id, cfg.policy
-        )
-    };
+    let ctx = |e: String| format!("container `{}`, policy `{}`: {e}", cfg.container_id, cfg.policy);
     verify::verify(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
     if let Some(program) = &filters.policy {
         load_filter(program, "the policy's seccomp filter").map_err(ctx)?;
@@ -87,11 +84,7 @@ pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
 
 /// Everything the workload's own process does before `execve`: Landlock, the stacked filter,
 /// exec. Never returns on success.
-pub fn restrict_and_exec(
-    cfg: &InitConfig,
-    filters: &Filters,
-    argv: &[String],
-) -> Result<Infallible, (i32, String)> {
+pub fn restrict_and_exec(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> Result<Infallible, (i32, String)> {
     if let Some(rs) = &cfg.landlock {
         match landlock_apply::apply(rs) {
             Ok(report) => {
@@ -110,8 +103,7 @@ pub fn restrict_and_exec(
         }
     }
     if let Some(program) = &filters.extra {
-        load_filter(program, "the container's seccomp filter")
-            .map_err(|e| (supervise::EXIT_POLICY, e))?;
+        load_filter(program, "the container's seccomp filter").map_err(|e| (supervise::EXIT_POLICY, e))?;
     }
     supervise::exec(argv)
 }
@@ -142,12 +134,7 @@ pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 
     };
     let old_mask = match supervise::block_signals() {
         Ok(m) => m,
-        Err(e) => {
-            return report(
-                supervise::EXIT_POLICY,
-                &format!("cannot block signals: {e}"),
-            )
-        }
+        Err(e) => return report(supervise::EXIT_POLICY, &format!("cannot block signals: {e}")),
     };
     let workload = supervise::spawn(|| {
         supervise::prepare_child(&old_mask);
@@ -158,12 +145,7 @@ pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 
     });
     let workload = match workload {
         Ok(p) => p,
-        Err(e) => {
-            return report(
-                supervise::EXIT_POLICY,
-                &format!("cannot start the workload: {e}"),
-            )
-        }
+        Err(e) => return report(supervise::EXIT_POLICY, &format!("cannot start the workload: {e}")),
     };
     if let Some((l, socket)) = listener {
         if let Err(e) = bridge::serve(l, socket.into()) {

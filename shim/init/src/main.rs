@@ -25,21 +25,22 @@ fn parse_args() -> Result<Args, String> {
             "--exec" => exec = true,
             "--config" => config = Some(it.next().ok_or("`--config` needs a file")?),
             "--" => break,
-            "--help" | "-h" => {
-                return Err("usage: semble-init [--exec] --config FILE -- PROGRAM [ARGS...] (placed in containers by semble-shim)".into())
+            "--help" | "-h" => return Err(
+                "usage: semble-init [--exec] --config FILE -- PROGRAM [ARGS...] (placed in containers by semble-shim)"
+                    .into(),
+            ),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; usage: semble-init [--exec] --config FILE -- PROGRAM [ARGS...]"
+                ))
             }
-            other => return Err(format!("unknown argument `{other}`; usage: semble-init [--exec] --config FILE -- PROGRAM [ARGS...]")),
         }
     }
     let argv: Vec<String> = it.collect();
     if argv.is_empty() {
         return Err("no program given after `--`".into());
     }
-    Ok(Args {
-        exec,
-        config: config.ok_or("missing `--config FILE`")?,
-        argv,
-    })
+    Ok(Args { exec, config: config.ok_or("missing `--config FILE`")?, argv })
 }
 
 fn exit(code: i32) -> ExitCode {
@@ -56,12 +57,7 @@ fn main() -> ExitCode {
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {
         Ok(c) => c,
-        Err(e) => {
-            return exit(report(
-                EXIT_POLICY,
-                &format!("cannot read `{}`: {e}", args.config),
-            ))
-        }
+        Err(e) => return exit(report(EXIT_POLICY, &format!("cannot read `{}`: {e}", args.config))),
     };
     // Read everything before Landlock: afterwards semble's own files are out of reach.
     let filters = match Filters::from_files(&cfg) {

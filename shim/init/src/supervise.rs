@@ -19,11 +19,7 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 /// Block every signal that can be blocked; returns the previous mask for the child to restore.
 pub fn block_signals() -> Result<SigSet, Errno> {
     let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
     Ok(old)
 }
 
@@ -50,26 +46,19 @@ pub fn prepare_child(old_mask: &SigSet) {
 pub fn exec(argv: &[String]) -> Result<Infallible, (i32, String)> {
     let args: Vec<CString> = argv
         .iter()
-        .map(|a| {
-            CString::new(a.as_bytes())
-                .map_err(|_| (EXIT_POLICY, format!("argument `{a}` contains a NUL byte")))
-        })
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| (EXIT_POLICY, format!("argument `{a}` contains a NUL byte"))))
         .collect::<Result<_, _>>()?;
     let Some(prog) = args.first() else {
         return Err((EXIT_POLICY, "no program to run".into()));
     };
     match execvp(prog, &args) {
         Ok(never) => match never {},
-        Err(Errno::ENOENT) => Err((
-            EXIT_NOT_FOUND,
-            format!("`{}`: no such file or directory in the container", argv[0]),
-        )),
+        Err(Errno::ENOENT) => {
+            Err((EXIT_NOT_FOUND, format!("`{}`: no such file or directory in the container", argv[0])))
+        }
         Err(Errno::EACCES) => Err((
             EXIT_POLICY,
-            format!(
-                "`{}`: permission denied (is it outside the policy's `filesystem.execute`?)",
-                argv[0]
-            ),
+            format!("`{}`: permission denied (is it outside the policy's `filesystem.execute`?)", argv[0]),
         )),
         Err(e) => Err((EXIT_POLICY, format!("cannot execute `{}`: {e}", argv[0]))),
     }

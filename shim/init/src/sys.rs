@@ -31,10 +31,7 @@ pub(crate) fn seccomp_load(program: &[u8]) -> Result<(), Errno> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    let prog = libc::sock_fprog {
-        len,
-        filter: filters.as_mut_ptr(),
-    };
+    let prog = libc::sock_fprog { len, filter: filters.as_mut_ptr() };
     // SAFETY: `prog` points to `len` valid `sock_filter`s that outlive the call; the kernel copies
     // the program before returning.
     let r = unsafe {

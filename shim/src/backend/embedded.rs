@@ -77,10 +77,7 @@ fn fix_dev_null_stdio() {
             continue;
         };
         let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
-        if st.st_rdev == null_meta.st_rdev
-            && (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
-            && mode == OFlag::O_RDONLY
-        {
+        if st.st_rdev == null_meta.st_rdev && (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && mode == OFlag::O_RDONLY {
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2(f.as_raw_fd(), fd);
             }
@@ -89,11 +86,7 @@ fn fix_dev_null_stdio() {
 }
 
 fn args(spec: &Spec) -> Result<Vec<String>, ExecutorError> {
-    spec.process()
-        .as_ref()
-        .and_then(|p| p.args().clone())
-        .filter(|a| !a.is_empty())
-        .ok_or(ExecutorError::InvalidArg)
+    spec.process().as_ref().and_then(|p| p.args().clone()).filter(|a| !a.is_empty()).ok_or(ExecutorError::InvalidArg)
 }
 
 impl Executor for SembleExecutor {
@@ -114,9 +107,9 @@ impl Executor for SembleExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        args(spec).map(|_| ()).map_err(|_| {
-            ExecutorValidationError::ArgValidationError("the process has no args".into())
-        })
+        args(spec)
+            .map(|_| ())
+            .map_err(|_| ExecutorValidationError::ArgValidationError("the process has no args".into()))
     }
 }
 
@@ -157,30 +150,17 @@ impl NetnsHolder {
                 // unshare in a thread changes only that thread's network namespace.
                 let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| format!("cannot create a network namespace: {e}"))
-                    .and_then(|()| {
-                        crate::sys::loopback_up()
-                            .map_err(|e| format!("cannot bring loopback up: {e}"))
-                    })
+                    .and_then(|()| crate::sys::loopback_up().map_err(|e| format!("cannot bring loopback up: {e}")))
                     .map(|()| {
-                        PathBuf::from(format!(
-                            "/proc/{}/task/{}/ns/net",
-                            std::process::id(),
-                            nix::unistd::gettid()
-                        ))
+                        PathBuf::from(format!("/proc/{}/task/{}/ns/net", std::process::id(), nix::unistd::gettid()))
                     });
                 let _ = ready_tx.send(made);
                 let _ = release_rx.recv();
             })
             .map_err(|e| Failure(format!("cannot start the network namespace thread: {e}")))?;
-        let path = ready_rx
-            .recv()
-            .map_err(|_| Failure("the network namespace thread died".into()))?
-            .map_err(Failure)?;
-        Ok(NetnsHolder {
-            path,
-            release,
-            thread: Some(thread),
-        })
+        let path =
+            ready_rx.recv().map_err(|_| Failure("the network namespace thread died".into()))?.map_err(Failure)?;
+        Ok(NetnsHolder { path, release, thread: Some(thread) })
     }
 }
 
@@ -312,11 +292,7 @@ pub fn signal(s: &str) -> Result<Signal, Failure> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| Failure(format!("unknown signal `{s}`")));
     }
-    let name = if s.starts_with("SIG") {
-        s.to_string()
-    } else {
-        format!("SIG{s}")
-    };
+    let name = if s.starts_with("SIG") { s.to_string() } else { format!("SIG{s}") };
     Signal::try_from(name.as_str()).map_err(|_| Failure(format!("unknown signal `{s}`")))
 }
 
@@ -343,18 +319,14 @@ pub fn resume(root: &Path, id: &str) -> Result<(), Failure> {
 
 /// cgroup statistics, once or every `interval` seconds.
 pub fn events(root: &Path, id: &str, interval: u32, stats: bool) -> Result<(), Failure> {
-    load(root, id)?
-        .events(interval, stats)
-        .map_err(|e| lc("events", e))
+    load(root, id)?.events(interval, stats).map_err(|e| lc("events", e))
 }
 
 /// The PIDs in the container's cgroup.
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, Failure> {
     use libcgroups::common::CgroupManager;
     let c = load(root, id)?;
-    let cfg = c
-        .spec()
-        .map_err(|e| lc("reading the container's configuration", e))?;
+    let cfg = c.spec().map_err(|e| lc("reading the container's configuration", e))?;
     let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: cfg.cgroup_path,
         systemd_cgroup: c.systemd(),

@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod runc;
+pub mod runsc;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ pub struct Backend {
     pub binary: PathBuf,
     /// Its state directory.
     pub root: PathBuf,
+    /// Global flags of this container's backend invocation (runsc's, derived from the policy and
+    /// kept in semble's record so that every later command passes the same).
+    pub extra: Vec<String>,
 }
 
 impl Backend {
@@ -46,9 +50,10 @@ impl Backend {
         if let Some(r) = &p.rootless {
             c.arg(format!("--rootless={r}"));
         }
-        if let Some(criu) = &p.criu {
+        if let Some(criu) = p.criu.as_ref().filter(|_| self.kind == BackendKind::Runc) {
             c.arg("--criu").arg(criu);
         }
+        c.args(&self.extra);
         c.arg(cmd);
         c.args(args);
         c
@@ -80,11 +85,12 @@ pub enum Unavailable {
 pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailable> {
     match kind {
         BackendKind::Runc => runc::find(settings),
-        BackendKind::Runsc => Err(Unavailable::NotBuilt("runsc")),
+        BackendKind::Runsc => runsc::find(settings),
         BackendKind::Embedded => Ok(Backend {
             kind: BackendKind::Embedded,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("semble-shim")),
             root: settings.backend_root("embedded"),
+            extra: Vec::new(),
         }),
     }
 }

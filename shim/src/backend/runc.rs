@@ -11,18 +11,10 @@ pub fn find(settings: &Settings) -> Result<Backend, Unavailable> {
     let binary = find_executable(settings.runc.as_deref(), "runc").ok_or_else(|| {
         Unavailable::Missing(
             "runc",
-            settings
-                .runc
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "runc on PATH".into()),
+            settings.runc.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "runc on PATH".into()),
         )
     })?;
-    Ok(Backend {
-        kind: BackendKind::Runc,
-        binary,
-        root: settings.backend_root("runc"),
-    })
+    Ok(Backend { kind: BackendKind::Runc, binary, root: settings.backend_root("runc"), extra: Vec::new() })
 }
 
 /// runc's binary for commands that do not depend on a container (spec, features).

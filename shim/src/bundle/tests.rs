@@ -50,17 +50,11 @@ fn config() -> Value {
 
 fn policy(spec: &str) -> SandboxPolicy {
     let src = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: p}}\nspec:\n{spec}");
-    semble_policy::parse(&src)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .policy
+    semble_policy::parse(&src).unwrap_or_else(|e| panic!("{e}")).policy
 }
 
 fn workspace() -> SandboxPolicy {
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/workspace.yaml"
-    ))
-    .unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/workspace.yaml")).unwrap();
     semble_policy::parse(&src).unwrap().policy
 }
 
@@ -82,48 +76,22 @@ fn mounts() -> Mounts {
 }
 
 fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal> {
-    apply(
-        cfg,
-        &Inputs {
-            id: "c1",
-            policy: p,
-            facts: f,
-            backend: BackendKind::Runc,
-            mounts: &mounts(),
-        },
-    )
+    apply(cfg, &Inputs { id: "c1", policy: p, facts: f, backend: BackendKind::Runc, mounts: &mounts(), runsc: None })
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
 }
 
 #[test]
 fn capabilities_are_the_intersection_in_every_set() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
     let caps = &a.config["process"]["capabilities"];
-    for set in [
-        "bounding",
-        "effective",
-        "permitted",
-        "inheritable",
-        "ambient",
-    ] {
-        assert_eq!(
-            strs(&caps[set]),
-            ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"],
-            "{set}"
-        );
+    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        assert_eq!(strs(&caps[set]), ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"], "{set}");
     }
     let init = a.init.unwrap();
-    assert_eq!(
-        init.expect.capabilities,
-        ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]
-    );
+    assert_eq!(init.expect.capabilities, ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
     assert_eq!(init.expect.uid, Some(1000));
 }
 
@@ -132,10 +100,7 @@ fn a_request_with_fewer_capabilities_keeps_fewer() {
     let mut c = config();
     c["process"]["capabilities"] = json!({"bounding": ["CAP_CHOWN", "CAP_KILL"]});
     let a = run(&c, &workspace(), &facts()).unwrap();
-    assert_eq!(
-        strs(&a.config["process"]["capabilities"]["ambient"]),
-        ["CAP_CHOWN"]
-    );
+    assert_eq!(strs(&a.config["process"]["capabilities"]["ambient"]), ["CAP_CHOWN"]);
 }
 
 #[test]
@@ -143,10 +108,7 @@ fn missing_capabilities_mean_the_policy_not_everything() {
     let mut c = config();
     c["process"].as_object_mut().unwrap().remove("capabilities");
     let a = run(&c, &workspace(), &facts()).unwrap();
-    assert_eq!(
-        strs(&a.config["process"]["capabilities"]["bounding"]).len(),
-        4
-    );
+    assert_eq!(strs(&a.config["process"]["capabilities"]["bounding"]).len(), 4);
 }
 
 #[test]
@@ -157,18 +119,7 @@ fn process_settings_follow_the_policy() {
     assert_eq!(p["noNewPrivileges"], json!(true));
     assert_eq!(a.config["root"]["readonly"], json!(true));
     let args = strs(&p["args"]);
-    assert_eq!(
-        args,
-        [
-            "/.semble/init",
-            "--config",
-            "/.semble/init.json",
-            "--",
-            "sh",
-            "-c",
-            "echo hi"
-        ]
-    );
+    assert_eq!(args, ["/.semble/init", "--config", "/.semble/init.json", "--", "sh", "-c", "echo hi"]);
     assert!(strs(&p["env"]).contains(&"HTTP_PROXY=http://127.0.0.1:8080".to_string()));
     // rlimits: nofile lowered to the request's 1024, core added.
     let rl = p["rlimits"].as_array().unwrap();
@@ -195,10 +146,7 @@ fn limits_are_the_lower_of_both() {
     let mut c = config();
     c["linux"]["resources"]["memory"]["limit"] = json!(1 << 20);
     let a = run(&c, &workspace(), &facts()).unwrap();
-    assert_eq!(
-        a.config["linux"]["resources"]["memory"]["limit"],
-        json!(1 << 20)
-    );
+    assert_eq!(a.config["linux"]["resources"]["memory"]["limit"], json!(1 << 20));
 }
 
 #[test]
@@ -214,21 +162,11 @@ fn semble_files_are_mounted_read_only_and_scratch_paths_get_tmpfs() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
     let mounts = a.config["mounts"].as_array().unwrap();
     let find = |d: &str| {
-        mounts
-            .iter()
-            .find(|m| m["destination"] == json!(d))
-            .cloned()
-            .unwrap_or_else(|| panic!("no mount at {d}"))
+        mounts.iter().find(|m| m["destination"] == json!(d)).cloned().unwrap_or_else(|| panic!("no mount at {d}"))
     };
     assert!(strs(&find("/.semble")["options"]).contains(&"ro".to_string()));
-    assert_eq!(
-        find("/.semble/init")["source"],
-        json!("/usr/local/lib/semble/semble-init")
-    );
-    assert_eq!(
-        find("/.semble/proxy")["source"],
-        json!("/run/semble/proxy/p")
-    );
+    assert_eq!(find("/.semble/init")["source"], json!("/usr/local/lib/semble/semble-init"));
+    assert_eq!(find("/.semble/proxy")["source"], json!("/run/semble/proxy/p"));
     let tmp = find("/tmp");
     assert_eq!(tmp["type"], json!("tmpfs"));
     assert!(strs(&tmp["options"]).contains(&"noexec".to_string()));
@@ -241,47 +179,27 @@ fn seccomp_is_the_policy_and_a_requested_profile_is_stacked() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
     // With no_new_privs, semble-init loads the precompiled policy filter; the runtime gets none.
     assert!(a.config["linux"].get("seccomp").is_none());
-    assert_eq!(
-        a.policy_seccomp.as_ref().unwrap().default_action,
-        "SCMP_ACT_ERRNO"
-    );
-    assert_eq!(
-        a.policy_seccomp.as_ref().unwrap().architectures,
-        ["SCMP_ARCH_X86_64"]
-    );
-    assert_eq!(
-        a.init.as_ref().unwrap().seccomp.as_deref(),
-        Some(POLICY_SECCOMP_PATH)
-    );
+    assert_eq!(a.policy_seccomp.as_ref().unwrap().default_action, "SCMP_ACT_ERRNO");
+    assert_eq!(a.policy_seccomp.as_ref().unwrap().architectures, ["SCMP_ARCH_X86_64"]);
+    assert_eq!(a.init.as_ref().unwrap().seccomp.as_deref(), Some(POLICY_SECCOMP_PATH));
     assert!(a.extra_seccomp.is_none());
     let mut c = config();
-    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO"}]});
+    c["linux"]["seccomp"] =
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO"}]});
     let a = run(&c, &workspace(), &facts()).unwrap();
     assert_eq!(a.extra_seccomp.unwrap().syscalls[0].names, ["chmod"]);
-    assert_eq!(
-        a.init.unwrap().extra_seccomp.as_deref(),
-        Some(EXTRA_SECCOMP_PATH)
-    );
+    assert_eq!(a.init.unwrap().extra_seccomp.as_deref(), Some(EXTRA_SECCOMP_PATH));
     c["linux"]["seccomp"]["listenerPath"] = json!("/run/x.sock");
-    assert!(matches!(
-        run(&c, &workspace(), &facts()),
-        Err(Refusal::Seccomp(_))
-    ));
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Seccomp(_))));
 }
 
 #[test]
 fn privileged_requests_are_refused() {
     let mut c = config();
     c["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    assert!(matches!(
-        run(&c, &workspace(), &facts()),
-        Err(Refusal::Privileged(..))
-    ));
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Privileged(..))));
     let mut c = config();
-    let all: Vec<String> = semble_policy::Capability::ALL
-        .iter()
-        .map(|c| c.oci_name())
-        .collect();
+    let all: Vec<String> = semble_policy::Capability::ALL.iter().map(|c| c.oci_name()).collect();
     c["process"]["capabilities"]["bounding"] = json!(all);
     let e = run(&c, &workspace(), &facts()).unwrap_err();
     assert_eq!(e.to_string(), "the container asks for privileged mode (every capability is requested), which policy `workspace` forbids; run it without --privileged");
@@ -291,10 +209,7 @@ fn privileged_requests_are_refused() {
 fn host_pid_and_ipc_are_refused() {
     for kind in ["pid", "ipc"] {
         let mut c = config();
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != json!(kind));
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != json!(kind));
         let e = run(&c, &workspace(), &facts()).unwrap_err();
         assert_eq!(e, Refusal::HostNamespace(kind.into(), "workspace".into()));
     }
@@ -304,29 +219,21 @@ fn host_pid_and_ipc_are_refused() {
 fn a_host_namespace_path_is_recognised() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let mut f = facts();
-    f.host_namespaces
-        .insert("pid".into(), crate::host::ns_id(file.path()).unwrap());
+    f.host_namespaces.insert("pid".into(), crate::host::ns_id(file.path()).unwrap());
     let mut c = config();
     c["linux"]["namespaces"][0] = json!({"type": "pid", "path": file.path()});
-    assert!(matches!(
-        run(&c, &workspace(), &f),
-        Err(Refusal::HostNamespace(..))
-    ));
+    assert!(matches!(run(&c, &workspace(), &f), Err(Refusal::HostNamespace(..))));
 }
 
 #[test]
 fn network_none_or_proxy_never_keeps_the_host_network() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let mut f = facts();
-    f.host_namespaces
-        .insert("network".into(), crate::host::ns_id(file.path()).unwrap());
+    f.host_namespaces.insert("network".into(), crate::host::ns_id(file.path()).unwrap());
     let mut c = config();
     c["linux"]["namespaces"][1] = json!({"type": "network", "path": file.path()});
     let a = run(&c, &workspace(), &f).unwrap();
-    assert_eq!(
-        a.config["linux"]["namespaces"][1],
-        json!({"type": "network"})
-    );
+    assert_eq!(a.config["linux"]["namespaces"][1], json!({"type": "network"}));
     assert!(a.notes[0].contains("host's network namespace was replaced"));
     // An open network never means the host's.
     let open = policy("  network: {mode: open}\n");
@@ -339,38 +246,28 @@ fn a_runtime_network_is_kept_for_ingress_with_tcp_cut_by_landlock() {
     let mut c = config();
     c["linux"]["namespaces"][1] = json!({"type": "network", "path": other.path()});
     let a = run(&c, &workspace(), &facts()).unwrap();
-    assert_eq!(
-        a.config["linux"]["namespaces"][1]["path"],
-        json!(other.path())
-    );
+    assert_eq!(a.config["linux"]["namespaces"][1]["path"], json!(other.path()));
     let net = a.init.unwrap().landlock.unwrap().net.unwrap();
     assert_eq!(net.bind_tcp, [8081]);
     assert_eq!(net.connect_tcp, [8080, 8081]);
     // Without ingress, the runtime's network is replaced.
     let no_ingress = policy("  network: {mode: none}\n");
     let a = run(&c, &no_ingress, &facts()).unwrap();
-    assert_eq!(
-        a.config["linux"]["namespaces"][1],
-        json!({"type": "network"})
-    );
+    assert_eq!(a.config["linux"]["namespaces"][1], json!({"type": "network"}));
     // Too old a Landlock to cut TCP: refused.
     let mut old = facts();
     old.landlock_abi = Some(3);
-    assert!(matches!(
-        run(&c, &workspace(), &old),
-        Err(Refusal::NoLandlockNet(..))
-    ));
+    assert!(matches!(run(&c, &workspace(), &old), Err(Refusal::NoLandlockNet(..))));
 }
 
 #[test]
 fn landlock_required_without_landlock_is_refused_best_effort_is_noted() {
     let mut f = facts();
     f.landlock_abi = None;
-    assert_eq!(
-        run(&config(), &workspace(), &f).unwrap_err(),
-        Refusal::NoLandlock("workspace".into())
+    assert_eq!(run(&config(), &workspace(), &f).unwrap_err(), Refusal::NoLandlock("workspace".into()));
+    let be = policy(
+        "  filesystem: {readOnly: [/usr], execute: [/bin], enforcement: best-effort}\n  network: {mode: none}\n",
     );
-    let be = policy("  filesystem: {readOnly: [/usr], execute: [/bin], enforcement: best-effort}\n  network: {mode: none}\n");
     let a = run(&config(), &be, &f).unwrap();
     assert!(a.notes.iter().any(|n| n.contains("NOT enforced")));
 }
@@ -378,19 +275,13 @@ fn landlock_required_without_landlock_is_refused_best_effort_is_noted() {
 #[test]
 fn selinux_required_on_a_host_without_it_is_refused() {
     let p = policy("  selinux: {type: semble_x_t}\n  network: {mode: none}\n");
-    assert_eq!(
-        run(&config(), &p, &facts()).unwrap_err(),
-        Refusal::NoSelinux("p".into())
-    );
+    assert_eq!(run(&config(), &p, &facts()).unwrap_err(), Refusal::NoSelinux("p".into()));
     let mut f = facts();
     f.selinux_enabled = true;
     let p = policy("  selinux: {type: semble_x_t, level: auto}\n  network: {mode: none}\n");
     let a = run(&config(), &p, &f).unwrap();
     let label = a.config["process"]["selinuxLabel"].as_str().unwrap();
-    assert!(
-        label.starts_with("system_u:system_r:semble_x_t:s0:c"),
-        "{label}"
-    );
+    assert!(label.starts_with("system_u:system_r:semble_x_t:s0:c"), "{label}");
 }
 
 #[test]
@@ -400,8 +291,7 @@ fn devices_mounts_and_sysctls_outside_the_policy_are_refused() {
     assert_eq!(run(&c, &workspace(), &facts()).unwrap_err().to_string(), "device `/dev/kvm` is not allowed by policy `workspace`; add it to `spec.devices.allow` or remove it from the container");
     let gpu = policy("  devices: {gpu: nvidia}\n  network: {mode: none}\n");
     let mut c = config();
-    c["linux"]["devices"] =
-        json!([{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0}]);
+    c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0}]);
     let a = run(&c, &gpu, &facts()).unwrap();
     assert!(a.config["linux"]["resources"]["devices"]
         .as_array()
@@ -419,30 +309,21 @@ fn devices_mounts_and_sysctls_outside_the_policy_are_refused() {
             .as_array_mut()
             .unwrap()
             .push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind"]}));
-        assert!(
-            matches!(run(&c, &workspace(), &facts()), Err(Refusal::Mount(..))),
-            "{src}"
-        );
+        assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Mount(..))), "{src}");
     }
     let mut c = config();
     c["mounts"]
         .as_array_mut()
         .unwrap()
         .push(json!({"destination": "/.semble/init", "type": "bind", "source": "/tmp/evil"}));
-    assert!(matches!(
-        run(&c, &workspace(), &facts()),
-        Err(Refusal::Reserved(_))
-    ));
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Reserved(_))));
     let mut c = config();
     c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": "/var/lib/containers/storage/volumes/x/_data", "options": ["rbind"]}));
     assert!(run(&c, &workspace(), &facts()).is_ok());
 
     let mut c = config();
     c["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/evil"});
-    assert!(matches!(
-        run(&c, &workspace(), &facts()),
-        Err(Refusal::Sysctl(..))
-    ));
+    assert!(matches!(run(&c, &workspace(), &facts()), Err(Refusal::Sysctl(..))));
     c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "0"});
     assert!(run(&c, &workspace(), &facts()).is_ok());
 }
@@ -450,10 +331,7 @@ fn devices_mounts_and_sysctls_outside_the_policy_are_refused() {
 #[test]
 fn run_as_non_root_refuses_uid_zero() {
     let p = policy("  process: {runAsNonRoot: true}\n  network: {mode: none}\n");
-    assert_eq!(
-        run(&config(), &p, &facts()).unwrap_err(),
-        Refusal::Root("p".into())
-    );
+    assert_eq!(run(&config(), &p, &facts()).unwrap_err(), Refusal::Root("p".into()));
 }
 
 #[test]
@@ -469,10 +347,7 @@ fn a_pod_sandbox_gets_the_policy_but_no_init() {
 #[test]
 fn annotations_record_policy_and_backend() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
-    assert_eq!(
-        a.config["annotations"][POLICY_ANNOTATION],
-        json!("workspace")
-    );
+    assert_eq!(a.config["annotations"][POLICY_ANNOTATION], json!("workspace"));
     assert_eq!(a.config["annotations"][BACKEND_ANNOTATION], json!("runc"));
 }
 
@@ -497,10 +372,7 @@ fn exec_processes_get_the_same_ceiling() {
 fn without_no_new_privs_the_runtime_applies_seccomp_and_nothing_can_be_stacked() {
     let p = policy("  process: {noNewPrivileges: false}\n  network: {mode: none}\n");
     let a = run(&config(), &p, &facts()).unwrap();
-    assert_eq!(
-        a.config["linux"]["seccomp"]["defaultAction"],
-        json!("SCMP_ACT_ERRNO")
-    );
+    assert_eq!(a.config["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
     assert!(a.policy_seccomp.is_none());
     assert!(a.init.unwrap().seccomp.is_none());
     let mut c = config();
