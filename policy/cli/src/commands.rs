@@ -110,7 +110,7 @@ pub fn compile(file: &Path, target: Target, out: Option<&Path>) -> Result<u8> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
             for a in &artifacts {
-                let path = dir.join(a.target.file_name(&policy.name));
+                let path = dir.join(&a.file);
                 atomic::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }

@@ -20,16 +20,27 @@ pub enum Target {
     Landlock,
     /// The egress rules `semble-proxy` enforces.
     Proxy,
+    /// An SELinux CIL module in udica's layout (hosts with container-selinux).
+    SelinuxCil,
+    /// An SELinux reference-policy module: `.te`, `.if`, `.fc` (Debian-style hosts).
+    SelinuxTe,
     /// Every target above, into `--out`.
     All,
 }
 
 impl Target {
     /// The targets `all` expands to.
-    pub const EACH: &'static [Target] =
-        &[Target::Oci, Target::Seccomp, Target::SeccompBpf, Target::Landlock, Target::Proxy];
+    pub const EACH: &'static [Target] = &[
+        Target::Oci,
+        Target::Seccomp,
+        Target::SeccompBpf,
+        Target::Landlock,
+        Target::Proxy,
+        Target::SelinuxCil,
+        Target::SelinuxTe,
+    ];
 
-    /// The file name of the artifact for a policy.
+    /// The file name of a single-file artifact for a policy.
     pub fn file_name(self, policy: &str) -> String {
         match self {
             Target::Oci => format!("{policy}.oci.json"),
@@ -37,6 +48,8 @@ impl Target {
             Target::SeccompBpf => format!("{policy}.seccomp.bpf"),
             Target::Landlock => format!("{policy}.landlock.json"),
             Target::Proxy => format!("{policy}.proxy-rules.json"),
+            Target::SelinuxCil => format!("{policy}.cil"),
+            Target::SelinuxTe => format!("{policy}.te"),
             Target::All => format!("{policy}.all"),
         }
     }
@@ -52,6 +65,8 @@ impl Target {
 pub struct Artifact {
     /// Which target.
     pub target: Target,
+    /// Its file name (with `--out`).
+    pub file: String,
     /// Its bytes.
     pub bytes: Vec<u8>,
 }
@@ -62,6 +77,9 @@ pub enum CompileError {
     /// The seccomp profile did not compile to BPF.
     #[error("the seccomp profile does not compile: {0}")]
     Bpf(#[from] semble_seccomp::bpf::BpfError),
+    /// The policy has no `selinux` section, so there is no module.
+    #[error("policy `{0}` has no `selinux` section, so there is no SELinux module; add `spec.selinux` or choose another target")]
+    NoSelinux(String),
     /// The policy has no `filesystem` section, so there is no Landlock ruleset.
     #[error("policy `{0}` has no `filesystem` section, so there is no Landlock ruleset; add `spec.filesystem` or choose another target")]
     NoLandlock(String),
@@ -82,26 +100,43 @@ pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, 
         Ok(b)
     };
     let mut out = Vec::new();
+    let name = policy.name.as_str();
     for t in targets {
-        let bytes = match t {
+        let single = |bytes: Vec<u8>| vec![Artifact { target: *t, file: t.file_name(name), bytes }];
+        let artifacts = match t {
             Target::Oci => {
                 compiled(&profile)?;
-                to_json(&compile::oci::fragment(policy, Some(profile.clone()))).into_bytes()
+                single(to_json(&compile::oci::fragment(policy, Some(profile.clone()))).into_bytes())
             }
             Target::Seccomp => {
                 compiled(&profile)?;
-                to_json(&profile).into_bytes()
+                single(to_json(&profile).into_bytes())
             }
-            Target::SeccompBpf => compiled(&profile)?,
+            Target::SeccompBpf => single(compiled(&profile)?),
             Target::Landlock => match compile::landlock::ruleset(policy) {
-                Some(r) => to_json(&r).into_bytes(),
+                Some(r) => single(to_json(&r).into_bytes()),
                 None if target == Target::All => continue,
                 None => return Err(CompileError::NoLandlock(policy.name.clone())),
             },
-            Target::Proxy => to_json(&compile::proxy::rules(policy)).into_bytes(),
+            Target::Proxy => single(to_json(&compile::proxy::rules(policy)).into_bytes()),
+            Target::SelinuxCil => match semble_selinux::cil(policy) {
+                Some(c) => single(c.into_bytes()),
+                None if target == Target::All => continue,
+                None => return Err(CompileError::NoSelinux(policy.name.clone())),
+            },
+            Target::SelinuxTe => match semble_selinux::refpolicy(policy) {
+                // Named after the module (the SELinux type), as refpolicy's Makefile requires.
+                Some(m) => vec![
+                    Artifact { target: *t, file: format!("{}.te", m.name), bytes: m.te.into_bytes() },
+                    Artifact { target: *t, file: format!("{}.if", m.name), bytes: m.interfaces.into_bytes() },
+                    Artifact { target: *t, file: format!("{}.fc", m.name), bytes: m.file_contexts.into_bytes() },
+                ],
+                None if target == Target::All => continue,
+                None => return Err(CompileError::NoSelinux(policy.name.clone())),
+            },
             Target::All => continue,
         };
-        out.push(Artifact { target: *t, bytes });
+        out.extend(artifacts);
     }
     Ok(out)
 }

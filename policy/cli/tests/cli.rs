@@ -77,6 +77,10 @@ fn compile_all_writes_every_artifact_and_nothing_else() {
     assert_eq!(
         names,
         [
+            "semble_workspace.fc",
+            "semble_workspace.if",
+            "semble_workspace.te",
+            "workspace.cil",
             "workspace.landlock.json",
             "workspace.oci.json",
             "workspace.proxy-rules.json",
