@@ -211,7 +211,7 @@ pub fn filesystem_mounts(
 pub fn enforcement() -> &'static [(&'static str, &'static str)] {
     &[
         ("syscalls", "the gVisor Sentry (user-space kernel) handles every syscall; the host sees only runsc's own"),
-        ("seccomp", "runsc --oci-seccomp, inside the sandbox"),
+        ("seccomp", "semble-init loads the policy's filter inside the sandbox; the Sentry enforces it"),
         ("capabilities", "the Sentry, from config.json; verified by semble-init"),
         ("no_new_privs", "the Sentry; verified by semble-init"),
         ("filesystem", "mounts: unlisted top-level directories hidden, read-only binds (gVisor has no Landlock)"),

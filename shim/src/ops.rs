@@ -1105,6 +1105,10 @@ pub fn features(settings: &Settings) -> Outcome {
             "dev.semble.landlock-abi".into(),
             json!(crate::sys::landlock_abi().map(|v| v.to_string()).unwrap_or_else(|| "none".into())),
         );
+        // Under gVisor some controls are enforced by other means: say which, control by control.
+        for (control, how) in semble_gvisor::enforcement() {
+            a.insert(format!("dev.semble.runsc.{}", control.replace(' ', "-")), json!(how));
+        }
     }
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)
