@@ -45,7 +45,7 @@ pub mod explain;
 pub mod model;
 pub mod parse;
 pub mod quantity;
-mod read;
+pub mod read;
 pub mod seccomp_profile;
 pub mod syscalls;
 pub mod yaml;

@@ -1,5 +1,7 @@
 //! Typed reading of a spanned YAML tree, collecting every problem instead of stopping at the
-//! first (the role serde would play, with better errors).
+//! first (the role serde would play, with better errors). Other crates read their own
+//! configuration files (the proxy's credentials) with it, so every file semble reads reports
+//! problems the same way: `file:line:column: path: message (help)`.
 
 use std::collections::BTreeMap;
 
@@ -8,17 +10,21 @@ use crate::yaml::{Map, Node, Value};
 
 /// Reads nodes into values, recording positions of every field read and every problem found.
 #[derive(Debug, Default)]
-pub(crate) struct Reader {
-    pub(crate) diags: Diagnostics,
-    pub(crate) positions: BTreeMap<String, Pos>,
+pub struct Reader {
+    /// Every problem found so far.
+    pub diags: Diagnostics,
+    /// Where each field read was written (`a.b[2].c` -> position of its key).
+    pub positions: BTreeMap<String, Pos>,
 }
 
 impl Reader {
-    pub(crate) fn error(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
+    /// Record an error at `pos`.
+    pub fn error(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
         self.diags.error(Some(pos), path, msg, help);
     }
 
-    pub(crate) fn warning(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
+    /// Record a warning at `pos`.
+    pub fn warning(&mut self, pos: Pos, path: &str, msg: impl Into<String>, help: Option<String>) {
         self.diags.warning(Some(pos), path, msg, help);
     }
 
@@ -44,7 +50,7 @@ impl Reader {
 
     /// A mapping with only `fields` as keys. `null` reads as an empty section. Positions of the
     /// known fields are recorded under `path.field`.
-    pub(crate) fn map<'n>(&mut self, node: &'n Node, path: &str, fields: &[&str]) -> Option<&'n Map> {
+    pub fn map<'n>(&mut self, node: &'n Node, path: &str, fields: &[&str]) -> Option<&'n Map> {
         match &node.value {
             Value::Null => None,
             Value::Map(m) => {
@@ -73,7 +79,7 @@ impl Reader {
     }
 
     /// A mapping of string keys to string values (labels, selectors).
-    pub(crate) fn string_map(&mut self, node: &Node, path: &str) -> BTreeMap<String, String> {
+    pub fn string_map(&mut self, node: &Node, path: &str) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         match &node.value {
             Value::Null => {}
@@ -105,7 +111,7 @@ impl Reader {
     }
 
     /// A list; `null` reads as empty.
-    pub(crate) fn list<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
+    pub fn list<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
         match &node.value {
             Value::Null => &[],
             Value::Seq(items) => items,
@@ -116,7 +122,8 @@ impl Reader {
         }
     }
 
-    pub(crate) fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+    /// A string.
+    pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
         match &node.value {
             Value::String(s) => Some(s.clone()),
             _ => {
@@ -127,7 +134,7 @@ impl Reader {
     }
 
     /// A string, accepting numbers written without quotes (e.g. `cpu: 2`).
-    pub(crate) fn scalar_string(&mut self, node: &Node, path: &str) -> Option<String> {
+    pub fn scalar_string(&mut self, node: &Node, path: &str) -> Option<String> {
         match &node.value {
             Value::String(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
@@ -139,7 +146,8 @@ impl Reader {
         }
     }
 
-    pub(crate) fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+    /// A boolean.
+    pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),
             _ => {
@@ -149,7 +157,8 @@ impl Reader {
         }
     }
 
-    pub(crate) fn u64(&mut self, node: &Node, path: &str) -> Option<u64> {
+    /// A non-negative integer.
+    pub fn u64(&mut self, node: &Node, path: &str) -> Option<u64> {
         match &node.value {
             Value::Int(i) => match u64::try_from(*i) {
                 Ok(v) => Some(v),
@@ -165,7 +174,8 @@ impl Reader {
         }
     }
 
-    pub(crate) fn u32(&mut self, node: &Node, path: &str) -> Option<u32> {
+    /// A non-negative integer that fits 32 bits.
+    pub fn u32(&mut self, node: &Node, path: &str) -> Option<u32> {
         let v = self.u64(node, path)?;
         match u32::try_from(v) {
             Ok(v) => Some(v),
@@ -182,7 +192,7 @@ impl Reader {
     }
 
     /// A port number 1..=65535.
-    pub(crate) fn port(&mut self, node: &Node, path: &str) -> Option<u16> {
+    pub fn port(&mut self, node: &Node, path: &str) -> Option<u16> {
         let v = self.u64(node, path)?;
         match u16::try_from(v) {
             Ok(p) if p > 0 => Some(p),
@@ -199,7 +209,7 @@ impl Reader {
     }
 
     /// One of a fixed set of names.
-    pub(crate) fn one_of<T: Copy>(&mut self, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
+    pub fn one_of<T: Copy>(&mut self, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
         let text = match &node.value {
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
@@ -221,7 +231,7 @@ impl Reader {
     }
 
     /// Report a required field that is missing from a mapping that starts at `pos`.
-    pub(crate) fn missing(&mut self, pos: Pos, path: &str, field: &str, example: &str) {
+    pub fn missing(&mut self, pos: Pos, path: &str, field: &str, example: &str) {
         let child = join(path, field);
         let place = if path.is_empty() { "the document".to_string() } else { format!("`{path}`") };
         self.error(pos, &child, format!("missing field `{field}` in {place}"), Some(format!("add `{example}`")));
@@ -229,7 +239,7 @@ impl Reader {
 }
 
 /// `a.b` (or `b` at the root).
-pub(crate) fn join(path: &str, field: &str) -> String {
+pub fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {
@@ -238,6 +248,6 @@ pub(crate) fn join(path: &str, field: &str) -> String {
 }
 
 /// `a[3]`.
-pub(crate) fn index(path: &str, i: usize) -> String {
+pub fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }

@@ -9,7 +9,9 @@
 //! a failed test with the command that installs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: a panic is a failed test
 
+pub mod proxylab;
 pub mod scenarios;
+pub mod sigv4;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

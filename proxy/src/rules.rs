@@ -1,0 +1,311 @@
+//! The allow-list and the decisions made with it.
+//!
+//! Rules come from a policy's `network.egress` or a `ProxyRules` file (the same schema, read by
+//! [`semble_policy::parse_rules`]). Every request is decided on its own, against the rules in
+//! force when it arrives: a kept-alive connection that asked for an allowed host first and
+//! another host next gets the second request refused.
+//!
+//! Matching, precisely:
+//! * `host: api.example.com` matches that name only (case-insensitive; the client's name is
+//!   folded to lower case first, see [`crate::target`]).
+//! * `host: "*.example.com"` matches names *below* `example.com` (`a.example.com`,
+//!   `a.b.example.com`), **not** `example.com` itself and not `evil-example.com`.
+//! * An IP literal matches no `host` pattern, not even `*`: it is allowed only by a rule whose
+//!   `allowAddresses` contains it (on one of the rule's ports).
+//! * `methods` and `paths` (segment-wise prefixes: `/v1` admits `/v1` and `/v1/x`, not `/v10`)
+//!   are checked on every HTTP request the proxy can see: plain `http://` requests, and
+//!   requests inside intercepted TLS. A rule with them, or with a `credential`, is never
+//!   tunnelled blind.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use semble_policy::model::EgressRule;
+use semble_policy::ProxyRules;
+
+use crate::addr;
+use crate::target::{printable, Host, Target};
+
+/// A refusal: what the client gets and what the log says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    /// HTTP status sent to the client (or logged, where no status can be sent).
+    pub status: u16,
+    /// A stable code for logs and metrics (`no_rule`, `reserved_address`, …).
+    pub reason: &'static str,
+    /// One line for a human: what was refused and why, with how to fix it where it helps.
+    pub detail: String,
+}
+
+impl Deny {
+    /// Build a refusal.
+    pub fn new(status: u16, reason: &'static str, detail: impl Into<String>) -> Deny {
+        Deny { status, reason, detail: detail.into() }
+    }
+}
+
+impl fmt::Display for Deny {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.detail, self.reason)
+    }
+}
+
+/// One rule with its label for logs and metrics.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule as the policy states it.
+    pub spec: EgressRule,
+    /// `host:port,port` — how logs and metrics name the rule.
+    pub label: String,
+}
+
+impl Rule {
+    /// Whether requests under this rule must be seen in clear (a credential to inject, or
+    /// methods/paths to check).
+    pub fn needs_http(&self) -> bool {
+        self.spec.credential.is_some() || !self.spec.methods.is_empty() || !self.spec.paths.is_empty()
+    }
+}
+
+/// The rules in force.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    /// `metadata.name` of the file the rules came from.
+    pub name: String,
+    /// Where they came from (a path, or `admin API`).
+    pub source: String,
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+}
+
+/// A decision to allow: which rule, and where to connect.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowed<'a> {
+    /// The rule that allows it.
+    pub rule: &'a Rule,
+    /// The port to connect to.
+    pub port: u16,
+}
+
+impl RuleSet {
+    /// Wrap parsed rules.
+    pub fn new(parsed: ProxyRules, source: impl Into<String>) -> RuleSet {
+        let rules = parsed
+            .egress
+            .into_iter()
+            .map(|spec| {
+                let ports: Vec<String> = spec.ports.iter().map(u16::to_string).collect();
+                let label = format!("{}:{}", spec.host, ports.join(","));
+                Rule { spec, label }
+            })
+            .collect();
+        RuleSet { name: parsed.name, source: source.into(), rules }
+    }
+
+    /// The credential names the rules refer to.
+    pub fn credentials(&self) -> impl Iterator<Item = (&Rule, &str)> {
+        self.rules.iter().filter_map(|r| r.spec.credential.as_deref().map(|c| (r, c)))
+    }
+
+    /// Decide a target (a `CONNECT` authority, or a URI with an explicit port).
+    pub fn decide(&self, target: &Target) -> Result<Allowed<'_>, Deny> {
+        match &target.host {
+            Host::Name(name) => {
+                let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+                if by_host.is_empty() {
+                    return Err(Deny::new(403, "no_rule", format!("no egress rule allows `{name}`")));
+                }
+                match by_host.iter().find(|r| r.spec.ports.contains(&target.port)) {
+                    Some(rule) => Ok(Allowed { rule, port: target.port }),
+                    None => Err(Deny::new(
+                        403,
+                        "port_not_allowed",
+                        format!("`{name}` is allowed on port(s) {}, not {}", ports_text(&by_host), target.port),
+                    )),
+                }
+            }
+            Host::Ip(ip) => self.decide_ip(*ip, target.port),
+        }
+    }
+
+    fn decide_ip(&self, ip: IpAddr, port: u16) -> Result<Allowed<'_>, Deny> {
+        self.rules
+            .iter()
+            .find(|r| addr::covered(ip, &r.spec.allow_addresses) && r.spec.ports.contains(&port))
+            .map(|rule| Allowed { rule, port })
+            .ok_or_else(|| {
+                Deny::new(403, "ip_literal", format!("IP address targets are refused ({ip}); ask for the host by name"))
+            })
+    }
+
+    /// Decide a plain `http://` request. Without an explicit port, a rule for port 80 without
+    /// TLS is used if there is one; otherwise a TLS rule, and the proxy opens TLS to its port
+    /// (plain upstream mode: `http://bedrock-runtime…/` reaches `https://…:443/`).
+    pub fn decide_http(&self, host: &Host, explicit_port: Option<u16>) -> Result<Allowed<'_>, Deny> {
+        if let Some(port) = explicit_port {
+            return self.decide(&Target { host: host.clone(), port });
+        }
+        let name = match host {
+            Host::Name(n) => n,
+            Host::Ip(ip) => return self.decide_ip(*ip, 80),
+        };
+        let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+        if by_host.is_empty() {
+            return Err(Deny::new(403, "no_rule", format!("no egress rule allows `{name}`")));
+        }
+        if let Some(rule) = by_host.iter().find(|r| !r.spec.tls && r.spec.ports.contains(&80)) {
+            return Ok(Allowed { rule, port: 80 });
+        }
+        for rule in &by_host {
+            if rule.spec.tls {
+                let port = if rule.spec.ports.contains(&443) { Some(443) } else { rule.spec.ports.first().copied() };
+                if let Some(port) = port {
+                    return Ok(Allowed { rule, port });
+                }
+            }
+        }
+        Err(Deny::new(
+            403,
+            "port_not_allowed",
+            format!("`{name}` is allowed on port(s) {}, not 80", ports_text(&by_host)),
+        ))
+    }
+}
+
+fn ports_text(rules: &[&Rule]) -> String {
+    let mut ports: Vec<u16> = rules.iter().flat_map(|r| r.spec.ports.iter().copied()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Check the method and path of a request the proxy sees in clear against its rule.
+pub fn check_http(rule: &Rule, method: &str, path_and_query: &str) -> Result<(), Deny> {
+    let spec = &rule.spec;
+    if !spec.methods.is_empty() && !spec.methods.iter().any(|m| m == method) {
+        return Err(Deny::new(
+            403,
+            "method_not_allowed",
+            format!("{} is not allowed to `{}` (allowed: {})", printable(method), spec.host, spec.methods.join(", ")),
+        ));
+    }
+    if spec.paths.is_empty() {
+        return Ok(());
+    }
+    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+    if let Some(why) = non_canonical(path) {
+        return Err(Deny::new(400, "path_not_canonical", format!("the path {why}; paths are checked as written")));
+    }
+    if spec.paths.iter().any(|p| prefix_matches(p, path)) {
+        Ok(())
+    } else {
+        Err(Deny::new(
+            403,
+            "path_not_allowed",
+            format!(
+                "path `{}` is not allowed to `{}` (allowed: {})",
+                printable(path),
+                spec.host,
+                spec.paths.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Segment-wise prefix: `/v1` matches `/v1` and `/v1/...`, not `/v10`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix.ends_with('/') {
+        return path.starts_with(prefix);
+    }
+    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// Why a path could mean something else to the upstream than to a prefix check.
+fn non_canonical(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("does not start with `/`");
+    }
+    if path.contains('\\') {
+        return Some("contains a backslash");
+    }
+    if path.contains("//") {
+        return Some("contains an empty segment (`//`)");
+    }
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Some("contains `.` or `..` segments");
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%00", "%25"].iter().any(|e| lower.contains(e)) {
+        return Some("percent-encodes `.`, `/`, `\\`, `%` or NUL");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{parse_authority, parse_host};
+
+    fn set(src: &str) -> RuleSet {
+        let y = format!("apiVersion: semble.dev/v1alpha1\nkind: ProxyRules\nmetadata: {{name: t}}\negress:\n{src}");
+        RuleSet::new(semble_policy::parse_rules(&y).unwrap(), "test")
+    }
+
+    fn decide(rs: &RuleSet, a: &str) -> Result<String, &'static str> {
+        rs.decide(&parse_authority(a).unwrap()).map(|x| x.rule.label.clone()).map_err(|d| d.reason)
+    }
+
+    #[test]
+    fn exact_and_suffix() {
+        let rs = set("  - host: api.example.com\n  - host: \"*.amazonaws.com\"\n    ports: [443, 8443]\n");
+        assert_eq!(decide(&rs, "api.example.com:443"), Ok("api.example.com:443".into()));
+        assert_eq!(decide(&rs, "x.api.example.com:443"), Err("no_rule"));
+        assert_eq!(decide(&rs, "bedrock.us-east-1.amazonaws.com:8443"), Ok("*.amazonaws.com:443,8443".into()));
+        assert_eq!(decide(&rs, "amazonaws.com:443"), Err("no_rule"));
+        assert_eq!(decide(&rs, "evil-amazonaws.com:443"), Err("no_rule"));
+        assert_eq!(decide(&rs, "amazonaws.com.evil.net:443"), Err("no_rule"));
+        assert_eq!(decide(&rs, "api.example.com:80"), Err("port_not_allowed"));
+        assert_eq!(decide(&rs, "1.2.3.4:443"), Err("ip_literal"));
+    }
+
+    #[test]
+    fn ip_literals_need_allow_addresses() {
+        let rs = set("  - host: internal.test\n    ports: [8080]\n    tls: false\n    allowAddresses: [10.0.0.0/24]\n");
+        assert!(decide(&rs, "10.0.0.5:8080").is_ok());
+        assert_eq!(decide(&rs, "10.0.0.5:443"), Err("ip_literal"));
+        assert_eq!(decide(&rs, "10.0.1.5:8080"), Err("ip_literal"));
+    }
+
+    #[test]
+    fn any_does_not_admit_literals() {
+        let rs = set("  - host: \"*\"\n");
+        assert!(decide(&rs, "anything.test:443").is_ok());
+        assert_eq!(decide(&rs, "169.254.169.254:443"), Err("ip_literal"));
+    }
+
+    #[test]
+    fn plain_http_upgrades_to_a_tls_rule() {
+        let rs = set("  - host: bedrock.test\n    ports: [443]\n    credential: bedrock\n  - host: plain.test\n    ports: [80]\n    tls: false\n");
+        let host = parse_host("bedrock.test").unwrap();
+        let a = rs.decide_http(&host, None).unwrap();
+        assert_eq!((a.port, a.rule.spec.tls), (443, true));
+        let host = parse_host("plain.test").unwrap();
+        let a = rs.decide_http(&host, None).unwrap();
+        assert_eq!((a.port, a.rule.spec.tls), (80, false));
+        assert_eq!(rs.decide_http(&host, Some(8080)).map_err(|d| d.reason).err(), Some("port_not_allowed"));
+    }
+
+    #[test]
+    fn methods_and_paths() {
+        let rs = set("  - host: api.test\n    ports: [80]\n    tls: false\n    methods: [POST]\n    paths: [/v1/]\n");
+        let r = &rs.rules[0];
+        assert!(check_http(r, "POST", "/v1/chat?x=1").is_ok());
+        assert_eq!(check_http(r, "GET", "/v1/chat").unwrap_err().reason, "method_not_allowed");
+        assert_eq!(check_http(r, "POST", "/v2").unwrap_err().reason, "path_not_allowed");
+        for p in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1//x", "/v1/a%2Fb", "/v1\\..\\x"] {
+            assert_eq!(check_http(r, "POST", p).unwrap_err().status, 400, "{p}");
+        }
+        assert!(prefix_matches("/v1", "/v1/x"));
+        assert!(!prefix_matches("/v1", "/v10"));
+    }
+}

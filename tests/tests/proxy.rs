@@ -1,0 +1,746 @@
+//! semble-proxy end to end: the real binary, real upstreams on loopback, inside a network
+//! namespace made for each test with the metadata address and its IPv6 spellings as decoys.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use semble_tests::proxylab::*;
+use serde_json::Value;
+
+const BEDROCK: &str = "bedrock-runtime.us-east-1.amazonaws.com";
+const INVOKE: &str = "/model/anthropic.claude-3-5-sonnet-20240620-v1:0/invoke";
+const LISTEN: &str = "127.0.0.1:3128";
+const ADMIN: &str = "127.0.0.1:9901";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+const RULES: &str = "\
+apiVersion: semble.dev/v1alpha1
+kind: ProxyRules
+metadata: {name: lab}
+egress:
+  - host: bedrock-runtime.us-east-1.amazonaws.com
+    ports: [443]
+    credential: bedrock
+  - host: keyed.test
+    ports: [443]
+    credential: apikey
+    methods: [GET, POST]
+    paths: [/v1/]
+  - host: api.test
+    ports: [443]
+  - host: \"*.wild.test\"
+    ports: [443]
+  - host: plain.test
+    ports: [80]
+    tls: false
+  - host: \"*.bad.test\"
+    ports: [80]
+    tls: false
+  - host: self.test
+    ports: [3128]
+    tls: false
+  - host: rebind.test
+    ports: [80]
+    tls: false
+    allowAddresses: [127.0.0.3/32]
+";
+
+/// The rules without the credentialed hosts, for labs that give the proxy no credentials.
+fn rules_without_credentials() -> String {
+    let cut = RULES.find("  - host: api.test").unwrap();
+    let head = RULES.find("egress:\n").unwrap() + "egress:\n".len();
+    format!("{}{}", &RULES[..head], &RULES[cut..])
+}
+
+struct Std {
+    lab: Lab,
+    proxy: ProxyProc,
+    https: Upstream,
+    http: Upstream,
+    intercept_ca: String,
+    rules: std::path::PathBuf,
+}
+
+fn pins() -> Vec<String> {
+    let mut v = Vec::new();
+    for h in [BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test"] {
+        v.push(format!("{h}:443:127.0.0.1"));
+    }
+    for (h, a) in [
+        ("plain.test", "127.0.0.1"),
+        ("loopback.bad.test", "127.0.0.2"),
+        ("private.bad.test", "10.1.2.3"),
+        ("metadata.bad.test", "169.254.169.254"),
+        ("mapped.bad.test", "[::ffff:169.254.169.254]"),
+        ("nat64.bad.test", "[64:ff9b::a9fe:a9fe]"),
+        ("6to4.bad.test", "[2002:a9fe:a9fe::]"),
+        ("ec2v6.bad.test", "[fd00:ec2::254]"),
+        ("mixed.bad.test", "127.0.0.1,169.254.169.254"),
+    ] {
+        v.push(format!("{h}:80:{a}"));
+    }
+    v.push("self.test:3128:127.0.0.1".into());
+    v
+}
+
+fn start_std(extra: &[&str]) -> Std {
+    let lab = Lab::new();
+    lab.assert_recorders_work();
+    let https =
+        lab.https_upstream("127.0.0.1:443", &[BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test"]);
+    let http = lab.http_upstream("127.0.0.1:80");
+    let rules = lab.write("rules.yaml", RULES);
+    let key = lab.write("apikey", &format!("{API_KEY}\n"));
+    let creds = lab.write(
+        "credentials.yaml",
+        &format!(
+            "apiVersion: semble.dev/v1alpha1\nkind: ProxyCredentials\ncredentials:\n  bedrock:\n    awsSigV4: {{service: bedrock, from: environment}}\n  apikey:\n    header: {{name: x-api-key, fromFile: {}}}\n",
+            key.display()
+        ),
+    );
+    let token = lab.write("token", TOKEN);
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let ca_dir = lab.path("intercept-ca");
+    let mut args: Vec<String> = vec![
+        "--rules".into(),
+        rules.display().to_string(),
+        "--credentials".into(),
+        creds.display().to_string(),
+        "--listen".into(),
+        LISTEN.into(),
+        "--admin".into(),
+        ADMIN.into(),
+        "--admin-token-file".into(),
+        token.display().to_string(),
+        "--upstream-ca".into(),
+        lab.ca.path.display().to_string(),
+        "--allow-cidr".into(),
+        "127.0.0.1/32".into(),
+        "--intercept-ca-dir".into(),
+        ca_dir.display().to_string(),
+        "--header-timeout".into(),
+        "1s".into(),
+        // No DNS here but the tests' own: a name nobody pinned must not be looked up elsewhere.
+        "--nameserver".into(),
+        "127.0.0.1:1".into(),
+    ];
+    for p in pins() {
+        args.push("--resolve".into());
+        args.push(p);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let env = vec![("AWS_ACCESS_KEY_ID", AKID.to_string()), ("AWS_SECRET_ACCESS_KEY", SECRET.to_string())];
+    let proxy = ProxyProc::start(&lab, &args, &env);
+    let intercept_ca = std::fs::read_to_string(ca_dir.join("ca.crt")).unwrap();
+    Std { lab, proxy, https, http, intercept_ca, rules }
+}
+
+fn assert_no_secrets(log: &str) {
+    for s in [SECRET, API_KEY, SESSION_TOKEN] {
+        assert!(!log.contains(s), "a secret reached the log:\n{log}");
+    }
+}
+
+#[test]
+fn plain_http_is_forwarded_and_every_request_is_decided() {
+    let s = start_std(&[]);
+    let r = get(s.proxy.addr, "http://plain.test/hello?q=1", &[("authorization", "Bearer workload-own")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["path"], "/hello?q=1");
+    // No credential on this rule: the workload's own header goes through untouched.
+    assert_eq!(j["headers"]["authorization"][0], "Bearer workload-own");
+    assert_eq!(j["headers"]["host"][0], "plain.test");
+    assert!(j["headers"].get("proxy-connection").is_none());
+    let line = s.proxy.wait_line("for the allowed GET", |v| v["target"] == "plain.test:80" && v["decision"] == "allow");
+    assert_eq!(line["rule"], "plain.test:80");
+    assert_eq!(line["upstream"], "127.0.0.1:80");
+    assert_eq!(line["path"], "/hello", "the query string is not logged");
+    assert!(line["bytes_down"].as_u64().unwrap() > 0);
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn plain_upstream_mode_opens_tls_and_signs_with_sigv4() {
+    let s = start_std(&[]);
+    let body = br#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":8,"messages":[]}"#;
+    let r = request(
+        s.proxy.addr,
+        "POST",
+        &format!("http://{BEDROCK}{INVOKE}"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "AWS4-HMAC-SHA256 Credential=AKIAWORKLOADFAKE/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=00"),
+            ("x-amz-security-token", "workload-token"),
+            ("x-amz-date", "20200101T000000Z"),
+        ],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["sigv4"]["valid"], true, "{j}");
+    assert_eq!(j["sigv4"]["akid"], AKID);
+    assert_eq!(j["sigv4"]["region"], "us-east-1");
+    assert_eq!(j["sigv4"]["service"], "bedrock");
+    assert_eq!(j["headers"]["authorization"].as_array().unwrap().len(), 1);
+    assert!(j["headers"].get("x-amz-security-token").is_none(), "the workload's token was forwarded: {j}");
+    assert_eq!(j["body"].as_str().unwrap().as_bytes(), body);
+    assert_eq!(j["path"], INVOKE);
+    // The upstream offered h2; the proxy took it.
+    assert_eq!(j["version"], "HTTP/2.0");
+    let line = s.proxy.wait_line("for the signed POST", |v| v["mode"] == "http" && v["credential"] == "bedrock");
+    assert_eq!(line["target"], format!("{BEDROCK}:443"));
+    assert_no_secrets(&s.proxy.log_text());
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn connect_tunnels_tls_and_refuses_a_different_sni() {
+    let s = start_std(&[]);
+    let (tunnel, r) = connect(s.proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    let mut t = tls(tunnel, "api.test", &[&s.lab.ca.pem]);
+    let r = over(&mut t, "GET", "/through-the-tunnel", "api.test", &[("authorization", "Bearer mine")], b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["path"], "/through-the-tunnel");
+    assert_eq!(r.json()["headers"]["authorization"][0], "Bearer mine");
+    drop(t);
+    s.proxy.wait_line("for the tunnel", |v| {
+        v["mode"] == "connect" && v["decision"] == "allow" && v["target"] == "api.test:443"
+    });
+
+    // Domain fronting: a tunnel opened for api.test carrying TLS for another (also allowed) name.
+    let before = s.https.requests.load(Ordering::SeqCst);
+    let (tunnel, r) = connect(s.proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    let client = tunnel.local_addr().unwrap().to_string();
+    let mut t = tls(tunnel, "x.wild.test", &[&s.lab.ca.pem]);
+    assert!(over(&mut t, "GET", "/", "x.wild.test", &[], b"").is_err(), "a fronted TLS session got through");
+    let line =
+        s.proxy.wait_line("for the SNI refusal", |v| v["client"] == client.as_str() && v["reason"] == "sni_mismatch");
+    assert!(line["detail"].as_str().unwrap().contains("x.wild.test"), "{line}");
+    assert_eq!(s.https.requests.load(Ordering::SeqCst), before, "the fronted request reached the upstream");
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn intercept_mode_injects_credentials_and_checks_each_request() {
+    let s = start_std(&[]);
+    // SigV4 through intercepted TLS.
+    let (tunnel, r) = connect(s.proxy.addr, &format!("{BEDROCK}:443"));
+    assert_eq!(r.status, 200);
+    let mut t = tls(tunnel, BEDROCK, &[&s.intercept_ca]);
+    let r = over(
+        &mut t,
+        "POST",
+        INVOKE,
+        BEDROCK,
+        &[("authorization", "AWS4-HMAC-SHA256 fake"), ("content-type", "application/json")],
+        b"{}",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["sigv4"]["valid"], true, "{j}");
+    assert_eq!(j["headers"]["authorization"].as_array().unwrap().len(), 1);
+    // A second request on the same intercepted connection is decided again.
+    let r = over(&mut t, "POST", INVOKE, BEDROCK, &[], b"{}").unwrap();
+    assert_eq!(r.json()["sigv4"]["valid"], true);
+    // The tunnel is for one host.
+    let r = over(&mut t, "GET", "/", "api.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (421, "host_mismatch"));
+    drop(t);
+
+    // A static header credential, with methods and paths.
+    let (tunnel, _) = connect(s.proxy.addr, "keyed.test:443");
+    let mut t = tls(tunnel, "keyed.test", &[&s.intercept_ca]);
+    let r = over(
+        &mut t,
+        "GET",
+        "/v1/models",
+        "keyed.test",
+        &[("x-api-key", "workload-fake"), ("authorization", "Bearer nope")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["headers"]["x-api-key"], serde_json::json!([API_KEY]));
+    assert!(j["headers"].get("authorization").is_none(), "{j}");
+    let r = over(&mut t, "GET", "/v2/models", "keyed.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (403, "path_not_allowed"));
+    let r = over(&mut t, "DELETE", "/v1/models/x", "keyed.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (403, "method_not_allowed"));
+    let r = over(&mut t, "GET", "/v1/../admin", "keyed.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (400, "path_not_canonical"));
+    drop(t);
+
+    // A client that does not trust the intercept CA cannot be fooled into sending anything.
+    let (tunnel, _) = connect(s.proxy.addr, "keyed.test:443");
+    let mut t = tls(tunnel, "keyed.test", &[&s.lab.ca.pem]);
+    assert!(over(&mut t, "GET", "/v1/models", "keyed.test", &[], b"").is_err());
+
+    let lines = s.proxy.decisions();
+    assert!(lines.iter().any(|v| v["mode"] == "intercept" && v["credential"] == "apikey" && v["decision"] == "allow"));
+    assert_no_secrets(&s.proxy.log_text());
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn curl_works_through_every_mode() {
+    let s = start_std(&[]);
+    let curl = semble_tests::require_tool("curl", "curl");
+    let ica = s.lab.write("intercept.pem", &s.intercept_ca);
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&curl)
+            .args(["-sS", "--max-time", "10", "-x", &format!("http://{LISTEN}")])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let j: Value = serde_json::from_str(&run(&["http://plain.test/curl"])).unwrap();
+    assert_eq!(j["path"], "/curl");
+    let j: Value =
+        serde_json::from_str(&run(&["--cacert", &s.lab.ca.path.display().to_string(), "https://api.test/tunnel"]))
+            .unwrap();
+    assert_eq!(j["path"], "/tunnel");
+    let j: Value = serde_json::from_str(&run(&[
+        "--cacert",
+        &ica.display().to_string(),
+        "-d",
+        "{}",
+        &format!("https://{BEDROCK}{INVOKE}"),
+    ]))
+    .unwrap();
+    assert_eq!(j["sigv4"]["valid"], true, "{j}");
+    let out = std::process::Command::new(&curl)
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", &format!("http://{LISTEN}"), "http://evil.test/"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    s.lab.assert_decoys_untouched();
+}
+
+/// One attack: bytes on a fresh connection, the status expected, and the reason the log must
+/// give for it.
+struct Attack {
+    name: &'static str,
+    bytes: Vec<u8>,
+    status: u16,
+    reason: &'static str,
+}
+
+fn get_req(url: &str, host: &str) -> Vec<u8> {
+    format!("GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+fn connect_req(authority: &str) -> Vec<u8> {
+    format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").into_bytes()
+}
+
+fn attacks() -> Vec<Attack> {
+    let a = |name, bytes, status, reason| Attack { name, bytes, status, reason };
+    let mut big = b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 40 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let mut many = b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    vec![
+        a("disallowed domain", get_req("http://evil.test/", "evil.test"), 403, "no_rule"),
+        a("suffix trick: evil-amazonaws.com", get_req("http://evil-amazonaws.com/", "evil-amazonaws.com"), 403, "no_rule"),
+        a("suffix trick: amazonaws.com.evil.net", get_req("http://amazonaws.com.evil.net/", "amazonaws.com.evil.net"), 403, "no_rule"),
+        a("suffix trick: evil-wild.test vs *.wild.test", connect_req("evil-wild.test:443"), 403, "no_rule"),
+        a("wildcard apex wild.test", connect_req("wild.test:443"), 403, "no_rule"),
+        a("trailing dot", get_req("http://plain.test./", "plain.test."), 400, "bad_host"),
+        a("upper case of a disallowed name", get_req("http://EVIL-AMAZONAWS.COM/", "EVIL-AMAZONAWS.COM"), 403, "no_rule"),
+        a("IDN homograph, punycode", connect_req("xn--bedrock-runtme-z2j.us-east-1.amazonaws.com:443"), 403, "no_rule"),
+        a("IDN homograph, raw UTF-8", connect_req("bedrock-runt\u{456}me.us-east-1.amazonaws.com:443"), 400, "malformed"),
+        a("IPv4 literal", get_req("http://127.0.0.1/", "127.0.0.1"), 403, "ip_literal"),
+        a("IPv6 literal", connect_req("[::1]:443"), 403, "ip_literal"),
+        a("decimal IPv4", get_req("http://2852039166/", "2852039166"), 400, "bad_host"),
+        a("octal IPv4", get_req("http://0251.0376.0251.0376/", "0251.0376.0251.0376"), 400, "bad_host"),
+        a("hex IPv4", get_req("http://0xa9fea9fe/", "0xa9fea9fe"), 400, "bad_host"),
+        a("metadata address", get_req("http://169.254.169.254/latest/meta-data/", "169.254.169.254"), 403, "ip_literal"),
+        a("metadata, IPv4-mapped", get_req("http://[::ffff:169.254.169.254]/", "[::ffff:169.254.169.254]"), 403, "ip_literal"),
+        a("metadata, NAT64", get_req("http://[64:ff9b::a9fe:a9fe]/", "[64:ff9b::a9fe:a9fe]"), 403, "ip_literal"),
+        a("metadata, 6to4", get_req("http://[2002:a9fe:a9fe::]/", "[2002:a9fe:a9fe::]"), 403, "ip_literal"),
+        a("name resolving to loopback", get_req("http://loopback.bad.test/", "loopback.bad.test"), 403, "reserved_address"),
+        a("name resolving to a private address", get_req("http://private.bad.test/", "private.bad.test"), 403, "reserved_address"),
+        a("name resolving to the metadata address", get_req("http://metadata.bad.test/", "metadata.bad.test"), 403, "reserved_address"),
+        a("name resolving to IPv4-mapped metadata", get_req("http://mapped.bad.test/", "mapped.bad.test"), 403, "reserved_address"),
+        a("name resolving to NAT64 metadata", get_req("http://nat64.bad.test/", "nat64.bad.test"), 403, "reserved_address"),
+        a("name resolving to 6to4 metadata", get_req("http://6to4.bad.test/", "6to4.bad.test"), 403, "reserved_address"),
+        a("name resolving to fd00:ec2::254", get_req("http://ec2v6.bad.test/", "ec2v6.bad.test"), 403, "reserved_address"),
+        a("one good and one metadata address", get_req("http://mixed.bad.test/", "mixed.bad.test"), 403, "reserved_address"),
+        a("Host header differs from the URI", get_req("http://plain.test/", "evil.test"), 400, "host_mismatch"),
+        a("request to the proxy's own listener", get_req("http://self.test:3128/", "self.test:3128"), 403, "proxy_loop"),
+        a("CONNECT to the proxy by address", connect_req("127.0.0.1:3128"), 403, "ip_literal"),
+        a("CONNECT to a disallowed port", connect_req("api.test:22"), 403, "port_not_allowed"),
+        a("CONNECT to a credentialed host, port 80", connect_req("bedrock-runtime.us-east-1.amazonaws.com:80"), 403, "port_not_allowed"),
+        a(
+            "smuggling: Content-Length with Transfer-Encoding",
+            b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            400,
+            "smuggling",
+        ),
+        a(
+            "smuggling: duplicate Content-Length",
+            b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            400,
+            "smuggling",
+        ),
+        a(
+            "smuggling: conflicting Content-Length",
+            b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc".to_vec(),
+            400,
+            "malformed",
+        ),
+        a(
+            "header injection: bare CR",
+            b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-A: a\rInjected: 1\r\n\r\n".to_vec(),
+            400,
+            "malformed",
+        ),
+        a(
+            "header injection: LF in a name",
+            b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-A\nInjected: 1\r\n\r\n".to_vec(),
+            400,
+            "malformed",
+        ),
+        a("oversized headers", big, 431, "header_too_large"),
+        a("too many headers", many, 431, "header_too_large"),
+        a("https:// in absolute form", get_req("https://api.test/", "api.test"), 400, "https_absolute"),
+        a("credentials in the URI", get_req("http://user:pw@plain.test/", "plain.test"), 400, "userinfo"),
+        a("origin-form request to the proxy", get_req("/", "127.0.0.1:3128"), 400, "not_proxy_request"),
+        a("CONNECT without a port", connect_req("api.test"), 400, "bad_host"),
+    ]
+}
+
+#[test]
+fn attacks_are_refused_with_the_right_status_and_a_log_line() {
+    let s = start_std(&[]);
+    let cases = attacks();
+    assert!(cases.len() >= 25);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut c = dial(s.proxy.addr);
+        let client = c.local_addr().unwrap().to_string();
+        c.write_all(&case.bytes).unwrap();
+        let got = read_response(&mut c, true).map(|r| r.status).unwrap_or(0);
+        if got != case.status {
+            failures.push(format!("{}: status {got}, want {}", case.name, case.status));
+            continue;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let lines = s.proxy.decisions();
+            if lines
+                .iter()
+                .any(|v| v["client"] == client.as_str() && v["reason"] == case.reason && v["status"] == case.status)
+            {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let mine: Vec<&Value> = lines.iter().filter(|v| v["client"] == client.as_str()).collect();
+                failures.push(format!("{}: no log line with reason {} (got {mine:?})", case.name, case.reason));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} attacks misjudged:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert_eq!(s.http.requests.load(Ordering::SeqCst), 0, "an attack reached the upstream");
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn keep_alive_does_not_carry_a_decision_to_the_next_request() {
+    let s = start_std(&[]);
+    let mut c = dial(s.proxy.addr);
+    c.write_all(b"GET http://plain.test/first HTTP/1.1\r\nHost: plain.test\r\n\r\n").unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 200);
+    c.write_all(b"GET http://evil.test/second HTTP/1.1\r\nHost: evil.test\r\n\r\n").unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!((r.status, r.reason()), (403, "no_rule"));
+    let client = c.local_addr().unwrap().to_string();
+    s.proxy.wait_line("for the second request", |v| v["client"] == client.as_str() && v["target"] == "evil.test:80");
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn tunnels_to_tls_rules_refuse_plaintext_and_slowloris_is_cut() {
+    let s = start_std(&[]);
+    let (mut t, r) = connect(s.proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    let client = t.local_addr().unwrap().to_string();
+    t.write_all(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").unwrap();
+    let r = read_response(&mut t, false).unwrap();
+    assert_eq!((r.status, r.reason()), (403, "not_tls"));
+    s.proxy.wait_line("for plaintext in a TLS tunnel", |v| v["client"] == client.as_str() && v["reason"] == "not_tls");
+    assert_eq!(s.https.requests.load(Ordering::SeqCst), 0);
+
+    // Slowloris: half a request head, then nothing (the lab's --header-timeout is 1s).
+    let mut c = dial(s.proxy.addr);
+    let client = c.local_addr().unwrap().to_string();
+    c.write_all(b"GET http://plain.test/ HTTP/1.1\r\nHost: pla").unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the connection should be closed, got {:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(start.elapsed() < Duration::from_secs(4), "the slow client was held for {:?}", start.elapsed());
+    s.proxy.wait_line("for the slow client", |v| v["client"] == client.as_str() && v["reason"] == "header_timeout");
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn dns_rebinding_between_check_and_connect_cannot_redirect() {
+    let lab = Lab::new();
+    let good = lab.http_upstream("127.0.0.3:80");
+    // Every other answer is the metadata address, with TTL 0.
+    let flip = Arc::new(AtomicU32::new(0));
+    let f = flip.clone();
+    let (dns, queries) = dns_server(move |name, v6| {
+        if name != "rebind.test" || v6 {
+            return vec![];
+        }
+        let n = f.fetch_add(1, Ordering::SeqCst);
+        vec![if n % 2 == 0 { "127.0.0.3".parse::<IpAddr>().unwrap() } else { "169.254.169.254".parse().unwrap() }]
+    });
+    let rules = lab.write("rules.yaml", &rules_without_credentials());
+    let args: Vec<String> = vec!["--rules".into(), rules.display().to_string(), "--nameserver".into(), dns.to_string()];
+    let proxy = ProxyProc::start(&lab, &args, &[]);
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..12 {
+        let r = get(proxy.addr, "http://rebind.test/", &[]);
+        match (r.status, r.reason()) {
+            (200, _) => ok += 1,
+            (403, "reserved_address") => refused += 1,
+            other => panic!("unexpected answer {other:?}: {}", r.text()),
+        }
+    }
+    assert!(queries.load(Ordering::SeqCst) >= 12, "the proxy cached an answer with TTL 0");
+    assert!(ok > 0 && refused > 0, "ok {ok}, refused {refused}");
+    assert_eq!(good.requests.load(Ordering::SeqCst), ok);
+    lab.assert_decoys_untouched();
+}
+
+fn admin(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> Resp {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes()).unwrap()
+}
+
+#[test]
+fn admin_api_swaps_rules_atomically_and_keeps_good_rules() {
+    let s = start_std(&[]);
+    let a: SocketAddr = ADMIN.parse().unwrap();
+    assert_eq!(admin(a, "GET", "/healthz", None, "").status, 200);
+    assert_eq!(admin(a, "GET", "/readyz", None, "").status, 200);
+    // /rules without the token, or with a wrong one.
+    let r = admin(a, "GET", "/rules", None, "");
+    assert_eq!(r.status, 401);
+    assert_eq!(admin(a, "PUT", "/rules", Some("wrong-token-wrong-token"), RULES).status, 401);
+    s.proxy.wait_line("for the refused admin call", |v| v["mode"] == "admin" && v["reason"] == "admin_unauthorized");
+    let r = admin(a, "GET", "/rules", Some(TOKEN), "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["egress"].as_array().unwrap().len(), 8);
+
+    // Invalid rules: refused with every problem, old rules stay.
+    let bad = "kind: ProxyRules\negress:\n  - host: 10.0.0.1\n  - host: ok.test\n    ports: [0]\n    credentail: x\n";
+    let r = admin(a, "PUT", "/rules", Some(TOKEN), bad);
+    assert_eq!(r.status, 400);
+    let t = r.text();
+    assert!(t.contains("PUT /rules:3:") && t.contains("allowAddresses"), "{t}");
+    assert!(t.contains("credentail") && t.contains("credential"), "{t}");
+    assert!(t.contains("previous rules stay"), "{t}");
+    // A rule naming an undefined credential is refused too.
+    let undefined = "kind: ProxyRules\negress:\n  - host: new.test\n    credential: nosuch\n";
+    assert_eq!(admin(a, "PUT", "/rules", Some(TOKEN), undefined).status, 400);
+    assert_eq!(get(s.proxy.addr, "http://plain.test/", &[]).status, 200, "the old rules must still hold");
+
+    // A good update takes effect for the next request.
+    let new = "kind: ProxyRules\nmetadata: {name: v2}\negress:\n  - host: plain.test\n    ports: [80]\n    tls: false\n    methods: [POST]\n";
+    assert_eq!(admin(a, "PUT", "/rules", Some(TOKEN), new).status, 200);
+    let r = get(s.proxy.addr, "http://plain.test/", &[]);
+    assert_eq!((r.status, r.reason()), (403, "method_not_allowed"));
+    assert_eq!(request(s.proxy.addr, "POST", "http://plain.test/", &[], b"x").status, 200);
+
+    // SIGHUP reloads the file (back to the original rules); a broken file changes nothing.
+    s.proxy.signal(nix::sys::signal::Signal::SIGHUP);
+    s.proxy.wait_line("for the reload", |v| v["event"] == "rules_applied" && v["source"] == "SIGHUP");
+    assert_eq!(get(s.proxy.addr, "http://plain.test/", &[]).status, 200);
+    std::fs::write(&s.rules, "kind: ProxyRules\negress: [{host: \"*.\"}]\n").unwrap();
+    s.proxy.signal(nix::sys::signal::Signal::SIGHUP);
+    let rejected =
+        s.proxy.wait_line("for the rejected reload", |v| v["event"] == "rules_rejected" && v["source"] == "SIGHUP");
+    assert!(rejected["errors"].as_str().unwrap().contains("rules.yaml:2:"), "{rejected}");
+    assert_eq!(get(s.proxy.addr, "http://plain.test/", &[]).status, 200);
+
+    // Metrics name decisions by rule and reason, never by what the client asked for.
+    let m = admin(a, "GET", "/metrics", None, "").text();
+    assert!(m.contains("semble_proxy_requests_total{decision=\"allow\",rule=\"plain.test:80\",reason=\"ok\"}"), "{m}");
+    assert!(m.contains("reason=\"method_not_allowed\""), "{m}");
+    assert!(m.contains("semble_proxy_rule_reload_failures_total 3"), "{m}");
+    assert!(m.contains("semble_proxy_upstream_latency_seconds_bucket"), "{m}");
+    assert!(m.contains("semble_proxy_active_tunnels"), "{m}");
+    s.lab.assert_decoys_untouched();
+}
+
+#[test]
+fn credentials_from_the_aws_container_endpoint() {
+    let lab = Lab::new();
+    let _https = lab.https_upstream("127.0.0.1:443", &[BEDROCK]);
+    let (ep, hits) = credential_endpoint("pod-identity-token");
+    let token_file = lab.write("eks-token", "wrong-token\n");
+    let rules =
+        lab.write("rules.yaml", &format!("kind: ProxyRules\negress:\n  - host: {BEDROCK}\n    credential: bedrock\n"));
+    let creds = lab.write(
+        "creds.yaml",
+        "kind: ProxyCredentials\ncredentials:\n  bedrock:\n    awsSigV4: {service: bedrock, region: us-east-1, from: containerEndpoint}\n",
+    );
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--credentials",
+        &creds.display().to_string(),
+        "--resolve",
+        &format!("{BEDROCK}:443:127.0.0.1"),
+        "--allow-cidr",
+        "127.0.0.1/32",
+        "--upstream-ca",
+        &lab.ca.path.display().to_string(),
+        "--admin",
+        ADMIN,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = vec![
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("http://{ep}/creds")),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.display().to_string()),
+    ];
+    let proxy = ProxyProc::start(&lab, &args, &env);
+    let a: SocketAddr = ADMIN.parse().unwrap();
+    // The endpoint refuses the token: not ready, and requests fail closed.
+    let r = admin(a, "GET", "/readyz", None, "");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("401"), "{}", r.text());
+    let r = request(proxy.addr, "POST", &format!("http://{BEDROCK}{INVOKE}"), &[], b"{}");
+    assert_eq!((r.status, r.reason()), (502, "credential_unavailable"));
+    // The token is rotated in its file: the next fetch works.
+    std::fs::write(&token_file, "pod-identity-token\n").unwrap();
+    assert_eq!(admin(a, "GET", "/readyz", None, "").status, 200);
+    let r = request(proxy.addr, "POST", &format!("http://{BEDROCK}{INVOKE}"), &[], b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["sigv4"]["valid"], true, "{j}");
+    assert!(j["sigv4"]["signed"].as_array().unwrap().iter().any(|h| h == "x-amz-security-token"), "{j}");
+    assert_eq!(j["headers"]["x-amz-security-token"][0], SESSION_TOKEN);
+    // Cached until near expiry: one more request, no new fetch.
+    let before = hits.load(Ordering::SeqCst);
+    request(proxy.addr, "POST", &format!("http://{BEDROCK}{INVOKE}"), &[], b"{}");
+    assert_eq!(hits.load(Ordering::SeqCst), before);
+    assert_no_secrets(&proxy.log_text());
+    lab.assert_decoys_untouched();
+}
+
+#[test]
+fn unix_socket_listener_and_connection_limit() {
+    let lab = Lab::new();
+    let _http = lab.http_upstream("127.0.0.1:80");
+    let rules = lab.write("rules.yaml", &rules_without_credentials());
+    let sock = lab.path("proxy.sock");
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--listen",
+        &format!("unix:{}", sock.display()),
+        "--listen",
+        LISTEN,
+        "--resolve",
+        "plain.test:80:127.0.0.1",
+        "--allow-cidr",
+        "127.0.0.1/32",
+        "--max-connections",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _proxy = ProxyProc::start(&lab, &args, &[]);
+    let mut u = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    u.write_all(b"GET http://plain.test/unix HTTP/1.1\r\nHost: plain.test\r\n\r\n").unwrap();
+    let r = read_response(&mut u, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["path"], "/unix");
+    // Two connections open (the Unix one and this), the third is turned away.
+    let _held = dial(LISTEN.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    let r = raw(LISTEN.parse().unwrap(), b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\n\r\n").unwrap();
+    assert_eq!(r.status, 503);
+    lab.assert_decoys_untouched();
+}
+
+#[test]
+fn bad_configuration_is_one_clear_error() {
+    let lab = Lab::new();
+    let proxy = semble_tests::bin("semble-proxy");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(&proxy).args(args).envs(env.iter().copied()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let bad = lab.write("bad.yaml", "kind: ProxyRules\negress:\n  - host: api.test\n    prots: [443]\n");
+    let (code, err, _) = run(&["--rules", &bad.display().to_string()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("bad.yaml:4:5") && err.contains("did you mean `ports`"), "{err}");
+    let rules =
+        lab.write("r.yaml", &format!("kind: ProxyRules\negress:\n  - host: {BEDROCK}\n    credential: bedrock\n"));
+    let (code, err, _) = run(&["--rules", &rules.display().to_string()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("credential `bedrock`") && err.contains("--credentials"), "{err}");
+    let creds =
+        lab.write("c.yaml", "kind: ProxyCredentials\ncredentials:\n  bedrock:\n    awsSigV4: {service: bedrock}\n");
+    let (code, err, _) =
+        run(&["--rules", &rules.display().to_string(), "--credentials", &creds.display().to_string()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("AWS_ACCESS_KEY_ID is not set"), "{err}");
+    let (code, _, out) = run(
+        &["--rules", &rules.display().to_string(), "--credentials", &creds.display().to_string(), "--check"],
+        &[("AWS_ACCESS_KEY_ID", AKID), ("AWS_SECRET_ACCESS_KEY", SECRET)],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("allow bedrock-runtime.us-east-1.amazonaws.com:443 (tls, credential bedrock)")
+            && out.contains("credential bedrock: available"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET));
+    let token = lab.write("token", TOKEN);
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let plain = lab.write("p.yaml", "kind: ProxyRules\negress:\n  - host: api.test\n");
+    let (code, err, _) =
+        run(&["--rules", &plain.display().to_string(), "--admin-token-file", &token.display().to_string()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("chmod 600"), "{err}");
+    let (code, err, _) = run(&["--rules", &plain.display().to_string(), "--listen", "localhost:80"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a listen address"), "{err}");
+}
