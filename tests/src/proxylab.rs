@@ -60,6 +60,7 @@ impl std::fmt::Debug for Lab {
 
 impl Lab {
     /// Make the namespace, enter it (this thread), start the decoy recorders.
+    #[allow(clippy::new_without_default)] // it creates a namespace and enters it: not a default
     pub fn new() -> Lab {
         require_root();
         let ns = TestNetns::new(DECOYS);
