@@ -112,6 +112,77 @@ pub fn proxy_down_is_a_502(backend: &str) {
     assert!(probe.get("proxy").starts_with("HTTP/1.1_502"), "{probe:?}");
 }
 
+/// The real semble-proxy behind the bridge: it runs in a network namespace of the test's (with
+/// the metadata decoys), listens on the policy's socket, and decides the probe's request with the
+/// workspace policy's own rules (only Bedrock is allowed, so `probe.test` gets `403 no_rule`).
+pub fn real_proxy_decides(backend: &str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let ns = TestNetns::new(crate::proxylab::DECOYS);
+    let policy = policy_dir_for(policy_backend(backend)).join("workspace.yaml");
+    let proxy_dir = t.path().join("proxy");
+    std::fs::create_dir_all(proxy_dir.join("workspace")).unwrap();
+    let socket = proxy_dir.join("workspace/proxy.sock");
+    let creds = t.path().join("creds.yaml");
+    std::fs::write(
+        &creds,
+        "kind: ProxyCredentials\ncredentials:\n  bedrock:\n    awsSigV4: {service: bedrock, from: environment}\n",
+    )
+    .unwrap();
+    let log = t.path().join("proxy.log");
+    let mut proxy = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(bin("semble-proxy"))
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--credentials")
+        .arg(&creds)
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .args(["--nameserver", "127.0.0.1:1"])
+        .env("AWS_ACCESS_KEY_ID", crate::proxylab::AKID)
+        .env("AWS_SECRET_ACCESS_KEY", crate::proxylab::SECRET)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "semble-proxy did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = bundle(&t.path().join("bundle"), &["/bin/probe"]);
+    edit_config(&b, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(&proxy_dir)
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("realproxy")),
+        false,
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let probe = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    let answer = probe.get("proxy");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        answer.starts_with("HTTP/1.1_403") && answer.contains("no_egress_rule_allows_`probe.test`"),
+        "{probe:?}\n{text}"
+    );
+    let line = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "probe.test:80")
+        .unwrap_or_else(|| panic!("no decision logged:\n{text}"));
+    assert_eq!((line["client"].as_str(), line["reason"].as_str()), (Some("unix"), Some("no_rule")), "{line}");
+    assert!(!text.contains(crate::proxylab::SECRET));
+}
+
 fn wait_status(root: &Path, backend: &str, id: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -21,6 +21,11 @@ fn a_proxy_that_is_down_answers_502() {
 }
 
 #[test]
+fn the_real_proxy_decides_behind_the_bridge() {
+    real_proxy_decides(BACKEND);
+}
+
+#[test]
 fn lifecycle_create_start_state_exec_ps_kill_delete() {
     lifecycle(BACKEND);
 }
