@@ -192,6 +192,8 @@ pub struct Config {
     pub limits: Limits,
     /// Permissions of Unix listener sockets.
     pub socket_mode: u32,
+    /// Threads serving clients, each with its own event loop (0: one per available CPU).
+    pub workers: usize,
 }
 
 #[cfg(test)]

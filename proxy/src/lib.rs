@@ -18,13 +18,17 @@
 //!   `https://` through a per-deployment intercept CA ([`intercept`]);
 //! * logs one JSON line per decision ([`log`]) and counts it ([`metrics`]).
 //!
+//! Each worker thread runs its own single-threaded event loop and accepts from every listener
+//! ([`server`]): a connection, its upstream connections and its tunnel stay on one thread.
+//!
 //! The admin API ([`admin`]) serves `/healthz`, `/readyz`, `/metrics` and token-protected
 //! `GET/PUT /rules`; SIGHUP reloads the rules and credentials files. Bad rules never replace
 //! good ones.
 //!
 //! ## Why these crates
 //! hyper 1 (HTTP/1.1 and HTTP/2, the upgrade machinery `CONNECT` needs) on tokio;
-//! hickory-resolver (honours `/etc/hosts`, answers with every address so each can be checked);
+//! hickory-resolver (answers with every address so each can be checked; `/etc/hosts` is read
+//! first by [`resolve`] itself);
 //! rustls with ring (TLS both ways, and its `Acceptor` parses ClientHellos); rcgen (the
 //! intercept CA); aws-sigv4 (AWS's own signer); prometheus-client (the Prometheus project's
 //! client); arc-swap (rules swapped atomically without locking readers).

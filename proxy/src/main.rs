@@ -93,6 +93,10 @@ struct Cli {
     /// Mode of Unix listener sockets (octal); access is meant to be governed by the directory.
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "666")]
     socket_mode: u32,
+    /// Threads serving clients, each running its own event loop so that a request and its
+    /// upstream connection stay on one thread (default: one per CPU this process may use).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    workers: usize,
     /// Check the rules, credentials and CA, print a summary, and exit.
     #[arg(long)]
     check: bool,
@@ -133,8 +137,11 @@ fn main() -> ExitCode {
             max_signed_body: cli.max_signed_body,
         },
         socket_mode: cli.socket_mode,
+        workers: cli.workers,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("semble-proxy").build() {
+    // This runtime runs start-up, the admin API, signals and housekeeping; clients are served
+    // by the worker threads `server::run` starts.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("semble-proxy: error: cannot start the runtime: {e}");

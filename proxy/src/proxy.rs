@@ -71,6 +71,8 @@ pub struct Proxy {
     pub pipes: PipePool,
     /// Open client connections and tunnels.
     pub connections: AtomicUsize,
+    /// The most connections open at once since housekeeping last looked.
+    pub peak_connections: AtomicUsize,
     /// The admin bearer token.
     pub admin_token: Option<Secret>,
     http1: hyper::server::conn::http1::Builder,
@@ -206,6 +208,7 @@ impl Proxy {
             local_ips,
             pipes: PipePool::default(),
             connections: AtomicUsize::new(0),
+            peak_connections: AtomicUsize::new(0),
             admin_token,
             http1,
             config,
@@ -285,6 +288,7 @@ impl Proxy {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(msg.as_bytes())).await;
             return;
         }
+        self.peak_connections.fetch_max(slots + 1, Ordering::Relaxed);
         self.metrics.active_connections.inc();
         let (io, notes) = Sniff::new(io, self.config.limits.max_header_bytes);
         let conn = Arc::new(ConnInfo { client: client.clone(), notes, proxy: self.clone() });

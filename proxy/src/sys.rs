@@ -14,6 +14,8 @@ pub struct Pipe {
     pub r: OwnedFd,
     /// Write end.
     pub w: OwnedFd,
+    /// Capacity in bytes (what the kernel granted).
+    pub cap: usize,
 }
 
 /// Pipes kept for reuse: an idle tunnel holds none, so ten thousand idle tunnels cost no pipe
@@ -23,8 +25,13 @@ pub struct PipePool {
     free: Mutex<Vec<Pipe>>,
 }
 
-/// Pipes kept when returned (more are closed).
-const KEEP: usize = 256;
+/// The size asked for each pipe: the most one splice round trip moves.
+pub const PIPE_BYTES: usize = 1 << 20;
+const PIPE_BYTES_I32: i32 = 1 << 20;
+
+/// Pipes kept when returned (more are closed): 64 × 1 MiB stays inside the default
+/// `fs.pipe-user-pages-soft` (64 MiB), past which new pipes shrink to one page.
+const KEEP: usize = 64;
 
 impl PipePool {
     /// A pipe from the pool, or a new one.
@@ -33,7 +40,14 @@ impl PipePool {
             return Ok(p);
         }
         let (r, w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        Ok(Pipe { r, w })
+        // A bigger pipe moves more per splice round trip; failing to grow it only costs speed.
+        // Without CAP_SYS_RESOURCE the kernel caps this at fs.pipe-max-size (1 MiB by default)
+        // and, past fs.pipe-user-pages-soft, at one page.
+        use nix::fcntl::{fcntl, FcntlArg};
+        use std::os::fd::AsRawFd;
+        let _ = fcntl(w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_BYTES_I32));
+        let cap = fcntl(w.as_raw_fd(), FcntlArg::F_GETPIPE_SZ).map_or(4096, |n| usize::try_from(n).unwrap_or(4096));
+        Ok(Pipe { r, w, cap })
     }
 
     /// Return an *empty* pipe.

@@ -119,52 +119,82 @@ pub async fn relay(client: &ClientIo, upstream: &tokio::net::TcpStream, pipes: &
 
 /// One direction: `src` → pipe → `dst`, falling back to a user-space copy where the kernel
 /// cannot splice (`EINVAL`).
+///
+/// Reading and writing overlap: while `dst` drains the pipe, more is spliced in behind it. A
+/// splice into a pipe that already holds data can fail with `EAGAIN` because the *pipe* is full
+/// (its slots, not its bytes), so only a splice into an empty pipe is taken as "the socket is
+/// empty" and clears `src`'s readiness; otherwise the loop waits for `dst` to drain.
 async fn pump(src: &impl Side, dst: &impl Side, pipes: &PipePool, idle: Duration, act: &Activity) -> io::Result<u64> {
     let mut total = 0u64;
+    let mut pipe: Option<sys::Pipe> = None;
     let result: io::Result<()> = async {
+        let mut held = 0usize;
+        let mut eof = false;
         loop {
-            match tokio::time::timeout(idle, src.ready_for(Interest::READABLE)).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    if act.idle_for() >= idle {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "idle"));
+            let mut progress = false;
+            let mut src_empty = false;
+            if !eof {
+                let p = match &pipe {
+                    Some(p) => p,
+                    None => pipe.insert(pipes.get()?),
+                };
+                if held < p.cap {
+                    let splice_in = || sys::splice_nb(src.fd(), &p.w, p.cap - held);
+                    let got = if held == 0 { src.try_io_with(Interest::READABLE, splice_in) } else { splice_in() };
+                    match got {
+                        Ok(0) => eof = true,
+                        Ok(n) => {
+                            held += n;
+                            total += n as u64;
+                            progress = true;
+                            act.touch();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => src_empty = held == 0,
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && total == 0 => {
+                            if let Some(p) = pipe.take() {
+                                pipes.put(p);
+                            }
+                            return copy(src, dst, idle, act, &mut total).await;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    continue;
                 }
             }
-            let pipe = pipes.get()?;
-            let got = src.try_io_with(Interest::READABLE, || sys::splice_nb(src.fd(), &pipe.w, 1 << 16));
-            let n = match got {
-                Ok(0) => {
-                    pipes.put(pipe);
+            if held > 0 {
+                if let Some(p) = &pipe {
+                    match dst.try_io_with(Interest::WRITABLE, || sys::splice_nb(&p.r, dst.fd(), held)) {
+                        Ok(m) => {
+                            held -= m;
+                            progress = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if held == 0 {
+                if eof {
                     return Ok(());
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    pipes.put(pipe);
-                    continue;
+                if src_empty {
+                    // Nothing in flight: an idle tunnel holds no pipe.
+                    if let Some(p) = pipe.take() {
+                        pipes.put(p);
+                    }
+                    wait(src, Interest::READABLE, idle, act).await?;
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    pipes.put(pipe);
-                    return copy(src, dst, idle, act, &mut total).await;
-                }
-                Err(e) => return Err(e),
-            };
-            act.touch();
-            let mut left = n;
-            while left > 0 {
-                dst.ready_for(Interest::WRITABLE).await?;
-                match dst.try_io_with(Interest::WRITABLE, || sys::splice_nb(&pipe.r, dst.fd(), left)) {
-                    Ok(m) => left -= m,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
+            } else if !progress {
+                wait(dst, Interest::WRITABLE, idle, act).await?;
             }
-            pipes.put(pipe);
-            total += n as u64;
         }
     }
     .await;
+    if let Some(p) = pipe {
+        // Close a pipe that may still hold bytes rather than pool it.
+        if result.is_ok() {
+            pipes.put(p);
+        }
+    }
     match result {
         Ok(()) => {
             sys::shutdown_write(dst.fd());
@@ -183,14 +213,21 @@ async fn pump(src: &impl Side, dst: &impl Side, pipes: &PipePool, idle: Duration
     }
 }
 
+/// Wait for `side` to become ready; `TimedOut` once nothing moved either way for `idle`.
+async fn wait(side: &impl Side, interest: Interest, idle: Duration, act: &Activity) -> io::Result<()> {
+    loop {
+        match tokio::time::timeout(idle, side.ready_for(interest)).await {
+            Ok(r) => return r,
+            Err(_) if act.idle_for() >= idle => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle")),
+            Err(_) => {}
+        }
+    }
+}
+
 async fn copy(src: &impl Side, dst: &impl Side, idle: Duration, act: &Activity, total: &mut u64) -> io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        match tokio::time::timeout(idle, src.ready_for(Interest::READABLE)).await {
-            Ok(r) => r?,
-            Err(_) if act.idle_for() >= idle => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle")),
-            Err(_) => continue,
-        }
+        wait(src, Interest::READABLE, idle, act).await?;
         let n = match src.try_io_with(Interest::READABLE, || {
             nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&src.fd()), &mut buf).map_err(io::Error::from)
         }) {
@@ -202,7 +239,7 @@ async fn copy(src: &impl Side, dst: &impl Side, idle: Duration, act: &Activity, 
         act.touch();
         let mut off = 0;
         while off < n {
-            dst.ready_for(Interest::WRITABLE).await?;
+            wait(dst, Interest::WRITABLE, idle, act).await?;
             match dst
                 .try_io_with(Interest::WRITABLE, || nix::unistd::write(dst.fd(), &buf[off..n]).map_err(io::Error::from))
             {

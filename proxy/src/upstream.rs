@@ -32,10 +32,26 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Idle connections kept per key.
 const POOL_PER_KEY: usize = 64;
 
+/// Pooled connections are kept per worker thread: a connection's task runs on the thread that
+/// opened it, so a request on that thread reuses it without a hop between threads.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 struct Key {
+    worker: usize,
     addr: SocketAddr,
     sni: Option<String>,
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Name the current thread's worker index (see `server::start_workers`).
+pub fn set_worker(i: usize) {
+    WORKER.with(|w| w.set(i));
+}
+
+fn worker() -> usize {
+    WORKER.with(std::cell::Cell::get)
 }
 
 /// A pooled HTTP/1.1 connection, lent for one request and returned when its response ends.
@@ -162,7 +178,7 @@ impl Upstreams {
 
     fn pooled(&self, addrs: &[IpAddr], port: u16, sni: Option<&str>) -> Option<(Key, Fresh)> {
         for ip in addrs {
-            let key = Key { addr: SocketAddr::new(*ip, port), sni: sni.map(str::to_string) };
+            let key = Key { worker: worker(), addr: SocketAddr::new(*ip, port), sni: sni.map(str::to_string) };
             if let Ok(mut h2) = self.h2.lock() {
                 if let Some(s) = h2.get(&key) {
                     if s.is_ready() {
@@ -188,7 +204,7 @@ impl Upstreams {
 
     async fn open(&self, addrs: &[IpAddr], port: u16, sni: Option<&str>) -> Result<(Key, Fresh), Deny> {
         let (tcp, addr) = self.connect_tcp(addrs, port).await?;
-        let key = Key { addr, sni: sni.map(str::to_string) };
+        let key = Key { worker: worker(), addr, sni: sni.map(str::to_string) };
         match sni {
             None => {
                 let (send, conn) = http1::Builder::new()

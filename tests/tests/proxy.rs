@@ -744,3 +744,83 @@ fn bad_configuration_is_one_clear_error() {
     assert_eq!(code, Some(2));
     assert!(err.contains("not a listen address"), "{err}");
 }
+
+/// A deterministic byte stream (xorshift), so what arrives can be checked byte for byte.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+#[test]
+fn tunnels_relay_bulk_data_byte_exact_both_ways_with_half_close() {
+    let lab = Lab::new();
+    // An echo upstream: everything back, then close its sending side when the client has.
+    let listener = std::net::TcpListener::bind("127.0.0.5:7000").unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut back = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut s, &mut back);
+                let _ = back.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    let rules =
+        lab.write("rules.yaml", "kind: ProxyRules\negress:\n  - {host: echo.test, ports: [7000], tls: false}\n");
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--resolve",
+        "echo.test:7000:127.0.0.5",
+        "--allow-cidr",
+        "127.0.0.5/32",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let proxy = ProxyProc::start(&lab, &args, &[]);
+    // Several tunnels at once, so bursts share the pipe pool; sizes straddle the pipe size.
+    let sizes = [1, 4096, (1 << 20) - 1, (1 << 20) + 1, 48 << 20];
+    let runs: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let addr = proxy.addr;
+            std::thread::spawn(move || {
+                let (s, r) = connect(addr, "echo.test:7000");
+                assert_eq!(r.status, 200, "{}", r.text());
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let data = pattern(n, i as u64 + 1);
+                let mut w = s.try_clone().unwrap();
+                let sent = data.clone();
+                let writer = std::thread::spawn(move || {
+                    w.write_all(&sent).unwrap();
+                    w.shutdown(std::net::Shutdown::Write).unwrap();
+                });
+                let mut got = Vec::with_capacity(n);
+                let mut s = s;
+                s.read_to_end(&mut got).unwrap();
+                writer.join().unwrap();
+                assert_eq!(got.len(), n, "tunnel {i}: {} of {n} bytes came back", got.len());
+                assert!(got == data, "tunnel {i}: the bytes that came back differ from those sent");
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+    for &n in &sizes {
+        proxy.wait_line(&format!("the {n}-byte tunnel"), |v| {
+            v["mode"] == "connect" && v["bytes_up"] == n as u64 && v["bytes_down"] == n as u64
+        });
+    }
+    lab.assert_decoys_untouched();
+}
