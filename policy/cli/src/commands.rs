@@ -99,12 +99,15 @@ pub fn load_policy(file: &Path) -> Result<Option<semble_policy::SandboxPolicy>> 
 }
 
 /// `compile FILE --target T [--out DIR]`
-pub fn compile(file: &Path, target: Target, out: Option<&Path>) -> Result<u8> {
+pub fn compile(file: &Path, target: Target, out: Option<&Path>, k8s: &semble_k8s::Options) -> Result<u8> {
     let Some(policy) = load_policy(file)? else {
         return Ok(exit::INVALID);
     };
-    let artifacts =
-        targets::compile(&policy, target).with_context(|| format!("cannot compile `{}`", file.display()))?;
+    let (artifacts, warnings) =
+        targets::compile_with(&policy, target, k8s).with_context(|| format!("cannot compile `{}`", file.display()))?;
+    for w in warnings {
+        eprintln!("semble-policy: warning: {}: {w}", file.display());
+    }
     match out {
         Some(dir) => {
             std::fs::create_dir_all(dir)

@@ -42,7 +42,7 @@ enum Command {
     },
     /// Compile a policy into an enforcement artifact.
     #[command(
-        after_help = "Examples:\n  semble-policy compile examples/workspace.yaml --target all --out out/\n  semble-policy compile examples/workspace.yaml --target oci | jq .process.capabilities\n  semble-policy compile examples/workspace.yaml --target seccomp-bpf > filter.bpf\n\nFiles written with --out are named POLICY.oci.json, POLICY.seccomp.json, POLICY.seccomp.bpf,\nPOLICY.landlock.json and POLICY.proxy-rules.json; each is written atomically."
+        after_help = "Examples:\n  semble-policy compile examples/workspace.yaml --target all --out out/\n  semble-policy compile examples/workspace.yaml --target oci | jq .process.capabilities\n  semble-policy compile examples/workspace.yaml --target seccomp-bpf > filter.bpf\n  semble-policy compile examples/workspace.yaml --target kubernetes --image ghcr.io/acme/agent:1.4 | kubectl apply -f -\n\nFiles written with --out are named POLICY.oci.json, POLICY.seccomp.json, POLICY.seccomp.bpf,\nPOLICY.landlock.json, POLICY.proxy-rules.json and POLICY.k8s.yaml; each is written atomically."
     )]
     Compile {
         /// The policy file.
@@ -53,6 +53,21 @@ enum Command {
         /// Write into this directory instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Kubernetes: the workload's image.
+        #[arg(long, value_name = "IMAGE", default_value_t = semble_k8s::Options::default().image)]
+        image: String,
+        /// Kubernetes: semble-proxy's image.
+        #[arg(long, value_name = "IMAGE", default_value_t = semble_k8s::Options::default().proxy_image)]
+        proxy_image: String,
+        /// Kubernetes: the namespace of the gateway proxies.
+        #[arg(long, value_name = "NAMESPACE", default_value_t = semble_k8s::Options::default().proxy_namespace)]
+        proxy_namespace: String,
+        /// Kubernetes: a fixed ClusterIP for the gateway Service (workloads without DNS reach it by address).
+        #[arg(long, value_name = "IP")]
+        proxy_cluster_ip: Option<std::net::IpAddr>,
+        /// Kubernetes: also emit policies for this CNI (`cilium`: a CiliumNetworkPolicy with toFQDNs).
+        #[arg(long, value_name = "CNI", value_parser = ["cilium"])]
+        cni: Option<String>,
     },
     /// Say what a workload under the policy can and cannot do, and why.
     #[command(after_help = "Example:\n  semble-policy explain examples/workspace.yaml")]
@@ -73,7 +88,16 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate { files, format } => commands::validate(&files, format),
-        Command::Compile { file, target, out } => commands::compile(&file, target, out.as_deref()),
+        Command::Compile { file, target, out, image, proxy_image, proxy_namespace, proxy_cluster_ip, cni } => {
+            let k8s = semble_k8s::Options {
+                image,
+                proxy_image,
+                proxy_namespace,
+                proxy_cluster_ip: proxy_cluster_ip.map(|ip| ip.to_string()),
+                cilium: cni.as_deref() == Some("cilium"),
+            };
+            commands::compile(&file, target, out.as_deref(), &k8s)
+        }
         Command::Explain { file } => commands::explain(&file),
     };
     match result {

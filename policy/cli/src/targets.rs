@@ -24,6 +24,9 @@ pub enum Target {
     SelinuxCil,
     /// An SELinux reference-policy module: `.te`, `.if`, `.fc` (Debian-style hosts).
     SelinuxTe,
+    /// Kubernetes objects: Namespace, NetworkPolicies, RuntimeClasses, the workload Deployment
+    /// and the egress proxy (multi-document YAML).
+    Kubernetes,
     /// Every target above, into `--out`.
     All,
 }
@@ -38,6 +41,7 @@ impl Target {
         Target::Proxy,
         Target::SelinuxCil,
         Target::SelinuxTe,
+        Target::Kubernetes,
     ];
 
     /// The file name of a single-file artifact for a policy.
@@ -50,6 +54,7 @@ impl Target {
             Target::Proxy => format!("{policy}.proxy-rules.json"),
             Target::SelinuxCil => format!("{policy}.cil"),
             Target::SelinuxTe => format!("{policy}.te"),
+            Target::Kubernetes => format!("{policy}.k8s.yaml"),
             Target::All => format!("{policy}.all"),
         }
     }
@@ -80,13 +85,27 @@ pub enum CompileError {
     /// The policy has no `selinux` section, so there is no module.
     #[error("policy `{0}` has no `selinux` section, so there is no SELinux module; add `spec.selinux` or choose another target")]
     NoSelinux(String),
+    /// The policy cannot be expressed as Kubernetes objects.
+    #[error(transparent)]
+    Kubernetes(#[from] semble_k8s::Error),
     /// The policy has no `filesystem` section, so there is no Landlock ruleset.
     #[error("policy `{0}` has no `filesystem` section, so there is no Landlock ruleset; add `spec.filesystem` or choose another target")]
     NoLandlock(String),
 }
 
-/// Compile one target (`All` is expanded by [`compile_all`]).
+/// Compile one target (`All` expands to every target the policy has the sections for), with
+/// default Kubernetes options.
 pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, CompileError> {
+    compile_with(policy, target, &semble_k8s::Options::default()).map(|(a, _)| a)
+}
+
+/// Compile one target; also returns warnings (the Kubernetes target's).
+pub fn compile_with(
+    policy: &SandboxPolicy,
+    target: Target,
+    k8s: &semble_k8s::Options,
+) -> Result<(Vec<Artifact>, Vec<String>), CompileError> {
+    let mut warnings = Vec::new();
     let targets: &[Target] = if target == Target::All { Target::EACH } else { std::slice::from_ref(&target) };
     let profile = semble_seccomp::profile(policy);
     // Every seccomp target is proven loadable by compiling it with libseccomp; once is enough.
@@ -134,11 +153,19 @@ pub fn compile(policy: &SandboxPolicy, target: Target) -> Result<Vec<Artifact>, 
                 None if target == Target::All => continue,
                 None => return Err(CompileError::NoSelinux(policy.name.clone())),
             },
+            Target::Kubernetes => match semble_k8s::objects(policy, k8s) {
+                Ok(o) => {
+                    warnings.extend(o.warnings.iter().cloned());
+                    single(o.to_yaml().into_bytes())
+                }
+                Err(_) if target == Target::All => continue,
+                Err(e) => return Err(e.into()),
+            },
             Target::All => continue,
         };
         out.extend(artifacts);
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 fn libseccomp_x86_64() -> semble_seccomp::bpf::Arch {

@@ -81,6 +81,7 @@ fn compile_all_writes_every_artifact_and_nothing_else() {
             "semble_workspace.if",
             "semble_workspace.te",
             "workspace.cil",
+            "workspace.k8s.yaml",
             "workspace.landlock.json",
             "workspace.oci.json",
             "workspace.proxy-rules.json",
@@ -88,6 +89,24 @@ fn compile_all_writes_every_artifact_and_nothing_else() {
             "workspace.seccomp.json"
         ]
     );
+}
+
+#[test]
+fn kubernetes_warnings_go_to_stderr_and_objects_to_stdout() {
+    let out =
+        run(&["compile", "examples/workspace.yaml", "--target", "kubernetes", "--image", "ghcr.io/acme/agent:1.4"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "semble-policy: warning: examples/workspace.yaml: policy `workspace` cannot meet Pod Security `restricted`"
+        ),
+        "{err}"
+    );
+    let yaml = text(&out.stdout);
+    assert!(yaml.starts_with("---\n") && yaml.contains("image: \"ghcr.io/acme/agent:1.4\""), "{yaml}");
+    let out = run(&["compile", "examples/workspace.yaml", "--target", "kubernetes", "--proxy-cluster-ip", "not-an-ip"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -1,0 +1,969 @@
+//! # semble-k8s: a sandbox policy as Kubernetes objects
+//!
+//! `semble-policy compile POLICY --target kubernetes` emits what a cluster needs to run the
+//! policy's workload the way a semble node runs it, built from `k8s-openapi` types so every
+//! object has the upstream schema's shape by construction:
+//!
+//! * the sandbox **Namespace**, labelled for Pod Security Admission at the strictest level the
+//!   policy allows (`restricted`, else `baseline` with a warning naming the capabilities that
+//!   break `restricted`);
+//! * **NetworkPolicies**: default-deny both ways for the sandbox pods; egress only to the egress
+//!   proxy (and DNS to kube-dns over UDP *and* TCP when `network.dns`); ingress only from the
+//!   policy's peers on its ports. A namespace and pods in one ingress entry become *one* peer
+//!   (both must match), namespaces are selected by `kubernetes.io/metadata.name`;
+//! * **RuntimeClasses** for the policy's backends (`semble-gvisor`, `semble-runc`,
+//!   `semble-embedded`: the handlers of `deploy/containerd/semble.toml`), with the policy's
+//!   overhead, node selector and tolerations;
+//! * the **workload Deployment**: `runtimeClassName`, a Pod `securityContext` meeting the Pod
+//!   Security Standards where the policy does (non-root, no privilege escalation, `drop: [ALL]`
+//!   plus the policy's adds, seccomp `Localhost` profile `semble/POLICY.json`, read-only root
+//!   with `emptyDir` volumes for the writable paths), the `semble.dev/policy` annotation,
+//!   resources, no service-account token, and `HTTP_PROXY`/`HTTPS_PROXY`;
+//! * **the egress proxy**, by `network.proxy.placement`:
+//!   - `gateway` (default): its own Namespace, Deployment, Service, ConfigMap (the rules) and
+//!     NetworkPolicies — only the proxy pods may leave the cluster, on the rules' ports, to
+//!     public addresses (private ranges and the metadata address excepted). The sandbox pods
+//!     reach only the proxy's Service;
+//!   - `sidecar`: a native sidecar (`initContainers` with `restartPolicy: Always`) on
+//!     `127.0.0.1`. A NetworkPolicy applies to the whole pod, so the sidecar's egress allowance
+//!     is the workload's too; the output says so, and `lint` flags it.
+//!
+//! Domain names cannot be expressed in a NetworkPolicy: egress by name is the proxy's job,
+//! and the output says so in its comments.
+
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities as K8sCaps, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
+    Toleration as K8sToleration, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::node::v1::{Overhead, RuntimeClass, Scheduling};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use semble_policy::caps::Capability;
+use semble_policy::model::{Backend, IngressPeer, NetworkMode, ProxyPlacement};
+use semble_policy::quantity::{format_bytes, format_millicores};
+use semble_policy::SandboxPolicy;
+use serde_json::Value;
+
+pub use yaml::Doc;
+
+/// Choices the policy does not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The workload's image.
+    pub image: String,
+    /// semble-proxy's image.
+    pub proxy_image: String,
+    /// The namespace of gateway proxies.
+    pub proxy_namespace: String,
+    /// A fixed ClusterIP for the gateway Service, so a workload without DNS can reach it.
+    pub proxy_cluster_ip: Option<String>,
+    /// Also emit a CiliumNetworkPolicy with `toFQDNs` for the proxy's egress.
+    pub cilium: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            image: "registry.example/workload:REPLACE-ME".into(),
+            proxy_image: format!("ghcr.io/semble-dev/semble-proxy:{}", env!("CARGO_PKG_VERSION")),
+            proxy_namespace: "semble-proxy".into(),
+            proxy_cluster_ip: None,
+            cilium: false,
+        }
+    }
+}
+
+/// The objects of a policy, and what the operator should know about them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The documents, in apply order (namespaces first).
+    pub docs: Vec<Doc>,
+    /// Warnings (also written as comments into the documents they concern).
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    /// The multi-document YAML stream.
+    pub fn to_yaml(&self) -> String {
+        yaml::stream(&self.docs)
+    }
+}
+
+/// Why a policy cannot be expressed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `spec.kubernetes.namespace` or `podSelector` is missing.
+    #[error("policy `{policy}` has no `spec.kubernetes.{field}`; the Kubernetes target needs the namespace and the pod labels of the sandbox pods (e.g. `kubernetes: {{namespace: sandboxes, podSelector: {{app: {policy}}}}}`)")]
+    Missing {
+        /// The policy.
+        policy: String,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
+/// The label every object semble emits carries.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "semble");
+/// The annotation that names the policy (read by semble-shim through CRI `pod_annotations`).
+pub const POLICY_ANNOTATION: &str = "semble.dev/policy";
+/// Where the node installer puts seccomp profiles, relative to the kubelet's seccomp root.
+pub fn seccomp_localhost_profile(policy: &str) -> String {
+    format!("semble/{policy}.json")
+}
+
+/// Capabilities Pod Security `restricted` allows adding.
+const RESTRICTED_ADDS: &[Capability] = &[Capability::NetBindService];
+/// Capabilities Pod Security `baseline` allows adding.
+const BASELINE_ADDS: &[Capability] = &[
+    Capability::AuditWrite,
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Mknod,
+    Capability::NetBindService,
+    Capability::Setfcap,
+    Capability::Setgid,
+    Capability::Setpcap,
+    Capability::Setuid,
+    Capability::SysChroot,
+];
+
+/// Address ranges a proxy must never be allowed to reach by a NetworkPolicy: private,
+/// loopback, link-local (the metadata address), CGNAT.
+const NOT_PUBLIC_V4: &[&str] =
+    &["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
+/// IPv6 ranges: loopback, ULA (which holds fd00:ec2::254), link-local, 6to4. NAT64 is not
+/// excepted as a whole (IPv6-only clusters reach the IPv4 internet through it); the NAT64 forms
+/// of the IPv4 ranges above are (see [`public_ip_blocks`]).
+const NOT_PUBLIC_V6: &[&str] = &["::1/128", "fc00::/7", "fe80::/10", "2002::/16"];
+
+/// The RuntimeClass (and containerd handler) name of a backend.
+pub fn runtime_class(b: Backend) -> &'static str {
+    match b {
+        Backend::Gvisor => "semble-gvisor",
+        Backend::Runc => "semble-runc",
+        Backend::Embedded => "semble-embedded",
+    }
+}
+
+/// Build every object of `policy`.
+pub fn objects(policy: &SandboxPolicy, opts: &Options) -> Result<Output, Error> {
+    let k = &policy.kubernetes;
+    let name = policy.name.as_str();
+    let ns = k.namespace.clone().ok_or(Error::Missing { policy: name.into(), field: "namespace" })?;
+    if k.pod_selector.is_empty() {
+        return Err(Error::Missing { policy: name.into(), field: "podSelector" });
+    }
+    let mut b = Builder { policy, opts, ns, docs: Vec::new(), warnings: Vec::new() };
+    b.namespace();
+    if policy.network.mode == NetworkMode::Proxy && policy.network.proxy.placement == ProxyPlacement::Gateway {
+        b.gateway();
+    }
+    b.runtime_classes();
+    b.sandbox_network_policies();
+    b.workload();
+    Ok(Output { docs: b.docs, warnings: b.warnings })
+}
+
+struct Builder<'a> {
+    policy: &'a SandboxPolicy,
+    opts: &'a Options,
+    ns: String,
+    docs: Vec<Doc>,
+    warnings: Vec<String>,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn meta(name: &str, ns: Option<&str>, extra: &[(&str, &str)]) -> ObjectMeta {
+    let mut l = labels(extra);
+    l.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    ObjectMeta { name: Some(name.into()), namespace: ns.map(str::to_string), labels: Some(l), ..Default::default() }
+}
+
+fn selector(l: &BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector { match_labels: Some(l.clone()), ..Default::default() }
+}
+
+fn ns_selector(ns: &str) -> LabelSelector {
+    selector(&labels(&[("kubernetes.io/metadata.name", ns)]))
+}
+
+fn tcp(port: u16) -> NetworkPolicyPort {
+    NetworkPolicyPort { port: Some(IntOrString::Int(port.into())), protocol: Some("TCP".into()), end_port: None }
+}
+
+fn dns_rule() -> NetworkPolicyEgressRule {
+    let port =
+        |p: &str| NetworkPolicyPort { port: Some(IntOrString::Int(53)), protocol: Some(p.into()), end_port: None };
+    NetworkPolicyEgressRule {
+        // One peer: pods labelled kube-dns *in* kube-system (both selectors must match).
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(ns_selector("kube-system")),
+            pod_selector: Some(selector(&labels(&[("k8s-app", "kube-dns")]))),
+            ip_block: None,
+        }]),
+        ports: Some(vec![port("UDP"), port("TCP")]),
+    }
+}
+
+fn public_ip_blocks(extra: &BTreeSet<String>) -> Vec<NetworkPolicyPeer> {
+    let block = |cidr: &str, except: &[&str]| NetworkPolicyPeer {
+        ip_block: Some(IPBlock { cidr: cidr.into(), except: Some(except.iter().map(|s| s.to_string()).collect()) }),
+        ..Default::default()
+    };
+    let mut v6: Vec<String> = NOT_PUBLIC_V6.iter().map(|s| s.to_string()).collect();
+    v6.extend(NOT_PUBLIC_V4.iter().filter_map(|c| nat64(c)));
+    let v6: Vec<&str> = v6.iter().map(String::as_str).collect();
+    let mut peers = vec![block("0.0.0.0/0", NOT_PUBLIC_V4), block("::/0", &v6)];
+    for cidr in extra {
+        peers.push(NetworkPolicyPeer {
+            ip_block: Some(IPBlock { cidr: cidr.clone(), except: None }),
+            ..Default::default()
+        });
+    }
+    peers
+}
+
+/// The NAT64 (`64:ff9b::/96`) form of an IPv4 range: `169.254.0.0/16` → `64:ff9b::a9fe:0/112`.
+fn nat64(v4: &str) -> Option<String> {
+    let net: ipnet::Ipv4Net = v4.parse().ok()?;
+    let o = net.network().octets();
+    let addr = std::net::Ipv6Addr::new(
+        0x64,
+        0xff9b,
+        0,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    );
+    Some(format!("{addr}/{}", 96 + net.prefix_len()))
+}
+
+fn to_value<T: serde::Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+impl Builder<'_> {
+    fn name(&self) -> &str {
+        &self.policy.name
+    }
+
+    fn push<T: serde::Serialize>(&mut self, comments: &[String], obj: &T) {
+        self.docs.push(Doc { comments: comments.to_vec(), value: to_value(obj) });
+    }
+
+    fn warn(&mut self, w: String) -> String {
+        self.warnings.push(w.clone());
+        format!("WARNING: {w}")
+    }
+
+    fn gateway_name(&self) -> String {
+        format!("semble-proxy-{}", self.name())
+    }
+
+    fn proxy_labels(&self) -> BTreeMap<String, String> {
+        labels(&[("app.kubernetes.io/name", "semble-proxy"), (POLICY_ANNOTATION, self.name())])
+    }
+
+    /// The port set the proxy needs to reach upstreams on, and reserved ranges rules allow.
+    fn egress_ports(&self) -> (BTreeSet<u16>, BTreeSet<String>) {
+        let mut ports = BTreeSet::new();
+        let mut extra = BTreeSet::new();
+        for r in &self.policy.network.egress {
+            ports.extend(r.ports.iter().copied());
+            // A plain http:// request to a TLS rule goes out on 443.
+            if r.tls {
+                ports.insert(443);
+            }
+            extra.extend(r.allow_addresses.iter().map(|n| n.to_string()));
+        }
+        (ports, extra)
+    }
+
+    /// The Pod Security level the workload can meet, and why not a stricter one.
+    fn pss_level(&self) -> (&'static str, Vec<String>) {
+        let adds: Vec<Capability> = self.policy.capabilities.granted().into_iter().collect();
+        let beyond = |allowed: &[Capability]| -> Vec<String> {
+            adds.iter().filter(|c| !allowed.contains(c)).map(|c| c.to_string()).collect()
+        };
+        let not_restricted = beyond(RESTRICTED_ADDS);
+        let not_baseline = beyond(BASELINE_ADDS);
+        let mut why = Vec::new();
+        let runs_as_root = self.policy.process.user == Some(0) || self.policy.process.user.is_none();
+        if !not_baseline.is_empty() {
+            why.push(format!("capabilities {} are beyond Pod Security `baseline`", not_baseline.join(", ")));
+            return ("privileged", why);
+        }
+        if !not_restricted.is_empty() {
+            why.push(format!("capabilities {} are beyond Pod Security `restricted`", not_restricted.join(", ")));
+        }
+        if runs_as_root && !self.policy.process.run_as_non_root {
+            why.push("the workload may run as root (set `process.user` to a non-zero uid)".into());
+        }
+        if why.is_empty() {
+            ("restricted", why)
+        } else {
+            ("baseline", why)
+        }
+    }
+
+    fn namespace(&mut self) {
+        let (level, why) = self.pss_level();
+        let mut comments = vec![format!("Sandbox namespace of policy `{}`.", self.name())];
+        if level != "restricted" {
+            let w = self.warn(format!(
+                "policy `{}` cannot meet Pod Security `restricted` ({}); namespace `{}` enforces `{level}` and warns/audits against `restricted`",
+                self.name(),
+                why.join("; "),
+                self.ns
+            ));
+            comments.push(w);
+        }
+        let ns = Namespace {
+            metadata: meta(
+                &self.ns.clone(),
+                None,
+                &[
+                    ("pod-security.kubernetes.io/enforce", level),
+                    ("pod-security.kubernetes.io/enforce-version", "latest"),
+                    ("pod-security.kubernetes.io/warn", "restricted"),
+                    ("pod-security.kubernetes.io/audit", "restricted"),
+                ],
+            ),
+            ..Default::default()
+        };
+        self.push(&comments, &ns);
+    }
+
+    fn runtime_classes(&mut self) {
+        let rt = &self.policy.runtime;
+        let mut backends: Vec<Backend> = rt.backend.into_iter().collect();
+        backends.extend(rt.fallback.iter().copied());
+        if backends.is_empty() {
+            backends.push(Backend::Runc);
+        }
+        backends.dedup();
+        let k = &self.policy.kubernetes;
+        for b in backends {
+            let mut pod_fixed = BTreeMap::new();
+            if let Some(m) = k.overhead_memory {
+                pod_fixed.insert("memory".to_string(), Quantity(format_bytes(m)));
+            }
+            if let Some(c) = k.overhead_cpu {
+                pod_fixed.insert("cpu".to_string(), Quantity(format_millicores(c)));
+            }
+            let scheduling = (!k.node_selector.is_empty() || !k.tolerations.is_empty()).then(|| Scheduling {
+                node_selector: (!k.node_selector.is_empty()).then(|| k.node_selector.clone()),
+                tolerations: (!k.tolerations.is_empty()).then(|| {
+                    k.tolerations
+                        .iter()
+                        .map(|t| K8sToleration {
+                            key: Some(t.key.clone()),
+                            operator: Some(t.operator.clone()),
+                            value: t.value.clone(),
+                            effect: t.effect.clone(),
+                            toleration_seconds: None,
+                        })
+                        .collect()
+                }),
+            });
+            let class = runtime_class(b);
+            let rc = RuntimeClass {
+                metadata: meta(class, None, &[]),
+                handler: class.to_string(),
+                overhead: (!pod_fixed.is_empty()).then_some(Overhead { pod_fixed: Some(pod_fixed) }),
+                scheduling,
+            };
+            let comment = format!(
+                "Runs pods with semble-shim's {} backend: the containerd handler `{class}` of deploy/containerd/semble.toml.",
+                b.as_str()
+            );
+            self.push(&[comment], &rc);
+        }
+    }
+
+    fn sandbox_network_policies(&mut self) {
+        let name = self.name().to_string();
+        let ns = self.ns.clone();
+        let pods = self.policy.kubernetes.pod_selector.clone();
+        let net = &self.policy.network;
+        let mode = net.mode;
+        let mut types = vec!["Ingress".to_string()];
+        if mode != NetworkMode::Open {
+            types.push("Egress".into());
+        }
+        let deny = NetworkPolicy {
+            metadata: meta(&format!("{name}-default-deny"), Some(&ns), &[]),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(selector(&pods)),
+                policy_types: Some(types),
+                ingress: None,
+                egress: None,
+            }),
+        };
+        let mut comments = vec![format!(
+            "Nothing reaches the `{name}` pods and nothing leaves them except what the policies below allow."
+        )];
+        if mode == NetworkMode::Open {
+            comments.push("network.mode is `open`: egress is not restricted by semble.".into());
+        }
+        self.push(&comments, &deny);
+
+        // Egress.
+        if mode != NetworkMode::Open {
+            let mut rules = Vec::new();
+            let mut comments = Vec::new();
+            if mode == NetworkMode::Proxy {
+                comments.push("Domain names cannot be expressed in a NetworkPolicy: egress by name goes through semble-proxy, which decides every request against the policy's rules.".into());
+                match net.proxy.placement {
+                    ProxyPlacement::Gateway => {
+                        rules.push(NetworkPolicyEgressRule {
+                            to: Some(vec![NetworkPolicyPeer {
+                                namespace_selector: Some(ns_selector(&self.opts.proxy_namespace)),
+                                pod_selector: Some(selector(&self.proxy_labels())),
+                                ip_block: None,
+                            }]),
+                            ports: Some(vec![tcp(net.proxy.port)]),
+                        });
+                        if !net.dns && self.opts.proxy_cluster_ip.is_none() {
+                            let w = self.warn(format!(
+                                "policy `{name}` has `network.dns: false`, but the workload reaches the gateway proxy by its Service name; set `dns: true`, choose `proxy.placement: sidecar`, or pass --proxy-cluster-ip IP (a free address of the Service range)"
+                            ));
+                            comments.push(w);
+                        }
+                    }
+                    ProxyPlacement::Sidecar => {
+                        let (ports, extra) = self.egress_ports();
+                        let w = self.warn(format!(
+                            "policy `{name}` runs the proxy as a sidecar: a NetworkPolicy applies to the whole pod, so the workload itself may reach any public address on port(s) {} — only the proxy's allow-list stands between it and the internet; prefer `placement: gateway`",
+                            ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                        ));
+                        comments.push(w);
+                        rules.push(NetworkPolicyEgressRule {
+                            to: Some(public_ip_blocks(&extra)),
+                            ports: Some(ports.iter().map(|p| tcp(*p)).collect()),
+                        });
+                    }
+                }
+            }
+            if net.dns || (mode == NetworkMode::Proxy && net.proxy.placement == ProxyPlacement::Sidecar) {
+                if !net.dns {
+                    comments.push("DNS to kube-dns: the sidecar proxy resolves names from the pod.".into());
+                }
+                rules.push(dns_rule());
+            }
+            if !rules.is_empty() {
+                let np = NetworkPolicy {
+                    metadata: meta(&format!("{name}-egress"), Some(&ns), &[]),
+                    spec: Some(NetworkPolicySpec {
+                        pod_selector: Some(selector(&pods)),
+                        policy_types: Some(vec!["Egress".into()]),
+                        egress: Some(rules),
+                        ingress: None,
+                    }),
+                };
+                self.push(&comments, &np);
+            }
+        }
+
+        // Ingress.
+        if !net.ingress.is_empty() {
+            let rules = net
+                .ingress
+                .iter()
+                .map(|r| NetworkPolicyIngressRule {
+                    from: Some(vec![peer(&r.from)]),
+                    ports: Some(
+                        r.ports
+                            .iter()
+                            .map(|p| NetworkPolicyPort {
+                                port: Some(IntOrString::Int(p.port.into())),
+                                end_port: p.end_port.map(i32::from),
+                                protocol: Some(p.protocol.as_str().into()),
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect();
+            let np = NetworkPolicy {
+                metadata: meta(&format!("{name}-ingress"), Some(&ns), &[]),
+                spec: Some(NetworkPolicySpec {
+                    pod_selector: Some(selector(&pods)),
+                    policy_types: Some(vec!["Ingress".into()]),
+                    ingress: Some(rules),
+                    egress: None,
+                }),
+            };
+            let c = "Who may connect to the workload (network.ingress). A namespace and pods in one entry are one peer: both must match.".to_string();
+            self.push(&[c], &np);
+        }
+    }
+
+    fn rules_json(&self) -> String {
+        semble_policy::compile::to_json(&semble_policy::compile::proxy::rules(self.policy))
+    }
+
+    fn has_credentials(&self) -> bool {
+        self.policy.network.egress.iter().any(|r| r.credential.is_some())
+    }
+
+    /// The semble-proxy container (gateway or sidecar).
+    fn proxy_container(&self, listen: &str, sidecar: bool) -> Container {
+        let mut args = vec![
+            "--rules".to_string(),
+            "/etc/semble-proxy/rules.json".into(),
+            "--listen".into(),
+            listen.into(),
+            "--admin".into(),
+            "127.0.0.1:9901".into(),
+        ];
+        let mut mounts = vec![VolumeMount {
+            name: "rules".into(),
+            mount_path: "/etc/semble-proxy".into(),
+            read_only: Some(true),
+            ..Default::default()
+        }];
+        if self.has_credentials() {
+            args.extend(["--credentials".into(), "/etc/semble-proxy-credentials/credentials.yaml".into()]);
+            mounts.push(VolumeMount {
+                name: "credentials".into(),
+                mount_path: "/etc/semble-proxy-credentials".into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+        let port: i32 = self.policy.network.proxy.port.into();
+        Container {
+            name: "semble-proxy".into(),
+            image: Some(self.opts.proxy_image.clone()),
+            args: Some(args),
+            ports: Some(vec![ContainerPort {
+                name: Some("proxy".into()),
+                container_port: port,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            readiness_probe: (!sidecar).then(|| Probe {
+                tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), host: None }),
+                period_seconds: Some(5),
+                ..Default::default()
+            }),
+            restart_policy: sidecar.then(|| "Always".to_string()),
+            resources: Some(ResourceRequirements {
+                requests: Some(
+                    [("cpu".to_string(), Quantity("50m".into())), ("memory".to_string(), Quantity("32Mi".into()))]
+                        .into(),
+                ),
+                limits: Some([("memory".to_string(), Quantity("256Mi".into()))].into()),
+                ..Default::default()
+            }),
+            security_context: Some(SecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(65532),
+                run_as_group: Some(65532),
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                capabilities: Some(K8sCaps { drop: Some(vec!["ALL".into()]), add: None }),
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+                ..Default::default()
+            }),
+            volume_mounts: Some(mounts),
+            ..Default::default()
+        }
+    }
+
+    fn proxy_volumes(&self, config_map: &str) -> Vec<Volume> {
+        let mut v = vec![Volume {
+            name: "rules".into(),
+            config_map: Some(ConfigMapVolumeSource { name: config_map.into(), ..Default::default() }),
+            ..Default::default()
+        }];
+        if self.has_credentials() {
+            v.push(Volume {
+                name: "credentials".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(format!("{config_map}-credentials")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        v
+    }
+
+    fn rules_config_map(&self, name: &str, ns: &str) -> (Vec<String>, ConfigMap) {
+        let mut comments = vec![format!("semble-proxy's allow-list for policy `{}` (network.egress).", self.name())];
+        if self.has_credentials() {
+            comments.push(format!(
+                "Credentials come from the Secret `{name}-credentials` (key credentials.yaml, kind: ProxyCredentials), which you create; it is mounted into the proxy only, never into the sandbox."
+            ));
+        }
+        let cm = ConfigMap {
+            metadata: meta(name, Some(ns), &[]),
+            data: Some([("rules.json".to_string(), self.rules_json())].into()),
+            ..Default::default()
+        };
+        (comments, cm)
+    }
+
+    fn gateway(&mut self) {
+        let gw = self.gateway_name();
+        let pns = self.opts.proxy_namespace.clone();
+        let port = self.policy.network.proxy.port;
+        let pl = self.proxy_labels();
+        let ns = Namespace {
+            metadata: meta(
+                &pns,
+                None,
+                &[
+                    ("pod-security.kubernetes.io/enforce", "restricted"),
+                    ("pod-security.kubernetes.io/enforce-version", "latest"),
+                ],
+            ),
+            ..Default::default()
+        };
+        self.push(&["Egress gateways: semble-proxy, one Deployment per policy.".into()], &ns);
+        let (comments, cm) = self.rules_config_map(&gw, &pns);
+        self.push(&comments, &cm);
+        let sa = ServiceAccount {
+            metadata: meta(&gw, Some(&pns), &[]),
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        };
+        self.push(&["The proxy's identity: associate cloud credentials (e.g. EKS Pod Identity) with it, not with the sandbox.".into()], &sa);
+        let dep = Deployment {
+            metadata: meta(&gw, Some(&pns), &[("app.kubernetes.io/name", "semble-proxy")]),
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                selector: selector(&pl),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(pl.clone()), ..Default::default() }),
+                    spec: Some(PodSpec {
+                        service_account_name: Some(gw.clone()),
+                        enable_service_links: Some(false),
+                        containers: vec![self.proxy_container(&format!("0.0.0.0:{port}"), false)],
+                        volumes: Some(self.proxy_volumes(&gw)),
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".into(),
+                                localhost_profile: None,
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.push(
+            &[format!("semble-proxy for policy `{}`: the only pods allowed to leave the cluster for it.", self.name())],
+            &dep,
+        );
+        let svc = Service {
+            metadata: meta(&gw, Some(&pns), &[]),
+            spec: Some(ServiceSpec {
+                selector: Some(pl.clone()),
+                cluster_ip: self.opts.proxy_cluster_ip.clone(),
+                ports: Some(vec![ServicePort {
+                    name: Some("proxy".into()),
+                    port: port.into(),
+                    target_port: Some(IntOrString::String("proxy".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.push(&[], &svc);
+        // The gateway's own NetworkPolicy: in from the sandbox pods only; out to public
+        // addresses on the rules' ports, and DNS.
+        let (ports, extra) = self.egress_ports();
+        let np = NetworkPolicy {
+            metadata: meta(&gw, Some(&pns), &[]),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(selector(&pl)),
+                policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(ns_selector(&self.ns)),
+                        pod_selector: Some(selector(&self.policy.kubernetes.pod_selector)),
+                        ip_block: None,
+                    }]),
+                    ports: Some(vec![tcp(port)]),
+                }]),
+                egress: Some(vec![
+                    NetworkPolicyEgressRule {
+                        to: Some(public_ip_blocks(&extra)),
+                        ports: Some(ports.iter().map(|p| tcp(*p)).collect()),
+                    },
+                    dns_rule(),
+                ]),
+            }),
+        };
+        let mut comments = vec![
+            format!("Only the `{}` sandbox pods reach this proxy; it reaches public addresses on the rules' ports (private ranges and the metadata address excepted) and kube-dns.", self.name()),
+        ];
+        if !extra.is_empty() {
+            comments.push(format!(
+                "Reserved ranges some rules allow (allowAddresses): {}.",
+                extra.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        self.push(&comments, &np);
+        if self.opts.cilium {
+            self.cilium_policy(&gw, &pns, &pl, &ports);
+        }
+    }
+
+    /// A CiliumNetworkPolicy narrowing the gateway's egress to the rules' names (`toFQDNs`),
+    /// with the DNS visibility rule Cilium needs to learn them.
+    fn cilium_policy(&mut self, gw: &str, pns: &str, pl: &BTreeMap<String, String>, ports: &BTreeSet<u16>) {
+        let fqdns: Vec<Value> = self
+            .policy
+            .network
+            .egress
+            .iter()
+            .map(|r| match &r.host {
+                semble_policy::model::HostPattern::Exact(h) => serde_json::json!({"matchName": h}),
+                semble_policy::model::HostPattern::Suffix(s) => serde_json::json!({"matchPattern": format!("*.{s}")}),
+                semble_policy::model::HostPattern::Any => serde_json::json!({"matchPattern": "*"}),
+            })
+            .collect();
+        let port_list: Vec<Value> =
+            ports.iter().map(|p| serde_json::json!({"port": p.to_string(), "protocol": "TCP"})).collect();
+        let v = serde_json::json!({
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": format!("{gw}-fqdn"), "namespace": pns, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+            "spec": {
+                "endpointSelector": {"matchLabels": pl},
+                "egress": [
+                    {
+                        "toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}],
+                        "toPorts": [{"ports": [{"port": "53", "protocol": "ANY"}], "rules": {"dns": [{"matchPattern": "*"}]}}]
+                    },
+                    {"toFQDNs": fqdns, "toPorts": [{"ports": port_list}]}
+                ]
+            }
+        });
+        self.docs.push(Doc {
+            comments: vec![
+                "Cilium only (--cni cilium): the gateway may reach only the rules' names, as resolved.".into()
+            ],
+            value: v,
+        });
+    }
+
+    fn workload(&mut self) {
+        let p = self.policy;
+        let name = self.name().to_string();
+        let ns = self.ns.clone();
+        let pods = p.kubernetes.pod_selector.clone();
+        let net = &p.network;
+        let mut comments = vec![
+            format!("The `{name}` workload: replace the image (--image) or copy the pod template into your own Deployment."),
+            format!("The seccomp profile is semble's for this policy, installed on each node as <kubelet seccomp root>/{} (`semble-policy compile {name}.yaml --target seccomp`).", seccomp_localhost_profile(&name)),
+        ];
+        let mut env = Vec::new();
+        let mut init = Vec::new();
+        let mut volumes = Vec::new();
+        if net.mode == NetworkMode::Proxy {
+            let url = match net.proxy.placement {
+                ProxyPlacement::Gateway => match &self.opts.proxy_cluster_ip {
+                    Some(ip) => format!("http://{ip}:{}", net.proxy.port),
+                    None => format!(
+                        "http://{}.{}.svc.cluster.local:{}",
+                        self.gateway_name(),
+                        self.opts.proxy_namespace,
+                        net.proxy.port
+                    ),
+                },
+                ProxyPlacement::Sidecar => format!("http://127.0.0.1:{}", net.proxy.port),
+            };
+            for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                env.push(EnvVar { name: k.into(), value: Some(url.clone()), value_from: None });
+            }
+            env.push(EnvVar {
+                name: "NO_PROXY".into(),
+                value: Some("localhost,127.0.0.1,::1".into()),
+                value_from: None,
+            });
+            if net.proxy.placement == ProxyPlacement::Sidecar {
+                let cm_name = format!("semble-proxy-{name}");
+                let (c, cm) = self.rules_config_map(&cm_name, &ns);
+                self.push(&c, &cm);
+                init.push(self.proxy_container(&format!("127.0.0.1:{}", net.proxy.port), true));
+                volumes.extend(self.proxy_volumes(&cm_name));
+                comments.push(
+                    "semble-proxy runs as a native sidecar (an init container with restartPolicy: Always).".into(),
+                );
+            }
+        }
+        let mut mounts = Vec::new();
+        if p.process.read_only_root_filesystem {
+            if let Some(fs) = &p.filesystem {
+                for path in &fs.read_write {
+                    let vol = volume_name(path);
+                    volumes.push(Volume {
+                        name: vol.clone(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    });
+                    mounts.push(VolumeMount { name: vol, mount_path: path.clone(), ..Default::default() });
+                }
+            }
+        }
+        let mut limits = BTreeMap::new();
+        if let Some(m) = p.resources.memory {
+            limits.insert("memory".to_string(), Quantity(format_bytes(m)));
+        }
+        if let Some(c) = p.resources.cpu {
+            limits.insert("cpu".to_string(), Quantity(format_millicores(c)));
+        }
+        if p.devices.gpu.is_some() {
+            limits.insert("nvidia.com/gpu".to_string(), Quantity("1".into()));
+        }
+        let (level, _) = self.pss_level();
+        let granted = p.capabilities.granted();
+        let adds: Vec<String> = granted.iter().map(|c| c.to_string()).collect();
+        let non_root = p.process.run_as_non_root || p.process.user.is_some_and(|u| u != 0);
+        let container = Container {
+            name: "workload".into(),
+            image: Some(self.opts.image.clone()),
+            env: (!env.is_empty()).then_some(env),
+            resources: (!limits.is_empty()).then(|| ResourceRequirements {
+                // Requests equal limits: the Guaranteed QoS class, and the scheduler reserves
+                // what the sandbox may use.
+                requests: Some(limits.clone()),
+                limits: Some(limits),
+                ..Default::default()
+            }),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(!p.process.no_new_privileges),
+                privileged: Some(false),
+                read_only_root_filesystem: Some(p.process.read_only_root_filesystem),
+                run_as_non_root: non_root.then_some(true),
+                capabilities: Some(K8sCaps { drop: Some(vec!["ALL".into()]), add: (!adds.is_empty()).then_some(adds) }),
+                ..Default::default()
+            }),
+            volume_mounts: (!mounts.is_empty()).then_some(mounts),
+            ..Default::default()
+        };
+        let runtime_class = runtime_class(p.runtime.backend.unwrap_or(Backend::Runc)).to_string();
+        let mut annotations = BTreeMap::new();
+        annotations.insert(POLICY_ANNOTATION.to_string(), name.clone());
+        let dep = Deployment {
+            metadata: meta(&name, Some(&ns), &[]),
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                selector: selector(&pods),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(pods.clone()),
+                        annotations: Some(annotations),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        runtime_class_name: Some(runtime_class),
+                        automount_service_account_token: Some(false),
+                        enable_service_links: Some(false),
+                        host_network: Some(false),
+                        host_pid: Some(false),
+                        host_ipc: Some(false),
+                        init_containers: (!init.is_empty()).then_some(init),
+                        containers: vec![container],
+                        volumes: (!volumes.is_empty()).then_some(volumes),
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: non_root.then_some(true),
+                            run_as_user: p.process.user.map(i64::from),
+                            run_as_group: p.process.group.or(p.process.user).map(i64::from),
+                            supplemental_groups: (!p.process.supplementary_groups.is_empty())
+                                .then(|| p.process.supplementary_groups.iter().map(|g| i64::from(*g)).collect()),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "Localhost".into(),
+                                localhost_profile: Some(seccomp_localhost_profile(&name)),
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if level != "restricted" {
+            comments.push(format!(
+                "Pod Security: this pod meets `{level}`, not `restricted` (see the namespace's warning)."
+            ));
+        }
+        self.push(&comments, &dep);
+    }
+}
+
+/// `fromNamespace`/`fromPods` in one entry are one peer (AND); `fromCidr` an ipBlock.
+fn peer(from: &IngressPeer) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: from.namespace.as_deref().map(ns_selector),
+        pod_selector: from.pods.as_ref().map(selector),
+        ip_block: from.cidr.map(|c| IPBlock { cidr: c.to_string(), except: None }),
+    }
+}
+
+/// A volume name (a DNS label) for a writable path: `/home/ollama` → `rw-home-ollama`.
+fn volume_name(path: &str) -> String {
+    let mut s: String = path
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    s.truncate(50);
+    let s = s.trim_matches('-');
+    if s.is_empty() {
+        "rw-root".into()
+    } else {
+        format!("rw-{s}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn nat64_forms_of_reserved_ranges() {
+        assert_eq!(nat64("169.254.0.0/16").as_deref(), Some("64:ff9b::a9fe:0/112"));
+        assert_eq!(nat64("10.0.0.0/8").as_deref(), Some("64:ff9b::a00:0/104"));
+    }
+
+    #[test]
+    fn volume_names_are_dns_labels() {
+        assert_eq!(volume_name("/workspace"), "rw-workspace");
+        assert_eq!(volume_name("/home/Ollama_x/"), "rw-home-ollama-x");
+        assert_eq!(volume_name("/"), "rw-root");
+    }
+}
