@@ -31,6 +31,7 @@
 //! Domain names cannot be expressed in a NetworkPolicy: egress by name is the proxy's job,
 //! and the output says so in its comments.
 
+pub mod netpol;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -69,11 +69,30 @@ enum Command {
         #[arg(long, value_name = "CNI", value_parser = ["cilium"])]
         cni: Option<String>,
     },
-    /// Say what a workload under the policy can and cannot do, and why.
-    #[command(after_help = "Example:\n  semble-policy explain examples/workspace.yaml")]
+    /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
+    /// reach whom under a set of Kubernetes NetworkPolicies.
+    #[command(
+        after_help = "Examples:\n  semble-policy explain examples/workspace.yaml\n  semble-policy explain --k8s manifests/\n  semble-policy explain --k8s out/workspace.k8s.yaml backend.yaml --from backend/api --to sandboxes/workspace --port 8081\n  semble-policy explain --k8s cluster/ --format dot | dot -Tsvg > net.svg\n\nWith --from/--to the exit status is 0 when the connection is allowed and 1 when it is denied.\nEndpoints: NAMESPACE/NAME of a Pod or workload, a unique NAME, `internet` (any public address),\n`metadata` (169.254.169.254) or an IP address; kube-system/kube-dns exists unless defined."
+    )]
     Explain {
         /// The policy file.
-        file: PathBuf,
+        #[arg(required_unless_present = "k8s", conflicts_with = "k8s")]
+        file: Option<PathBuf>,
+        /// Kubernetes manifests (files or directories, multi-document YAML) to explain.
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        k8s: Vec<PathBuf>,
+        /// With --k8s: the source of one connection to explain.
+        #[arg(long, requires_all = ["to", "k8s"], value_name = "ENDPOINT")]
+        from: Option<String>,
+        /// With --k8s: its destination.
+        #[arg(long, requires_all = ["from", "k8s"], value_name = "ENDPOINT")]
+        to: Option<String>,
+        /// With --from/--to: the port, `443` (TCP) or `53/UDP`.
+        #[arg(long, requires = "from", value_name = "PORT[/PROTO]", default_value = "443")]
+        port: String,
+        /// With --k8s: output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: commands::K8sFormat,
     },
 }
 
@@ -98,7 +117,10 @@ fn main() -> ExitCode {
             };
             commands::compile(&file, target, out.as_deref(), &k8s)
         }
-        Command::Explain { file } => commands::explain(&file),
+        Command::Explain { file, k8s, from, to, port, format } => match file {
+            Some(f) => commands::explain(&f),
+            None => commands::explain_k8s(&k8s, from.as_deref(), to.as_deref(), Some(&port), format),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -140,3 +140,44 @@ fn help_shows_examples() {
     let out = run(&["--help"]);
     assert!(text(&out.stdout).contains("semble-policy compile examples/workspace.yaml --target all --out out/"));
 }
+
+#[test]
+fn explain_k8s_answers_from_compiled_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(&["compile", "examples/workspace.yaml", "--target", "kubernetes", "--out", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(
+        dir.path().join("apps/backend.yml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: backend}\nspec: {containers: [{name: c, image: x}]}\n",
+    )
+    .unwrap();
+    let out = run(&["explain", "--k8s", d, "--from", "backend/api", "--to", "workspace", "--port", "8081"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("backend/api -> sandboxes/workspace 8081/TCP: ALLOWED\n"));
+    let out = run(&["explain", "--k8s", d, "--from", "workspace", "--to", "metadata", "--port", "80"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("egress: denied — sandboxes/workspace is isolated for egress"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&["explain", "--k8s", d, "--format", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["rows"].as_array().unwrap().iter().any(|r| r["from"] == "sandboxes/workspace"
+        && r["to"] == "semble-proxy/semble-proxy-workspace"
+        && r["ports"] == "8080/TCP"));
+    let out = run(&["explain", "--k8s", d, "--format", "dot"]);
+    assert!(text(&out.stdout).starts_with("digraph connectivity {"));
+    // Bad input: one line naming what and how to fix.
+    let out = run(&["explain", "--k8s", d, "--from", "nope", "--to", "workspace"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--from: no workload `nope`"), "{err}");
+    let out = run(&["explain", "--k8s", d, "--from", "backend/api", "--to", "workspace", "--port", "http"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not a port"));
+}
