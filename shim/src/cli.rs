@@ -135,10 +135,33 @@ pub enum Command {
     List(ListArgs),
     /// Explain what a bundle gets (or got) from semble: policy, backend, every control.
     ExplainBundle(ExplainArgs),
+    /// Check this node: semble-init, backends (and, with --run, a real container under each),
+    /// Landlock, seccomp notify, cgroups, SELinux, the policies, containerd's handlers.
+    #[command(
+        after_help = "Examples:\n  semble-shim doctor\n  semble-shim doctor --run            # also start a container under each backend\n  semble-shim --runsc /usr/local/bin/runsc doctor --format json\n\nExit status: 1 when a check fails (a configured handler would fail), 0 otherwise."
+    )]
+    Doctor(DoctorArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
     Checkpoint(RawArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
     Restore(RawArgs),
+}
+
+/// `doctor` flags.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Start a busybox container under each backend found.
+    #[arg(long)]
+    pub run: bool,
+    /// containerd's configuration file (its `imports` are read too).
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    pub containerd_config: PathBuf,
+    /// The busybox used for `--run`.
+    #[arg(long, default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 /// A container ID.

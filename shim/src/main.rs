@@ -65,6 +65,21 @@ fn main() -> ExitCode {
         Command::Spec(a) => ops::spec(&settings, a.bundle.as_deref(), a.rootless),
         Command::List(a) => ops::list(&settings, &a.format, a.quiet),
         Command::ExplainBundle(a) => semble_shim::explain_bundle::explain(&settings, &a.bundle, &a.id, &a.format),
+        Command::Doctor(a) => {
+            let opts = semble_shim::doctor::Options {
+                run: a.run,
+                containerd_config: a.containerd_config.clone(),
+                busybox: a.busybox.clone(),
+            };
+            let checks = semble_shim::doctor::run(&settings, &opts);
+            if a.format == "json" {
+                let v = serde_json::json!({"checks": checks, "ok": semble_shim::doctor::exit_status(&checks) == 0});
+                println!("{v}");
+                Ok(semble_shim::doctor::exit_status(&checks))
+            } else {
+                Ok(semble_shim::doctor::print_text(&checks))
+            }
+        }
         Command::Checkpoint(_) => ops::refuse_checkpoint("checkpoint"),
         Command::Restore(_) => ops::refuse_checkpoint("restore"),
     };

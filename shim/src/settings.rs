@@ -90,7 +90,9 @@ impl Settings {
     /// The static `semble-init` to mount into containers.
     pub fn init_binary(&self) -> Option<PathBuf> {
         if let Some(p) = &self.init {
-            return Some(p.clone());
+            // The runtime bind-mounts it from the bundle's directory: a relative path would be
+            // resolved there, not where the operator typed it.
+            return Some(std::path::absolute(p).unwrap_or_else(|_| p.clone()));
         }
         let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("semble-init")));
         [
