@@ -166,6 +166,8 @@ async fn pump(src: &impl Side, dst: &impl Side, pipes: &PipePool, idle: Duration
                         Ok(m) => {
                             held -= m;
                             progress = true;
+                            // A slow reader draining what is queued is activity too.
+                            act.touch();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
@@ -243,7 +245,10 @@ async fn copy(src: &impl Side, dst: &impl Side, idle: Duration, act: &Activity, 
             match dst
                 .try_io_with(Interest::WRITABLE, || nix::unistd::write(dst.fd(), &buf[off..n]).map_err(io::Error::from))
             {
-                Ok(m) => off += m,
+                Ok(m) => {
+                    off += m;
+                    act.touch();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
