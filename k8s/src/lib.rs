@@ -574,7 +574,10 @@ impl Builder<'_> {
                     [("cpu".to_string(), Quantity("50m".into())), ("memory".to_string(), Quantity("32Mi".into()))]
                         .into(),
                 ),
-                limits: Some([("memory".to_string(), Quantity("256Mi".into()))].into()),
+                limits: Some(
+                    [("cpu".to_string(), Quantity("1".into())), ("memory".to_string(), Quantity("256Mi".into()))]
+                        .into(),
+                ),
                 ..Default::default()
             }),
             security_context: Some(SecurityContext {

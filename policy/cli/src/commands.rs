@@ -291,3 +291,49 @@ pub fn explain_k8s(
     }
     Ok(exit::OK)
 }
+
+/// `lint PATH… [--format F] [--fail-on L] [--exclude G]… [--list-rules]`
+pub fn lint(
+    paths: &[PathBuf],
+    format: &str,
+    fail_on: crate::lint::Level,
+    exclude: &[String],
+    list_rules: bool,
+) -> Result<u8> {
+    use crate::lint;
+    let mut out = std::io::stdout().lock();
+    if list_rules {
+        if format == "markdown" {
+            write!(out, "{}", lint::rules_markdown())?;
+        } else {
+            for r in lint::RULES {
+                writeln!(out, "{} {:7} {} (fix: {})", r.id, format!("{:?}", r.level).to_lowercase(), r.summary, r.fix)?;
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let files = lint::collect(paths, exclude).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut findings = Vec::new();
+    let mut names = Vec::new();
+    for f in &files {
+        let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };
+        let src = read_input(f)?;
+        findings.extend(lint::lint_text(&name, &src).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
+        names.push(name);
+    }
+    match format {
+        "json" => writeln!(out, "{}", serde_json::json!({"files": names.len(), "findings": findings}))?,
+        "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&lint::sarif(&findings))?)?,
+        "junit" => write!(out, "{}", lint::junit(&names, &findings))?,
+        _ => {
+            use std::io::IsTerminal;
+            write!(out, "{}", lint::text(&findings, std::io::stdout().is_terminal()))?;
+            let (e, w) = (
+                findings.iter().filter(|f| f.level == lint::Level::Error).count(),
+                findings.iter().filter(|f| f.level == lint::Level::Warning).count(),
+            );
+            eprintln!("{} file(s): {e} error(s), {w} warning(s)", names.len());
+        }
+    }
+    Ok(if findings.iter().any(|f| f.level >= fail_on) { exit::INVALID } else { exit::OK })
+}

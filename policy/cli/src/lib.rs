@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod commands;
+pub mod lint;
 pub mod targets;
 
 /// Exit codes of `semble-policy` (documented in `--help`).

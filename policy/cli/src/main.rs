@@ -69,6 +69,28 @@ enum Command {
         #[arg(long, value_name = "CNI", value_parser = ["cilium"])]
         cni: Option<String>,
     },
+    /// Find what makes a sandbox weak in policies, Kubernetes manifests, Compose files, seccomp
+    /// profiles and OCI bundles (recognised by content).
+    #[command(
+        after_help = "Examples:\n  semble-policy lint examples/ deploy/ k8s/\n  semble-policy lint --format sarif . > semble.sarif      # GitHub code scanning\n  semble-policy lint --fail-on warning --exclude 'vendor/*' manifests/\n  semble-policy lint --list-rules\n\nExit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.\nSuppress with `# semble-lint: ignore=RULE reason=\"...\"` or the annotation ignore-check.semble.dev/RULE."
+    )]
+    Lint {
+        /// Files or directories (recursively: *.yaml, *.yml, *.json); `-` for standard input.
+        #[arg(required_unless_present = "list_rules")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_parser = ["text", "json", "sarif", "junit", "markdown"], default_value = "text")]
+        format: String,
+        /// Exit 1 when a finding is at least this severe.
+        #[arg(long, value_enum, default_value = "error")]
+        fail_on: semble_cli::lint::Level,
+        /// Skip paths matching this glob (repeatable; `*` spans directories).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Print the rule catalogue (with --format markdown: docs/lint-rules.md).
+        #[arg(long)]
+        list_rules: bool,
+    },
     /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
     /// reach whom under a set of Kubernetes NetworkPolicies.
     #[command(
@@ -116,6 +138,9 @@ fn main() -> ExitCode {
                 cilium: cni.as_deref() == Some("cilium"),
             };
             commands::compile(&file, target, out.as_deref(), &k8s)
+        }
+        Command::Lint { paths, format, fail_on, exclude, list_rules } => {
+            commands::lint(&paths, &format, fail_on, &exclude, list_rules)
         }
         Command::Explain { file, k8s, from, to, port, format } => match file {
             Some(f) => commands::explain(&f),
