@@ -110,8 +110,10 @@ fn deploy_objects_and_overlays_pass_strict_schema_validation() {
     let kubectl = tool("kubectl", "/usr/bin");
     let root = workspace().join("deploy/kubernetes");
     let dir = tempfile::tempdir().unwrap();
-    let mut files: Vec<PathBuf> =
-        ["namespace.yaml", "daemonset.yaml", "runtimeclasses.yaml"].iter().map(|f| root.join("base").join(f)).collect();
+    let mut files: Vec<PathBuf> = ["namespace.yaml", "networkpolicy.yaml", "daemonset.yaml", "runtimeclasses.yaml"]
+        .iter()
+        .map(|f| root.join("base").join(f))
+        .collect();
     for overlay in ["local", "staging", "prod"] {
         let built = sh(Command::new(&kubectl).arg("kustomize").arg(root.join("overlays").join(overlay)));
         let yaml: String = built.lines().filter(|l| !l.starts_with("# Warning:")).map(|l| format!("{l}\n")).collect();

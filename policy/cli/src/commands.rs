@@ -299,6 +299,7 @@ pub fn lint(
     fail_on: crate::lint::Level,
     exclude: &[String],
     list_rules: bool,
+    config: Option<&Path>,
 ) -> Result<u8> {
     use crate::lint;
     let mut out = std::io::stdout().lock();
@@ -312,15 +313,25 @@ pub fn lint(
         }
         return Ok(exit::OK);
     }
-    let files = lint::collect(paths, exclude).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut findings = Vec::new();
-    let mut names = Vec::new();
+    // The configuration: --config, else .semble-lint.yaml in the current directory.
+    let default_cfg = Path::new(".semble-lint.yaml");
+    let cfg_path = config.or_else(|| default_cfg.is_file().then_some(default_cfg));
+    let cfg = match cfg_path {
+        Some(p) => {
+            lint::Config::parse(&p.display().to_string(), &read_input(p)?).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        None => lint::Config::default(),
+    };
+    let mut excludes = exclude.to_vec();
+    excludes.extend(cfg.exclude.iter().cloned());
+    let files = lint::collect(paths, &excludes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut inputs = Vec::new();
     for f in &files {
         let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };
-        let src = read_input(f)?;
-        findings.extend(lint::lint_text(&name, &src).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
-        names.push(name);
+        inputs.push((name, read_input(f)?));
     }
+    let findings = cfg.apply(lint::lint_all(&inputs).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
+    let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();
     match format {
         "json" => writeln!(out, "{}", serde_json::json!({"files": names.len(), "findings": findings}))?,
         "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&lint::sarif(&findings))?)?,

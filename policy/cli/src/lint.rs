@@ -68,31 +68,39 @@ macro_rules! rules {
 rules! {
     "SL001" Warning "any" "a suppression without a reason" "write why: `# semble-lint: ignore=RULE reason=\"…\"` or the annotation's value";
     "SP000" Error "policy" "the policy does not validate (each error is reported)" "fix it as the message says; `semble-policy validate FILE` shows every error";
-    "SB001" Error "Kubernetes, Compose, OCI" "a privileged container (Pod Security baseline); with a `semble.dev/privileged-reason` annotation it is a warning" "remove `privileged: true` and grant the one capability or device it needs";
+    "SB001" Error "Kubernetes, Compose, Quadlet, OCI" "a privileged container (Pod Security baseline); with a `semble.dev/privileged-reason` annotation it is a warning" "remove `privileged: true` and grant the one capability or device it needs";
     "SB002" Error "Kubernetes" "the host's network, PID or IPC namespace (Pod Security baseline)" "remove hostNetwork/hostPID/hostIPC";
     "SB003" Error "Kubernetes" "a hostPath volume (Pod Security baseline)" "use an emptyDir, a PersistentVolumeClaim or a ConfigMap";
     "SB004" Warning "Kubernetes" "a hostPort (Pod Security baseline)" "expose the port with a Service";
-    "SB005" Error "Kubernetes, Compose, OCI" "a capability beyond the Pod Security baseline set, or one that is a known way out (SYS_ADMIN, NET_ADMIN, SYS_PTRACE, …)" "drop it; grant only capabilities from the baseline set";
+    "SB005" Error "Kubernetes, Compose, Quadlet, OCI" "a capability beyond the Pod Security baseline set, or one that is a known way out (SYS_ADMIN, NET_ADMIN, SYS_PTRACE, …)" "drop it; grant only capabilities from the baseline set";
     "SB006" Warning "Kubernetes" "allowPrivilegeEscalation is not false (Pod Security restricted)" "set securityContext.allowPrivilegeEscalation: false";
     "SB007" Warning "Kubernetes" "runAsNonRoot is not true (Pod Security restricted)" "set securityContext.runAsNonRoot: true and a non-zero runAsUser";
-    "SB008" Error "Kubernetes, Compose" "seccomp is Unconfined" "use RuntimeDefault or semble's Localhost profile (semble-policy compile --target seccomp)";
+    "SB008" Error "Kubernetes, Compose, Quadlet" "seccomp is Unconfined" "use RuntimeDefault or semble's Localhost profile (semble-policy compile --target seccomp)";
     "SB009" Warning "Kubernetes" "no seccomp profile (Pod Security restricted)" "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)";
     "SB010" Warning "Kubernetes, OCI" "the root filesystem is writable" "set readOnlyRootFilesystem: true and mount emptyDirs where it writes";
     "SB011" Warning "Kubernetes" "no memory or CPU limit" "set resources.limits.memory and resources.limits.cpu";
-    "SB012" Warning "Kubernetes, Compose" "an image without a tag or with `:latest`" "pin a version tag or a digest";
-    "SB013" Error "Kubernetes, Compose" "a default credential in the environment (e.g. GF_SECURITY_ADMIN_PASSWORD=admin)" "take the value from a Secret and change it";
+    "SB012" Warning "Kubernetes, Compose, Quadlet" "an image without a tag or with `:latest`" "pin a version tag or a digest";
+    "SB013" Error "Kubernetes, Compose, Quadlet" "a default credential in the environment (e.g. GF_SECURITY_ADMIN_PASSWORD=admin)" "take the value from a Secret and change it";
     "SB014" Error "Kubernetes" "a pod with a semble policy annotation that does not run under a semble RuntimeClass" "set runtimeClassName: semble-gvisor (or semble-runc)";
     "SB015" Warning "Kubernetes" "CAP_SETUID/CAP_SETGID kept by a non-root user (it can become root in its user namespace)" "drop SETUID and SETGID";
+    "SB016" Error "Kubernetes" "procMount: Unmasked (Pod Security baseline)" "remove procMount or set it to Default";
+    "SB017" Error "Kubernetes" "a sysctl outside the Pod Security safe set" "remove it, or set it on the node";
+    "SB018" Error "Kubernetes" "AppArmor unconfined (Pod Security baseline)" "use RuntimeDefault or a Localhost profile";
+    "SB019" Error "Kubernetes" "an SELinux type or user/role override beyond the Pod Security baseline" "use container_t, container_init_t, container_kvm_t or container_engine_t, and no user or role";
+    "SB023" Warning "Kubernetes" "a volume type outside the Pod Security restricted set" "use configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, csi or ephemeral";
+    "SB024" Warning "Kubernetes" "workloads in a namespace that no NetworkPolicy in the linted files covers (everything may reach them, and they anything)" "add a default-deny NetworkPolicy (semble-policy compile --target kubernetes emits one)";
+    "SB025" Warning "Kubernetes" "capabilities are not dropped with `drop: [ALL]` (Pod Security restricted)" "set securityContext.capabilities.drop: [ALL] and add back only what is needed";
     "SB020" Warning "Kubernetes" "egress open to 0.0.0.0/0 (or ::/0) without excepting private ranges and the metadata address" "add ipBlock.except: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, 100.64.0.0/10";
     "SB021" Warning "Kubernetes" "DNS egress on UDP 53 without TCP 53 (large answers fail)" "allow port 53 on TCP as well";
     "SB022" Warning "Kubernetes" "a proxy sidecar shares the workload's egress (a NetworkPolicy applies to the whole pod)" "run semble-proxy as a gateway (network.proxy.placement: gateway)";
-    "SB030" Error "Compose" "network_mode: host" "use a project network and publish only what must be reachable";
-    "SB031" Warning "Compose" "a port published on every address (0.0.0.0)" "publish on 127.0.0.1 (\"127.0.0.1:8080:80\") unless it must be reachable from elsewhere";
+    "SB030" Error "Compose, Quadlet" "network_mode: host" "use a project network and publish only what must be reachable";
+    "SB031" Warning "Compose, Quadlet" "a port published on every address (0.0.0.0)" "publish on 127.0.0.1 (\"127.0.0.1:8080:80\") unless it must be reachable from elsewhere";
     "SB040" Error "seccomp" "the seccomp profile's defaultAction allows" "default to SCMP_ACT_ERRNO and list what is allowed";
     "SB041" Error "seccomp" "the allow-list is too small to start any real program (no execve, mmap or exit_group)" "start from a real baseline (semble-policy compile --target seccomp)";
     "SB050" Error "policy" "an egress rule for every host (`*`)" "name the hosts the workload needs";
     "SB051" Warning "policy" "Landlock is best-effort for a policy that otherwise expects untrusted code (gVisor backend or default seccomp with denies)" "set filesystem.enforcement: required";
     "SB052" Error "policy" "a credential injected on a non-TLS upstream" "use a TLS upstream (port 443, tls: true) for credentialed hosts";
+    "SB054" Error "policy" "the policy re-allows a syscall its baseline removes as a known way out (unshare, mount, bpf, keyctl, …)" "remove it from seccomp.allow; if the workload truly needs it, run it under gVisor";
     "SB053" Warning "policy" "the proxy runs as a sidecar on Kubernetes" "use network.proxy.placement: gateway";
 }
 
@@ -123,6 +131,10 @@ struct Ctx<'a> {
     file: &'a str,
     source: &'a str,
     out: Vec<Finding>,
+    /// Workloads seen: (namespace, position), for the namespace rule.
+    workloads: Vec<(String, Pos)>,
+    /// Namespaces holding a NetworkPolicy.
+    netpol_ns: BTreeSet<String>,
     /// `ignore-check.semble.dev/RULE` annotations of the object being checked.
     ignored: Vec<(String, String)>,
 }
@@ -210,11 +222,64 @@ fn classify(root: &Node) -> Option<&'static str> {
     None
 }
 
-/// Lint one file's text.
+/// Lint one file's text (rules that need several files, like SB024, are applied by
+/// [`lint_all`]).
 pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, String> {
+    lint_one(file, source).map(|(f, _, _)| f)
+}
+
+/// Lint several files, including the rules that look across files.
+pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
+    let mut out = Vec::new();
+    let mut workloads: Vec<(usize, String, Pos)> = Vec::new();
+    let mut covered = BTreeSet::new();
+    for (i, (name, text)) in inputs.iter().enumerate() {
+        let (f, w, n) = lint_one(name, text)?;
+        out.extend(f);
+        workloads.extend(w.into_iter().map(|(ns, pos)| (i, ns, pos)));
+        covered.extend(n);
+    }
+    let mut reported = BTreeSet::new();
+    for (i, ns, pos) in workloads {
+        if covered.contains(&ns) || !reported.insert(ns.clone()) {
+            continue;
+        }
+        let (name, text) = &inputs[i];
+        let mut ctx = Ctx {
+            file: name,
+            source: text,
+            out: Vec::new(),
+            workloads: Vec::new(),
+            netpol_ns: BTreeSet::new(),
+            ignored: Vec::new(),
+        };
+        ctx.add("SB024", pos, format!("no NetworkPolicy covers namespace `{ns}`"));
+        out.extend(ctx.out);
+    }
+    Ok(out)
+}
+
+/// One file's findings, its workloads `(namespace, position)` and the namespaces its
+/// NetworkPolicies cover.
+type FileResult = (Vec<Finding>, Vec<(String, Pos)>, BTreeSet<String>);
+
+fn lint_one(file: &str, source: &str) -> Result<FileResult, String> {
+    if is_quadlet(file, source) {
+        let mut ctx = Ctx {
+            file,
+            source,
+            out: Vec::new(),
+            workloads: Vec::new(),
+            netpol_ns: BTreeSet::new(),
+            ignored: Vec::new(),
+        };
+        lint_quadlet(&mut ctx);
+        return Ok((ctx.out, Vec::new(), BTreeSet::new()));
+    }
     let docs = semble_policy::yaml::parse_stream(source)
         .map_err(|e| format!("{file}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
-    let mut ctx = Ctx { file, source, out: Vec::new(), ignored: Vec::new() };
+    let mut ctx =
+        Ctx { file, source, out: Vec::new(), workloads: Vec::new(), netpol_ns: BTreeSet::new(), ignored: Vec::new() };
     for d in &docs {
         match classify(&d.root) {
             Some("policy") => lint_policy(&mut ctx, &d.root),
@@ -226,7 +291,7 @@ pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, String> {
         }
         ctx.ignored.clear();
     }
-    Ok(ctx.out)
+    Ok((ctx.out, ctx.workloads, ctx.netpol_ns))
 }
 
 const BASELINE_CAPS: &[&str] = &[
@@ -324,11 +389,17 @@ fn lint_k8s(ctx: &mut Ctx, root: &Node) {
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("ignore-check.semble.dev/").map(|r| (r.to_string(), v.clone())))
         .collect();
+    let ns = str_of(path(root, &["metadata", "namespace"])).unwrap_or_else(|| "default".into());
     if kind == "NetworkPolicy" {
+        ctx.netpol_ns.insert(ns);
         lint_netpol(ctx, root);
         return;
     }
     let Some((spec, tmeta)) = pod_spec(root) else { return };
+    if !truthy_host_network(spec) {
+        ctx.workloads.push((ns, get(root, "kind").map_or(root.pos, |k| k.pos)));
+    }
+    lint_pss_extra(ctx, spec, &ann);
     let reason = ann.iter().any(|(k, v)| k == "semble.dev/privileged-reason" && !v.trim().is_empty());
     let pod_sc = get(spec, "securityContext");
     for key in ["hostNetwork", "hostPID", "hostIPC"] {
@@ -413,6 +484,17 @@ fn lint_k8s(ctx: &mut Ctx, root: &Node) {
                 }
             }
         }
+        let drops_all = f("capabilities")
+            .and_then(|c| get(c, "drop"))
+            .and_then(Node::as_seq)
+            .is_some_and(|d| d.iter().any(|x| x.scalar_text().is_some_and(|t| cap_name(&t) == "ALL")));
+        if !drops_all {
+            ctx.add(
+                "SB025",
+                f("capabilities").or(sc).map_or(c.pos, |n| n.pos),
+                format!("{what} keeps the runtime's default capabilities"),
+            );
+        }
         match f("allowPrivilegeEscalation").and_then(Node::as_bool) {
             Some(false) => {}
             _ => ctx.add(
@@ -455,6 +537,155 @@ fn lint_k8s(ctx: &mut Ctx, root: &Node) {
     });
     if let Some(p) = init_proxy {
         ctx.add("SB022", p.pos, "semble-proxy runs as a sidecar: its egress allowance is the workload's".into());
+    }
+}
+
+fn truthy_host_network(spec: &Node) -> bool {
+    get(spec, "hostNetwork").and_then(Node::as_bool) == Some(true)
+}
+
+const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+const SELINUX_TYPES: &[&str] = &["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
+const RESTRICTED_VOLUMES: &[&str] =
+    &["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+
+/// Pod Security fields beyond the common ones: procMount, sysctls, AppArmor, SELinux, volumes.
+fn lint_pss_extra(ctx: &mut Ctx, spec: &Node, ann: &[(String, String)]) {
+    let pod_sc = get(spec, "securityContext");
+    for s in pod_sc.and_then(|p| get(p, "sysctls")).and_then(Node::as_seq).unwrap_or(&[]) {
+        let name = str_of(get(s, "name")).unwrap_or_default();
+        if !SAFE_SYSCTLS.contains(&name.as_str()) {
+            ctx.add("SB017", s.pos, format!("sysctl {name} is not in the safe set"));
+        }
+    }
+    let mut contexts: Vec<(String, &Node)> = pod_sc.map(|p| ("the pod".to_string(), p)).into_iter().collect();
+    for k in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in get(spec, k).and_then(Node::as_seq).unwrap_or(&[]) {
+            if let Some(sc) = get(c, "securityContext") {
+                contexts.push((format!("container `{}`", str_of(get(c, "name")).unwrap_or_default()), sc));
+            }
+        }
+    }
+    for (what, sc) in contexts {
+        if let Some(pm) = get(sc, "procMount") {
+            if pm.scalar_text().as_deref() == Some("Unmasked") {
+                ctx.add("SB016", pm.pos, format!("{what} mounts /proc unmasked"));
+            }
+        }
+        if let Some(t) = get(sc, "appArmorProfile").and_then(|a| get(a, "type")) {
+            if t.scalar_text().as_deref() == Some("Unconfined") {
+                ctx.add("SB018", t.pos, format!("{what} runs without AppArmor"));
+            }
+        }
+        if let Some(se) = get(sc, "seLinuxOptions") {
+            let ty = str_of(get(se, "type")).unwrap_or_default();
+            if !SELINUX_TYPES.contains(&ty.as_str()) {
+                ctx.add(
+                    "SB019",
+                    get(se, "type").map_or(se.pos, |n| n.pos),
+                    format!("{what} asks for SELinux type {ty}"),
+                );
+            }
+            for k in ["user", "role"] {
+                if let Some(n) = get(se, k) {
+                    ctx.add("SB019", n.pos, format!("{what} sets an SELinux {k}"));
+                }
+            }
+        }
+    }
+    for (k, v) in ann {
+        if k.starts_with("container.apparmor.security.beta.kubernetes.io/") && v == "unconfined" {
+            ctx.add("SB018", spec.pos, format!("annotation {k}: unconfined"));
+        }
+    }
+    for v in get(spec, "volumes").and_then(Node::as_seq).unwrap_or(&[]) {
+        for (key, node) in v.as_map().map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            let k = key.name.as_str();
+            if k != "name" && k != "hostPath" && !RESTRICTED_VOLUMES.contains(&k) {
+                ctx.add(
+                    "SB023",
+                    node.pos,
+                    format!("volume `{}` is of type {k}", str_of(get(v, "name")).unwrap_or_default()),
+                );
+            }
+        }
+    }
+}
+
+/// Whether a file is a Quadlet unit (by extension, or a `[Container]`-style section).
+fn is_quadlet(file: &str, source: &str) -> bool {
+    const EXT: &[&str] = &[".container", ".pod", ".kube", ".network", ".volume"];
+    EXT.iter().any(|e| file.ends_with(e))
+        || source.lines().any(|l| matches!(l.trim(), "[Container]" | "[Pod]" | "[Kube]"))
+}
+
+/// Quadlet units: `[Container]` / `[Pod]` keys Podman turns into `podman run` flags.
+fn lint_quadlet(ctx: &mut Ctx) {
+    let source = ctx.source.to_string();
+    let mut section = String::new();
+    for (i, raw) in source.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let (key, value) = (key.trim(), value.trim());
+        let col = u32::try_from(raw.find(value).unwrap_or(0) + 1).unwrap_or(1);
+        let pos = Pos { line: u32::try_from(i + 1).unwrap_or(u32::MAX), column: col };
+        let what = format!("[{section}]");
+        match (section.as_str(), key) {
+            ("Container", "Image") => {
+                let node = Node { value: Value::String(value.to_string()), pos };
+                check_image(ctx, &node);
+            }
+            ("Container" | "Pod", "Network") if value == "host" => {
+                ctx.add("SB030", pos, format!("{what} uses the host's network"))
+            }
+            ("Container" | "Pod", "PodmanArgs") if value.split_whitespace().any(|a| a == "--privileged") => {
+                ctx.add("SB001", pos, format!("{what} passes --privileged"))
+            }
+            ("Container", "AddCapability") => {
+                for cap in value.split_whitespace() {
+                    let n = cap_name(cap);
+                    let dangerous = semble_policy::caps::Capability::parse(&n).is_some_and(|c| c.is_dangerous());
+                    if n == "ALL" || dangerous || !BASELINE_CAPS.contains(&n.as_str()) {
+                        ctx.add("SB005", pos, format!("{what} adds capability {n}"));
+                    }
+                }
+            }
+            ("Container", "SeccompProfile") if value == "unconfined" => {
+                ctx.add("SB008", pos, format!("{what} runs without seccomp"))
+            }
+            ("Container" | "Pod", "PublishPort") => {
+                let parts: Vec<&str> = value.split(':').collect();
+                if parts.len() <= 2 || parts[0].is_empty() || parts[0] == "0.0.0.0" {
+                    ctx.add("SB031", pos, format!("{what} publishes {value} on every address"));
+                }
+            }
+            ("Container", "Environment") => {
+                for kv in value.split_whitespace() {
+                    if let Some((k, v)) = kv.trim_matches('"').split_once('=') {
+                        check_env_value(ctx, k, v, pos);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -645,6 +876,15 @@ fn lint_policy(ctx: &mut Ctx, root: &Node) {
             );
         }
     }
+    for (i, name) in p.seccomp.allow.iter().enumerate() {
+        if let Some(g) = semble_seccomp::baseline::NEVER_BY_DEFAULT.iter().find(|g| g.names.contains(&name.as_str())) {
+            ctx.add(
+                "SB054",
+                pos(&format!("spec.seccomp.allow[{i}]")),
+                format!("`{name}` is removed by every baseline: {}", g.reason),
+            );
+        }
+    }
     if let Some(fs) = &p.filesystem {
         let untrusted = p.runtime.backend == Some(semble_policy::model::Backend::Gvisor) || !p.seccomp.deny.is_empty();
         if fs.enforcement == semble_policy::model::Enforcement::BestEffort && untrusted {
@@ -726,6 +966,85 @@ fn walk(p: &Path, exclude: &[String], out: &mut Vec<PathBuf>, explicit: bool) ->
         out.push(p.to_path_buf());
     }
     Ok(())
+}
+
+/// `.semble-lint.yaml`: rules turned off or given another severity, and excluded paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Rule → `None` (off) or a severity.
+    pub rules: Vec<(String, Option<Level>)>,
+    /// Globs of paths to skip.
+    pub exclude: Vec<String>,
+}
+
+impl Config {
+    /// Read a configuration file's text; errors are `file:line:column: message`.
+    pub fn parse(file: &str, text: &str) -> Result<Config, String> {
+        let root = semble_policy::yaml::parse(text)
+            .map_err(|e| format!("{file}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
+        let at = |n: &Node, m: String| format!("{file}:{}:{}: {m}", n.pos.line, n.pos.column);
+        let mut cfg = Config::default();
+        let Some(map) = root.as_map() else {
+            return if root.is_null() {
+                Ok(cfg)
+            } else {
+                Err(at(&root, "expected a mapping with `rules` and `exclude`".into()))
+            };
+        };
+        for (k, v) in map.iter() {
+            match k.name.as_str() {
+                "rules" => {
+                    let Some(rules) = v.as_map() else {
+                        return Err(at(v, "`rules` maps rule IDs to off, info, warning or error".into()));
+                    };
+                    for (id, level) in rules.iter() {
+                        if !RULES.iter().any(|r| r.id == id.name) {
+                            return Err(format!(
+                                "{file}:{}:{}: unknown rule `{}`; `semble-policy lint --list-rules` lists them",
+                                id.pos.line, id.pos.column, id.name
+                            ));
+                        }
+                        let l = match level.scalar_text().as_deref() {
+                            Some("off") | Some("false") => None,
+                            Some("info") => Some(Level::Info),
+                            Some("warning") => Some(Level::Warning),
+                            Some("error") => Some(Level::Error),
+                            _ => return Err(at(level, format!("`{}` must be off, info, warning or error", id.name))),
+                        };
+                        cfg.rules.push((id.name.clone(), l));
+                    }
+                }
+                "exclude" => {
+                    for g in v.as_seq().unwrap_or(&[]) {
+                        cfg.exclude
+                            .push(g.scalar_text().ok_or_else(|| at(g, "exclude entries are glob strings".into()))?);
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "{file}:{}:{}: unknown key `{other}`; expected `rules` or `exclude`",
+                        k.pos.line, k.pos.column
+                    ))
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Apply rule settings to findings.
+    pub fn apply(&self, findings: Vec<Finding>) -> Vec<Finding> {
+        findings
+            .into_iter()
+            .filter_map(|mut f| match self.rules.iter().find(|(id, _)| id == f.rule) {
+                Some((_, None)) => None,
+                Some((_, Some(l))) => {
+                    f.level = *l;
+                    Some(f)
+                }
+                None => Some(f),
+            })
+            .collect()
+    }
 }
 
 /// The patch files a `kustomization.yaml` in `dir` names.

@@ -90,6 +90,10 @@ enum Command {
         /// Print the rule catalogue (with --format markdown: docs/lint-rules.md).
         #[arg(long)]
         list_rules: bool,
+        /// Configuration (rules off or re-levelled, excluded paths); default `.semble-lint.yaml`
+        /// in the current directory when present.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
     /// reach whom under a set of Kubernetes NetworkPolicies.
@@ -139,8 +143,8 @@ fn main() -> ExitCode {
             };
             commands::compile(&file, target, out.as_deref(), &k8s)
         }
-        Command::Lint { paths, format, fail_on, exclude, list_rules } => {
-            commands::lint(&paths, &format, fail_on, &exclude, list_rules)
+        Command::Lint { paths, format, fail_on, exclude, list_rules, config } => {
+            commands::lint(&paths, &format, fail_on, &exclude, list_rules, config.as_deref())
         }
         Command::Explain { file, k8s, from, to, port, format } => match file {
             Some(f) => commands::explain(&f),
