@@ -66,6 +66,14 @@ impl Line {
         Line { ts: now_rfc3339(), client: client.to_string(), mode, ..Line::default() }
     }
 
+    /// Record a refusal: `deny` for the client's or the policy's doing, `error` for 5xx.
+    pub fn refusal(&mut self, d: &crate::rules::Deny) {
+        self.decision = if d.status >= 500 { "error" } else { "deny" };
+        self.status = d.status;
+        self.reason = d.reason;
+        self.detail = d.detail.clone();
+    }
+
     /// Set the duration from `start`.
     pub fn took(&mut self, start: Instant) {
         self.duration_ms = (start.elapsed().as_secs_f64() * 1e6).round() / 1e3;

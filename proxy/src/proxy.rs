@@ -223,10 +223,7 @@ impl Proxy {
     }
 
     fn refuse(&self, mut line: Line, d: Deny, start: Instant, close: bool) -> Response<Body> {
-        line.decision = if d.status >= 500 { "error" } else { "deny" };
-        line.status = d.status;
-        line.reason = d.reason;
-        line.detail = d.detail.clone();
+        line.refusal(&d);
         line.took(start);
         self.finish(&line);
         deny_response(&d, close)
@@ -274,10 +271,7 @@ impl Proxy {
             self.connections.fetch_sub(1, Ordering::Relaxed);
             let d = Deny::new(503, "too_many_connections", format!("{slots} connections are open (--max-connections)"));
             let mut line = Line::new(&client, "conn");
-            line.decision = "error";
-            line.status = 503;
-            line.reason = d.reason;
-            line.detail = d.detail.clone();
+            line.refusal(&d);
             self.finish(&line);
             let mut io = io;
             let body = format!("semble-proxy: {}\n", d.detail);
@@ -620,10 +614,7 @@ async fn pass_through(
             if let Some(reply) = reply {
                 let _ = client.write_all(&reply).await;
             }
-            line.decision = "deny";
-            line.status = d.status;
-            line.reason = d.reason;
-            line.detail = d.detail;
+            line.refusal(&d);
             line.took(start);
             proxy.finish(&line);
             proxy.metrics.active_tunnels.dec();
@@ -713,10 +704,7 @@ async fn intercepted_tunnel(
     let acceptor =
         tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), Prefixed::new(early, client));
     let fail = |mut line: Line, d: Deny| {
-        line.decision = "deny";
-        line.status = d.status;
-        line.reason = d.reason;
-        line.detail = d.detail;
+        line.refusal(&d);
         line.took(start);
         proxy.finish(&line);
         proxy.metrics.active_tunnels.dec();
