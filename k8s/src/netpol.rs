@@ -47,7 +47,8 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn parse(s: &str) -> Option<Proto> {
+    /// `TCP`, `UDP` or `SCTP`, in any case.
+    pub fn parse(s: &str) -> Option<Proto> {
         match s.to_ascii_uppercase().as_str() {
             "TCP" => Some(Proto::Tcp),
             "UDP" => Some(Proto::Udp),

@@ -24,11 +24,8 @@ fn load(text: &str, name: &str) -> Cluster {
 
 fn port(s: &str) -> (u16, Proto) {
     match s.split_once('/') {
-        Some((n, "UDP")) => (n.parse().unwrap(), Proto::Udp),
-        Some((n, "TCP")) => (n.parse().unwrap(), Proto::Tcp),
-        Some((n, "SCTP")) => (n.parse().unwrap(), Proto::Sctp),
+        Some((n, p)) => (n.parse().unwrap(), Proto::parse(p).unwrap()),
         None => (s.parse().unwrap(), Proto::Tcp),
-        Some(other) => panic!("bad port {other:?}"),
     }
 }
 

@@ -163,10 +163,8 @@ pub enum K8sFormat {
 /// Every manifest document under `paths` (files, directories recursively; `-` for stdin),
 /// as JSON values, named `file#index`. `List` objects are expanded.
 pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, serde_json::Value)>> {
-    let mut files = Vec::new();
-    for p in paths {
-        collect_files(p, &mut files)?;
-    }
+    let files =
+        crate::lint::collect(paths, &[], crate::lint::MANIFEST_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut docs = Vec::new();
     for f in files {
         let src = read_input(&f)?;
@@ -190,37 +188,14 @@ pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, serde_json::Valu
     Ok(docs)
 }
 
-fn collect_files(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if p != Path::new("-") && p.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .with_context(|| format!("cannot read directory `{}`", p.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            let yaml = matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json"));
-            if e.is_dir() || yaml {
-                collect_files(&e, out)?;
-            }
-        }
-    } else {
-        out.push(p.to_path_buf());
-    }
-    Ok(())
-}
-
 /// Parse `443`, `53/UDP`.
 fn parse_port(s: &str) -> Result<(u16, semble_k8s::netpol::Proto)> {
     use semble_k8s::netpol::Proto;
     let (n, proto) = match s.split_once('/') {
         Some((n, p)) => (
             n,
-            match p.to_ascii_uppercase().as_str() {
-                "TCP" => Proto::Tcp,
-                "UDP" => Proto::Udp,
-                "SCTP" => Proto::Sctp,
-                _ => bail!("--port `{s}`: the protocol must be TCP, UDP or SCTP (e.g. `53/UDP`)"),
-            },
+            Proto::parse(p)
+                .with_context(|| format!("--port `{s}`: the protocol must be TCP, UDP or SCTP (e.g. `53/UDP`)"))?,
         ),
         None => (s, Proto::Tcp),
     };
@@ -324,7 +299,7 @@ pub fn lint(
     };
     let mut excludes = exclude.to_vec();
     excludes.extend(cfg.exclude.iter().cloned());
-    let files = lint::collect(paths, &excludes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = lint::collect(paths, &excludes, lint::LINT_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut inputs = Vec::new();
     for f in &files {
         let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };

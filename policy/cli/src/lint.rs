@@ -139,7 +139,11 @@ struct Ctx<'a> {
     ignored: Vec<(String, String)>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(file: &'a str, source: &'a str) -> Ctx<'a> {
+        Ctx { file, source, out: Vec::new(), workloads: Vec::new(), netpol_ns: BTreeSet::new(), ignored: Vec::new() }
+    }
+
     fn add(&mut self, id: &'static str, pos: Pos, message: String) {
         self.add_at(id, rule(id).level, pos, message);
     }
@@ -245,14 +249,7 @@ pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
             continue;
         }
         let (name, text) = &inputs[i];
-        let mut ctx = Ctx {
-            file: name,
-            source: text,
-            out: Vec::new(),
-            workloads: Vec::new(),
-            netpol_ns: BTreeSet::new(),
-            ignored: Vec::new(),
-        };
+        let mut ctx = Ctx::new(name, text);
         ctx.add("SB024", pos, format!("no NetworkPolicy covers namespace `{ns}`"));
         out.extend(ctx.out);
     }
@@ -264,22 +261,13 @@ pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
 type FileResult = (Vec<Finding>, Vec<(String, Pos)>, BTreeSet<String>);
 
 fn lint_one(file: &str, source: &str) -> Result<FileResult, String> {
+    let mut ctx = Ctx::new(file, source);
     if is_quadlet(file, source) {
-        let mut ctx = Ctx {
-            file,
-            source,
-            out: Vec::new(),
-            workloads: Vec::new(),
-            netpol_ns: BTreeSet::new(),
-            ignored: Vec::new(),
-        };
         lint_quadlet(&mut ctx);
-        return Ok((ctx.out, Vec::new(), BTreeSet::new()));
+        return Ok((ctx.out, ctx.workloads, ctx.netpol_ns));
     }
     let docs = semble_policy::yaml::parse_stream(source)
         .map_err(|e| format!("{file}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
-    let mut ctx =
-        Ctx { file, source, out: Vec::new(), workloads: Vec::new(), netpol_ns: BTreeSet::new(), ignored: Vec::new() };
     for d in &docs {
         match classify(&d.root) {
             Some("policy") => lint_policy(&mut ctx, &d.root),
@@ -906,11 +894,18 @@ fn lint_policy(ctx: &mut Ctx, root: &Node) {
     }
 }
 
-/// Files under `paths` (directories recursively, YAML/JSON and Compose names), minus excludes.
-pub fn collect(paths: &[PathBuf], exclude: &[String]) -> Result<Vec<PathBuf>, String> {
+/// File extensions lint reads from directories.
+pub const LINT_EXTENSIONS: &[&str] = &["yaml", "yml", "json", "container", "pod", "kube", "network", "volume"];
+/// File extensions of Kubernetes manifests.
+pub const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+/// Files under `paths`: files named are taken as they are; directories are walked recursively
+/// for `extensions` (hidden entries, `exclude` globs and the strategic-merge patches a
+/// `kustomization.yaml` names are skipped); `-` is standard input.
+pub fn collect(paths: &[PathBuf], exclude: &[String], extensions: &[&str]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
-        walk(p, exclude, &mut out, true)?;
+        walk(p, exclude, extensions, &mut out, true)?;
     }
     Ok(out)
 }
@@ -936,7 +931,13 @@ fn glob_match(pat: &str, s: &str) -> bool {
     m(pat.as_bytes(), s.as_bytes())
 }
 
-fn walk(p: &Path, exclude: &[String], out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), String> {
+fn walk(
+    p: &Path,
+    exclude: &[String],
+    extensions: &[&str],
+    out: &mut Vec<PathBuf>,
+    explicit: bool,
+) -> Result<(), String> {
     if p == Path::new("-") {
         out.push(p.to_path_buf());
         return Ok(());
@@ -955,11 +956,11 @@ fn walk(p: &Path, exclude: &[String], out: &mut Vec<PathBuf>, explicit: bool) ->
         entries.sort();
         for e in entries {
             let lintable =
-                e.is_dir() || matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json"));
+                e.is_dir() || e.extension().and_then(|x| x.to_str()).is_some_and(|x| extensions.contains(&x));
             // Strategic-merge patches are fragments of objects, not objects: lint what
             // `kubectl kustomize` builds instead.
             if lintable && !patches.contains(&e) {
-                walk(&e, exclude, out, false)?;
+                walk(&e, exclude, extensions, out, false)?;
             }
         }
     } else {

@@ -248,6 +248,18 @@ fn quadlet_units_are_linted_with_positions() {
     );
     let fixed = "[Container]\nImage=docker.io/grafana/grafana:11.1.0\nPublishPort=127.0.0.1:3000:3000\n";
     assert!(lint_text("grafana.container", fixed).unwrap().is_empty());
+    // Found in a directory, next to a file lint must not read.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("grafana.container"), unit).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "Network=host\n").unwrap();
+    let out = run(&["lint", "--format", "json", dir.path().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["files"], 1, "{v}");
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "SB030" && f["file"].as_str().unwrap().ends_with("grafana.container")));
 }
 
 #[test]
