@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::backend;
 use crate::bundle::BackendKind;
-use crate::settings::Settings;
+use crate::settings::{is_executable, Settings};
 
 /// One check.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -129,11 +129,6 @@ pub fn run(settings: &Settings, opts: &Options) -> Vec<Check> {
     out.extend(containerd_checks(settings, &opts.containerd_config));
     out.extend(engine_mentions());
     out
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Start `/bin/true` in a busybox bundle under `kind`, through this shim, with the built-in

@@ -66,6 +66,21 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("`{tool}` is not installed: `apt-get install {package}` (.ci/run installs it)"))
 }
 
+/// Where `dev/install-packages` puts the tools that come from PyPI and npm.
+pub const TOOLS: &str = "/opt/semble-tools";
+
+/// A tool from the tools venv (`TOOLS/bin`), else from PATH; fails saying how to install it.
+pub fn require_py_tool(tool: &str) -> PathBuf {
+    let venv = Path::new(TOOLS).join("bin").join(tool);
+    if venv.is_file() {
+        return venv;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("`{tool}` is missing: run `dev/install-packages` (it installs it into {TOOLS}; .ci/run does)")
+    })
+}
+
 /// A unique name for this test process.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

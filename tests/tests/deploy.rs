@@ -9,16 +9,6 @@ use std::process::Command;
 
 use semble_tests::{bin, workspace};
 
-fn tool(name: &str, venv: &str) -> PathBuf {
-    let v = PathBuf::from(venv).join(name);
-    if v.is_file() {
-        return v;
-    }
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
-        .unwrap_or_else(|| panic!("{name} is missing: run `dev/install-packages`"))
-}
-
 fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -106,8 +96,8 @@ fn the_node_installer_installs_everything_once() {
 
 #[test]
 fn deploy_objects_and_overlays_pass_strict_schema_validation() {
-    let validate = tool("kubernetes-validate", "/opt/semble-tools/bin");
-    let kubectl = tool("kubectl", "/usr/bin");
+    let validate = semble_tests::require_py_tool("kubernetes-validate");
+    let kubectl = semble_tests::require_tool("kubectl", "kubernetes-client");
     let root = workspace().join("deploy/kubernetes");
     let dir = tempfile::tempdir().unwrap();
     let mut files: Vec<PathBuf> = ["namespace.yaml", "networkpolicy.yaml", "daemonset.yaml", "runtimeclasses.yaml"]

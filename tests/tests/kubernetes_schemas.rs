@@ -7,20 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn validator() -> PathBuf {
-    let venv = PathBuf::from("/opt/semble-tools/bin/kubernetes-validate");
-    if venv.is_file() {
-        return venv;
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("kubernetes-validate")).find(|f| f.is_file()));
-    on_path.flatten().unwrap_or_else(|| {
-        panic!("kubernetes-validate is missing: run `dev/install-packages` (it installs it into /opt/semble-tools from PyPI)")
-    })
-}
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(semble_tests::workspace().join(format!("examples/{name}.yaml"))).unwrap()
@@ -28,7 +15,7 @@ fn example(name: &str) -> String {
 
 #[test]
 fn every_emitted_object_passes_strict_schema_validation() {
-    let tool = validator();
+    let tool = semble_tests::require_py_tool("kubernetes-validate");
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for name in ["workspace", "llm-server", "data-processor"] {

@@ -10,12 +10,9 @@ use semble_tests::{bin, workspace};
 
 #[test]
 fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
-    let schema = std::path::Path::new("/opt/semble-tools/share/sarif-2.1.0-rtm.5.json");
-    let python = std::path::Path::new("/opt/semble-tools/bin/python");
-    assert!(
-        schema.is_file() && python.is_file(),
-        "the SARIF schema or the tools venv is missing: run `dev/install-packages`"
-    );
+    let schema = std::path::Path::new(semble_tests::TOOLS).join("share/sarif-2.1.0-rtm.5.json");
+    assert!(schema.is_file(), "{} is missing: run `dev/install-packages`", schema.display());
+    let python = semble_tests::require_py_tool("python");
     let dir = tempfile::tempdir().unwrap();
     // Findings of several kinds: Compose, seccomp, Kubernetes.
     let out = Command::new(bin("semble-policy"))
@@ -33,7 +30,7 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
                  doc = json.load(open(sys.argv[2]))\n\
                  jsonschema.validators.validator_for(schema)(schema).validate(doc)\n\
                  print('valid')\n";
-    let out = Command::new(python).arg("-c").arg(check).arg(schema).arg(&sarif).output().unwrap();
+    let out = Command::new(&python).arg("-c").arg(check).arg(schema.as_path()).arg(&sarif).output().unwrap();
     assert!(
         out.status.success(),
         "SARIF does not validate:\n{}{}",
@@ -44,6 +41,6 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     let mut bad = v.clone();
     bad["runs"][0]["results"][0]["level"] = serde_json::json!("fatal");
     std::fs::write(&sarif, serde_json::to_vec(&bad).unwrap()).unwrap();
-    let out = Command::new(python).arg("-c").arg(check).arg(schema).arg(&sarif).output().unwrap();
+    let out = Command::new(&python).arg("-c").arg(check).arg(schema.as_path()).arg(&sarif).output().unwrap();
     assert!(!out.status.success(), "an invalid level must be rejected");
 }
