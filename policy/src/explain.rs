@@ -134,7 +134,10 @@ pub fn explain(policy: &SandboxPolicy, seccomp: &SeccompFacts) -> String {
         let _ = writeln!(out, "              {c}");
     }
     if s.explain_denials {
-        let _ = writeln!(out, "              denials are explained as they happen (seccomp.explainDenials)");
+        let _ = writeln!(
+            out,
+            "              denials are explained as they happen (seccomp.explainDenials; runc and embedded backends, not under gVisor)"
+        );
     }
     if !seccomp.blocked.is_empty() {
         cannot.push(format!("call {} (seccomp)", seccomp.blocked.join(", ")));

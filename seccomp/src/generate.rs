@@ -234,6 +234,69 @@ pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
     }
 }
 
+const NOTIFY: &str = "SCMP_ACT_NOTIFY";
+
+/// The syscalls a filter with explanations needs allowed: `semble-init` hands the notify fd to
+/// the supervisor with `sendmsg` and closes its copy after loading the filter.
+pub const NOTIFY_HANDOVER: &[&str] = &["sendmsg", "close"];
+
+/// Why the policy's denials cannot be explained by seccomp user notification, if they cannot.
+pub fn notify_unsupported(policy: &SandboxPolicy) -> Option<String> {
+    let s = &policy.seccomp;
+    if !s.explain_denials {
+        return Some("spec.seccomp.explainDenials is false".into());
+    }
+    if s.default_action != DefaultAction::Errno {
+        return Some(format!(
+            "the default action is `{}`, not `errno`: only refusals with an errno can be explained",
+            s.default_action.as_str()
+        ));
+    }
+    let allowed = allowed(policy);
+    if let Some(n) = NOTIFY_HANDOVER.iter().find(|n| !allowed.contains_key(**n)) {
+        return Some(format!("the policy does not allow `{n}`, which hands the notify fd to the supervisor"));
+    }
+    None
+}
+
+/// The profile with explanations: every refusal that returns the policy's errno (the denied
+/// syscalls and the default action) becomes `SCMP_ACT_NOTIFY`, answered by the supervisor with
+/// that same errno. Allowed syscalls and their argument rules are untouched, so they cost what
+/// they cost before; `clone3`'s ENOSYS stays in the kernel.
+pub fn notify_profile(profile: &SeccompProfile, errno: u32) -> SeccompProfile {
+    let mut p = profile.clone();
+    if p.default_action == ERRNO && p.default_errno_ret.unwrap_or(1) == errno {
+        p.default_action = NOTIFY.into();
+        p.default_errno_ret = None;
+    }
+    for r in &mut p.syscalls {
+        if r.action == ERRNO && r.errno_ret.unwrap_or(1) == errno {
+            r.action = NOTIFY.into();
+            r.errno_ret = None;
+        }
+    }
+    p
+}
+
+/// The profile of a recording run: every syscall notifies (the recorder answers "continue"),
+/// except the handover of the notify fd itself.
+pub fn record_profile() -> SeccompProfile {
+    SeccompProfile {
+        default_action: NOTIFY.into(),
+        default_errno_ret: None,
+        architectures: ARCHITECTURES.iter().map(|a| (*a).to_string()).collect(),
+        arch_map: Vec::new(),
+        flags: Vec::new(),
+        listener_path: None,
+        listener_metadata: None,
+        syscalls: vec![rule(
+            vec!["sendmsg".into()],
+            ALLOW,
+            "the recorder's own channel: the notify fd is handed over with it".into(),
+        )],
+    }
+}
+
 /// Baseline groups first (in their declared order), then capabilities, Landlock, the policy's own.
 fn reason_order(reason: &str) -> (usize, String) {
     let group = reason.split_once(": ").map(|(_, g)| g).unwrap_or(reason);
@@ -347,6 +410,34 @@ mod tests {
         let allowed: BTreeSet<&str> = prof.unconditionally_allowed().collect();
         assert!(allowed.contains("read") && allowed.contains("execve"));
         assert!(!allowed.contains("socket") && !prof.syscalls.iter().any(|r| r.names == ["socket"]));
+    }
+
+    #[test]
+    fn notify_profile_turns_the_policys_refusals_into_notifications_only() {
+        let p = policy("  seccomp: {deny: [ptrace]}\n  network: {mode: none}\n");
+        let plain = profile(&p);
+        let n = notify_profile(&plain, p.seccomp.errno);
+        assert_eq!(n.default_action, NOTIFY);
+        assert_eq!(n.default_errno_ret, None);
+        let deny = n.syscalls.iter().find(|r| r.comment.as_deref() == Some("spec.seccomp.deny")).unwrap();
+        assert_eq!(deny.action, NOTIFY);
+        // clone3's ENOSYS is not the policy's errno: it stays in the kernel.
+        let clone3 = n.syscalls.iter().find(|r| r.names == ["clone3"]).unwrap();
+        assert_eq!((clone3.action.as_str(), clone3.errno_ret), (ERRNO, Some(ENOSYS)));
+        // Allowed syscalls are exactly as before.
+        let allow = |p: &SeccompProfile| p.syscalls.iter().filter(|r| r.action == ALLOW).cloned().collect::<Vec<_>>();
+        assert_eq!(allow(&plain), allow(&n));
+        assert_eq!(notify_unsupported(&p), None);
+    }
+
+    #[test]
+    fn explanations_are_off_where_they_cannot_work() {
+        let off = policy("  seccomp: {explainDenials: false}\n  network: {mode: none}\n");
+        assert!(notify_unsupported(&off).unwrap().contains("explainDenials"));
+        let kill = policy("  seccomp: {defaultAction: kill-process}\n  network: {mode: none}\n");
+        assert!(notify_unsupported(&kill).unwrap().contains("default action"));
+        let tiny = policy("  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n");
+        assert!(notify_unsupported(&tiny).unwrap().contains("sendmsg"));
     }
 
     #[test]

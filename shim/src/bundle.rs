@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use semble_init::config::{Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, PROXY_DIR, VERSION};
+use semble_init::config::{
+    Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, NOTIFY_PATH, PROXY_DIR, VERSION,
+};
 use semble_policy::compile::landlock;
 use semble_policy::compile::oci::{MASKED_PATHS, NVIDIA_MAJOR, POLICY_ANNOTATION, READONLY_PATHS};
 use semble_policy::model::{Enforcement, NetworkMode, SandboxPolicy, SelinuxLevel};
@@ -149,6 +151,8 @@ pub struct Inputs<'a> {
     pub mounts: &'a Mounts,
     /// For the gVisor backend: what runsc offers and the container's root filesystem.
     pub runsc: Option<&'a RunscInputs>,
+    /// Record the container's syscalls instead of enforcing the policy's seccomp profile.
+    pub record: bool,
 }
 
 /// What the gVisor backend needs to know about the host and the bundle.
@@ -195,6 +199,17 @@ pub struct Applied {
     pub notes: Vec<String>,
     /// Global flags for the backend (runsc's).
     pub backend_flags: Vec<String>,
+    /// The seccomp supervisor the container needs (explanations or recording).
+    pub notify: Option<NotifyMode>,
+}
+
+/// What the seccomp supervisor does for a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyMode {
+    /// Refusals are answered with the policy's errno and explained.
+    Explain,
+    /// Every syscall is let through and recorded.
+    Record,
 }
 
 /// Why a container is refused.
@@ -417,6 +432,40 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     // compile it at every start. Without no_new_privs an unprivileged process cannot load a
     // filter, so the runtime applies it.
     let by_init = !is_pod_sandbox && proc_report.nnp;
+    let mut notify = None;
+    if inputs.record && !is_pod_sandbox {
+        if !by_init || gvisor {
+            return Err(Refusal::Seccomp(format!(
+                "recording needs semble-init to load the filter (noNewPrivileges on, runc or embedded backend); policy `{name}` does not allow that here"
+            )));
+        }
+        profile = semble_seccomp::generate::record_profile();
+        if let Some(native) = native_arch() {
+            profile.architectures = vec![native.to_string()];
+        }
+        notify = Some(NotifyMode::Record);
+        notes.push(format!(
+            "recording: every syscall of container `{}` is allowed and recorded; policy `{name}`'s seccomp profile is NOT enforced",
+            inputs.id
+        ));
+        controls.push(Control {
+            control: "seccomp recording",
+            by: "semble-shim supervisor (user notification, continue)",
+            detail: "every syscall allowed and recorded; nothing filtered".into(),
+        });
+    } else if by_init && policy.seccomp.explain_denials {
+        if gvisor {
+            notes.push(format!("policy `{name}`: denials are not explained under gVisor (runsc has no seccomp user notification); they still fail"));
+        } else {
+            match semble_seccomp::generate::notify_unsupported(policy) {
+                None => {
+                    profile = semble_seccomp::generate::notify_profile(&profile, policy.seccomp.errno);
+                    notify = Some(NotifyMode::Explain);
+                }
+                Some(why) => notes.push(format!("policy `{name}`: denials are not explained: {why}")),
+            }
+        }
+    }
     let linux = obj(&mut cfg, "linux")?;
     let policy_seccomp = if by_init {
         linux.remove("seccomp");
@@ -428,6 +477,13 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         controls.push(Control { control: "seccomp", by: "runtime (libseccomp)", detail });
         None
     };
+    if notify == Some(NotifyMode::Explain) {
+        controls.push(Control {
+            control: "seccomp denials",
+            by: "semble-shim supervisor (user notification)",
+            detail: "answered with the policy's errno and explained (semble-shim denials)".into(),
+        });
+    }
     let stack = extra_seccomp.is_some() && !is_pod_sandbox;
     if stack {
         if !proc_report.nnp {
@@ -565,6 +621,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 listen: format!("127.0.0.1:{}", policy.network.proxy.port),
                 socket: format!("{PROXY_DIR}/{PROXY_SOCKET}"),
             }),
+            notify: notify.map(|_| NOTIFY_PATH.to_string()),
         })
     };
     if init.is_some() {
@@ -588,6 +645,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         backend_flags,
         controls,
         notes,
+        notify,
     })
 }
 

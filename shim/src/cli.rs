@@ -75,6 +75,13 @@ pub struct Cli {
     /// Directory of the egress proxy's sockets (`DIR/POLICY/proxy.sock`).
     #[arg(long, env = "SEMBLE_PROXY_DIR")]
     pub proxy_dir: Option<PathBuf>,
+    /// Record the container's syscalls into a policy at FILE instead of filtering them
+    /// (development only: nothing is filtered while recording).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Honour the annotation `semble.dev/record: "true"` (recordings go to ROOT/recordings/ID.yaml).
+    #[arg(long)]
+    pub allow_record_annotation: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -141,6 +148,14 @@ pub enum Command {
         after_help = "Examples:\n  semble-shim doctor\n  semble-shim doctor --run            # also start a container under each backend\n  semble-shim --runsc /usr/local/bin/runsc doctor --format json\n\nExit status: 1 when a check fails (a configured handler would fail), 0 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Summarize the syscalls a container's policy refused: rule, count, first and last seen, fix.
+    #[command(
+        after_help = "Examples:\n  semble-shim denials web-1\n  semble-shim denials web-1 --format json\n  semble-shim denials web-1 --patch > allow.yaml   # an overlay allowing what was refused\n  semble-shim denials                             # every container semble knows\n\nThe log of a deleted container is kept as ROOT/denials/ID.jsonl."
+    )]
+    Denials(DenialsArgs),
+    /// (internal) The per-container seccomp supervisor; `create` starts it.
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
     Checkpoint(RawArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
@@ -162,6 +177,29 @@ pub struct DoctorArgs {
     /// `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+}
+
+/// `denials` flags.
+#[derive(Debug, Args)]
+pub struct DenialsArgs {
+    /// The container (default: every container with a denial log).
+    pub id: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Print a policy overlay allowing what was refused (with a warning per dangerous syscall).
+    #[arg(long)]
+    pub patch: bool,
+}
+
+/// `supervise` flags.
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The container.
+    pub id: String,
+    /// Record into this policy file instead of explaining.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
 /// A container ID.

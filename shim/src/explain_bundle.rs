@@ -82,7 +82,15 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
     };
     let applied = bundle::apply(
         &original,
-        &Inputs { id: &id, policy, facts: &facts, backend: backend_kind, mounts: &mounts, runsc: runsc.as_ref() },
+        &Inputs {
+            id: &id,
+            policy,
+            facts: &facts,
+            backend: backend_kind,
+            mounts: &mounts,
+            runsc: runsc.as_ref(),
+            record: settings.record.is_some(),
+        },
     );
     let fields = [
         ("user", "/process/user"),

@@ -39,4 +39,5 @@ pub mod ops;
 pub mod resolve;
 pub mod settings;
 pub mod state;
+pub mod supervisor;
 mod sys;

@@ -80,6 +80,8 @@ fn main() -> ExitCode {
                 Ok(semble_shim::doctor::print_text(&checks))
             }
         }
+        Command::Denials(a) => semble_shim::supervisor::denials(&settings, a.id.as_deref(), &a.format, a.patch),
+        Command::Supervise(a) => semble_shim::supervisor::serve(&settings, &a.id, a.record.as_deref()),
         Command::Checkpoint(_) => ops::refuse_checkpoint("checkpoint"),
         Command::Restore(_) => ops::refuse_checkpoint("restore"),
     };

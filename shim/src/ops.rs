@@ -27,6 +27,7 @@ use crate::log::Logger;
 use crate::resolve;
 use crate::settings::Settings;
 use crate::state::{self, Paths, Record, ORIGINAL_CONFIG};
+use crate::supervisor;
 
 /// A command that failed, with the one line that says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +219,8 @@ struct Prepared {
     bundle: PathBuf,
     wrote_config: bool,
     rootfs_mountpoint: Option<PathBuf>,
+    /// The seccomp supervisor started for the container (settings, container ID).
+    supervised: Option<(Settings, String)>,
 }
 
 impl Prepared {
@@ -235,6 +238,9 @@ impl Prepared {
         }
         if self.wrote_config {
             restore_config(&self.bundle);
+        }
+        if let Some((settings, id)) = &self.supervised {
+            supervisor::stop(settings, &self.paths, id);
         }
         let _ = fs::remove_dir_all(&self.paths.dir);
         if let Some(mp) = &self.rootfs_mountpoint {
@@ -324,6 +330,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         init_binary
     };
     log.debug("policy and backend chosen", &[]);
+    let record_to = record_target(settings, log, id, &config);
     let facts = host::probe();
     let paths = Paths::new(&records, id);
     let runsc_inputs =
@@ -335,7 +342,15 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     };
     let applied = bundle::apply(
         &config,
-        &Inputs { id, policy, facts: &facts, backend: backend.kind, mounts: &mounts, runsc: runsc_inputs.as_ref() },
+        &Inputs {
+            id,
+            policy,
+            facts: &facts,
+            backend: backend.kind,
+            mounts: &mounts,
+            runsc: runsc_inputs.as_ref(),
+            record: record_to.is_some(),
+        },
     )?;
     let mut backend = backend;
     backend.extra = applied.backend_flags.clone();
@@ -356,8 +371,14 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     // here, with loopback up, and have the container join it.
     let mut applied = applied;
     let _netns = if backend.embedded() { fresh_netns_for_embedded(&mut applied.config)? } else { None };
-    let mut prepared =
-        Prepared { paths: paths.clone(), bundle: bundle.clone(), wrote_config: false, rootfs_mountpoint };
+    let mut prepared = Prepared {
+        paths: paths.clone(),
+        bundle: bundle.clone(),
+        wrote_config: false,
+        rootfs_mountpoint,
+        supervised: None,
+    };
+    let mut supervisor_child = None;
     let mut filters = semble_init::Filters::default();
     let result = (|| -> Result<(), Failure> {
         mkdir(&records, 0o711)?;
@@ -397,6 +418,16 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             backend_flags: applied.backend_flags.clone(),
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
+        if let Some(m) = applied.notify {
+            let mode = match (m, &record_to) {
+                (bundle::NotifyMode::Record, Some(out)) => supervisor::Mode::Record(out.clone()),
+                _ => supervisor::Mode::Explain,
+            };
+            supervisor_child = Some(supervisor::spawn(settings, &paths, id, &mode)?);
+            if backend.embedded() {
+                filters.notify = Some(std::sync::Arc::new(supervisor::connect(&paths)?));
+            }
+        }
         if !keep_original {
             // A hard link keeps the original bytes without copying them (and costs no new inode
             // on the bundle's filesystem); the rename below then swaps in the new config.json.
@@ -410,6 +441,9 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         write_file(&config_path, &out, 0o644)?;
         Ok(())
     })();
+    if supervisor_child.is_some() {
+        prepared.supervised = Some((settings.clone(), id.to_string()));
+    }
     if let Err(e) = result {
         prepared.wrote_config = original_path.exists();
         prepared.undo(None);
@@ -545,6 +579,32 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             }
             Ok(code(status))
         }
+    }
+}
+
+/// The annotation asking for a recording (honoured only with `--allow-record-annotation`).
+pub const RECORD_ANNOTATION: &str = "semble.dev/record";
+
+/// Where this container's recording goes, if it is recorded: `--record FILE`, or the
+/// annotation `semble.dev/record: "true"` where the operator allowed it (`ROOT/recordings/ID.yaml`).
+fn record_target(settings: &Settings, log: &mut Logger, id: &str, config: &Value) -> Option<PathBuf> {
+    if let Some(f) = &settings.record {
+        return Some(absolute(f));
+    }
+    let asked =
+        config.pointer(&format!("/annotations/{}", RECORD_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    match asked {
+        Some("true") if settings.allow_record_annotation => {
+            Some(settings.root.join("recordings").join(format!("{id}.yaml")))
+        }
+        Some(_) => {
+            log.warn(
+                "annotation semble.dev/record ignored: recording turns seccomp off, so only an operator can ask for it (--record FILE, or --allow-record-annotation on the handler)",
+                &[],
+            );
+            None
+        }
+        None => None,
     }
 }
 
@@ -779,6 +839,7 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
     };
     if gone {
         restore_config(&rec.bundle);
+        supervisor::stop(settings, &paths, id);
         let _ = fs::remove_dir_all(&paths.dir);
         log.info("container deleted", &[]);
     }
@@ -887,9 +948,16 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     if backend.embedded() {
         // semble-init's work runs in-process: the same configuration, the filters from the box.
         let read = |name: &str| fs::read(paths.box_dir().join(name)).ok();
+        // Without the supervisor (killed, or gone) the exec still runs, fail-closed: semble-init
+        // warns, and refused syscalls fail with ENOSYS.
+        let notify = match init.as_ref().and_then(|i| i.notify.as_ref()) {
+            Some(_) => supervisor::connect(&paths).ok().map(std::sync::Arc::new),
+            None => None,
+        };
         let filters = semble_init::Filters {
             policy: init.as_ref().and_then(|i| i.seccomp.as_ref()).and_then(|_| read("policy.bpf")),
             extra: init.as_ref().and_then(|i| i.extra_seccomp.as_ref()).and_then(|_| read("seccomp.bpf")),
+            notify,
         };
         let opts = embedded::CreateOpts {
             pid_file: args.pid_file.as_deref().map(absolute),

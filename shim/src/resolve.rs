@@ -172,6 +172,8 @@ mod tests {
             init: None,
             proxy_dir: dir.join("proxy"),
             passthrough: Passthrough::default(),
+            record: None,
+            allow_record_annotation: false,
         }
     }
 

@@ -51,6 +51,10 @@ pub struct Settings {
     pub proxy_dir: PathBuf,
     /// Flags for the backend.
     pub passthrough: Passthrough,
+    /// `--record FILE`: record containers' syscalls into a policy instead of filtering them.
+    pub record: Option<PathBuf>,
+    /// `--allow-record-annotation`: honour `semble.dev/record: "true"`.
+    pub allow_record_annotation: bool,
 }
 
 impl Settings {
@@ -66,6 +70,8 @@ impl Settings {
             runsc_platform: cli.runsc_platform.clone(),
             init: cli.init.clone(),
             proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
+            record: cli.record.clone(),
+            allow_record_annotation: cli.allow_record_annotation,
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,

@@ -132,6 +132,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 backend,
                 mounts: &m,
                 runsc: (backend == BackendKind::Runsc).then_some(&runsc),
+                record: false,
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

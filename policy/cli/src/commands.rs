@@ -323,3 +323,53 @@ pub fn lint(
     }
     Ok(if findings.iter().any(|f| f.level >= fail_on) { exit::INVALID } else { exit::OK })
 }
+
+/// `denials LOG…`: the summary table (or JSON, or the overlay).
+pub fn denials(logs: &[PathBuf], format: Format, patch: bool) -> Result<u8> {
+    use semble_seccomp::denials as d;
+    let mut all = Vec::new();
+    for f in logs {
+        let text = read_input(f)?;
+        all.extend(d::parse(&text, &f.display().to_string()).map_err(anyhow::Error::msg)?);
+    }
+    let rows = d::summarize(&all);
+    let mut out = std::io::stdout().lock();
+    if patch {
+        let (text, warnings) = d::patch(&rows);
+        for w in warnings {
+            eprintln!("semble-policy: warning: {w}");
+        }
+        out.write_all(text.as_bytes())?;
+    } else if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(d::table(&rows).as_bytes())?;
+    }
+    Ok(exit::OK)
+}
+
+/// `record --out FILE [--base POLICY] -- COMMAND…`.
+pub fn record(out: &Path, base: Option<&Path>, name: &str, command: &[String]) -> Result<u8> {
+    let base_text = match base {
+        Some(b) => {
+            let text = read_input(b)?;
+            semble_policy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: the base policy is invalid: {e}", b.display()))?;
+            Some(text)
+        }
+        None => None,
+    };
+    let me = std::env::current_exe().context("cannot find semble-policy's own binary")?;
+    let helper = vec![me.display().to_string(), "__record-child".to_string()];
+    let (recorder, status) = semble_seccomp::record::run(&helper, command).map_err(anyhow::Error::msg)?;
+    let what = format!("`{}`", command.join(" "));
+    semble_seccomp::record::write(out, base_text.as_deref(), name, &recorder.seen, &what)
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "semble-policy: recorded {} syscalls of {what} into {} (the command exited with {status})",
+        recorder.seen.len(),
+        out.display()
+    );
+    Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::INVALID))
+}

@@ -28,6 +28,49 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Summarize denial logs written by semble-shim's supervisor: syscall, count, first and
+    /// last seen, the rule that refused it, the fix.
+    #[command(
+        after_help = "Examples:\n  semble-policy denials /run/semble-shim/denials/web-1.jsonl\n  semble-policy denials --format json logs/*.jsonl\n  semble-policy denials --patch logs/*.jsonl > allow.yaml   # an overlay allowing what was refused\n\nA warning is printed on stderr for each dangerous syscall the overlay would allow."
+    )]
+    Denials {
+        /// Denial logs (`denials.jsonl`).
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Print a policy overlay allowing what was refused.
+        #[arg(long)]
+        patch: bool,
+    },
+    /// Run a command and record the syscalls it makes into a policy's seccomp allow-list.
+    #[command(
+        after_help = "Examples:\n  semble-policy record --out agent.yaml -- python3 agent.py --selftest\n  semble-policy record --out agent.yaml --base examples/workspace.yaml -- ./run-tests.sh\n  semble-policy record --out agent.yaml -- ./other-path.sh     # merges into agent.yaml\n\nThe command runs unconfined while it is recorded (every syscall is let through): record only\ncode you would run anyway. The policy is written with `baseline: none` and one line per\nsyscall saying where it was first seen; an existing --out file is merged, not replaced.\nTo record a container instead: semble-shim --record FILE run ...\nExit status: the command's."
+    )]
+    Record {
+        /// The policy file to write (merged when it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// A policy to record onto: everything but its seccomp section is kept.
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// The policy's name when there is no base or earlier recording.
+        #[arg(long, default_value = "recorded")]
+        name: String,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// (internal) The recording helper: load the recording filter, hand it over, exec.
+    #[command(name = "__record-child", hide = true)]
+    RecordChild {
+        /// The inherited socket's number.
+        channel: String,
+        /// The command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Check policies; print every problem as `file:line:column: error: message; fix`.
     #[command(
         after_help = "Examples:\n  semble-policy validate examples/*.yaml\n  semble-policy validate --format json policy.yaml | jq '.[].diagnostics'"
@@ -132,6 +175,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Denials { logs, format, patch } => commands::denials(&logs, format, patch),
+        Command::Record { out, base, name, command } => commands::record(&out, base.as_deref(), &name, &command),
+        Command::RecordChild { channel, command } => {
+            let command: Vec<String> = command.into_iter().skip_while(|a| a == "--").collect();
+            let e = semble_seccomp::record::child(&channel, &command);
+            eprintln!("semble-policy: error: {e}");
+            return ExitCode::from(127);
+        }
         Command::Validate { files, format } => commands::validate(&files, format),
         Command::Compile { file, target, out, image, proxy_image, proxy_namespace, proxy_cluster_ip, cni } => {
             let k8s = semble_k8s::Options {

@@ -13,6 +13,8 @@ pub const MOUNT_DIR: &str = "/.semble";
 pub const INIT_PATH: &str = "/.semble/init";
 /// The configuration file inside the container.
 pub const CONFIG_PATH: &str = "/.semble/init.json";
+/// The seccomp supervisor's socket inside the container.
+pub const NOTIFY_PATH: &str = "/.semble/notify.sock";
 /// The directory holding the proxy's Unix socket inside the container.
 pub const PROXY_DIR: &str = "/.semble/proxy";
 
@@ -43,6 +45,10 @@ pub struct InitConfig {
     /// Bridge `listen` (inside the container) to the proxy's Unix socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_bridge: Option<Bridge>,
+    /// The supervisor's socket (path inside the container): the policy's filter is loaded with
+    /// a notify listener, which is handed over there before anything else runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
 }
 
 /// Checks of the runtime's work.

@@ -35,12 +35,16 @@ use config::InitConfig;
 
 /// The seccomp programs semble-init loads: read from `/.semble` by the binary, handed over in
 /// memory by the embedded backend.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Filters {
     /// The policy's filter, loaded first (before anything else runs).
     pub policy: Option<Vec<u8>>,
     /// The container's own profile, stacked last (right before `execve`).
     pub extra: Option<Vec<u8>>,
+    /// A connection to the seccomp supervisor made before the container existed (the embedded
+    /// backend, whose container cannot reach the socket's path); `None`: connect to
+    /// [`InitConfig::notify`].
+    pub notify: Option<std::sync::Arc<std::os::unix::net::UnixStream>>,
 }
 
 impl Filters {
@@ -55,13 +59,53 @@ impl Filters {
         Ok(Filters {
             policy: read(&cfg.seccomp, "the policy's seccomp filter")?,
             extra: read(&cfg.extra_seccomp, "the container's seccomp filter")?,
+            notify: None,
         })
     }
 }
 
 /// Load a filter on top of the ones in force.
 pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
-    sys::seccomp_load(program).map_err(|e| format!("cannot load {what}: {e}"))
+    sys::seccomp_load(program, false).map(|_| ()).map_err(|e| format!("cannot load {what}: {e}"))
+}
+
+/// Load the policy's filter with a notify listener and hand the listener to the supervisor
+/// at `socket`. After the hand-over this process holds no copy of the listener (and the kernel
+/// made it close-on-exec), so the workload can never answer its own notifications. When the
+/// supervisor is gone (killed, or its container's state removed), the filter is loaded all the
+/// same and every refusal fails with `ENOSYS`.
+pub fn load_filter_explained(program: &[u8], socket: &str) -> Result<(), String> {
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(stream) => load_filter_handing_over(program, &stream),
+        Err(e) => {
+            // Still fail closed: the filter is loaded and its listener dropped, so the kernel
+            // refuses every syscall the policy refuses, with ENOSYS instead of the policy's errno.
+            eprintln!("semble-init: warning: semble's seccomp supervisor at `{socket}` is unreachable ({e}): refused syscalls fail with ENOSYS and are not explained");
+            sys::seccomp_load(program, true)
+                .map(drop)
+                .map_err(|e| format!("cannot load the policy's seccomp filter: {e}"))
+        }
+    }
+}
+
+/// Load the policy's filter with a notify listener and hand the listener over `stream`.
+pub fn load_filter_handing_over(program: &[u8], stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
+    let fd = sys::seccomp_load(program, true)
+        .map_err(|e| format!("cannot load the policy's seccomp filter: {e}"))?
+        .ok_or("the kernel returned no notify listener")?;
+    let fds = [std::os::fd::AsRawFd::as_raw_fd(&fd)];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"n")];
+    nix::sys::socket::sendmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(stream),
+        &iov,
+        &cmsg,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("cannot hand the notify listener to semble's supervisor: {e}"))?;
+    drop(fd);
+    Ok(())
 }
 
 /// Check the runtime's work, then load the policy's filter and check a filter is in force.
@@ -77,7 +121,11 @@ pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
     let ctx = |e: String| format!("container `{}`, policy `{}`: {e}", cfg.container_id, cfg.policy);
     verify::verify(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
     if let Some(program) = &filters.policy {
-        load_filter(program, "the policy's seccomp filter").map_err(ctx)?;
+        match (&cfg.notify, &filters.notify) {
+            (Some(_), Some(stream)) => load_filter_handing_over(program, stream).map_err(ctx)?,
+            (Some(socket), None) => load_filter_explained(program, socket).map_err(ctx)?,
+            (None, _) => load_filter(program, "the policy's seccomp filter").map_err(ctx)?,
+        }
     }
     verify::verify_seccomp(&cfg.expect).map_err(|e| ctx(e.to_string()))
 }

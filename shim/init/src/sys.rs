@@ -1,6 +1,8 @@
 //! The few raw system calls `semble-init` makes that have no safe wrapper.
 #![allow(unsafe_code)]
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
 
@@ -14,8 +16,9 @@ pub(crate) fn fork() -> Result<ForkResult, Errno> {
 }
 
 /// Load a classic BPF seccomp program (a `struct sock_filter` array) on top of the filters
-/// already in force. Requires `no_new_privs`.
-pub(crate) fn seccomp_load(program: &[u8]) -> Result<(), Errno> {
+/// already in force. Requires `no_new_privs`. With `listener`, the kernel returns the filter's
+/// user-notification fd (close-on-exec).
+pub(crate) fn seccomp_load(program: &[u8], listener: bool) -> Result<Option<OwnedFd>, Errno> {
     const SOCK_FILTER_SIZE: usize = 8;
     if program.is_empty() || program.len() % SOCK_FILTER_SIZE != 0 {
         return Err(Errno::EINVAL);
@@ -32,22 +35,25 @@ pub(crate) fn seccomp_load(program: &[u8]) -> Result<(), Errno> {
         })
         .collect();
     let prog = libc::sock_fprog { len, filter: filters.as_mut_ptr() };
+    let flags: libc::c_ulong = if listener { SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
     // SAFETY: `prog` points to `len` valid `sock_filter`s that outlive the call; the kernel copies
     // the program before returning.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_ulong,
-            &prog as *const libc::sock_fprog,
-        )
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &prog as *const libc::sock_fprog)
     };
     if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
+        return Err(Errno::last());
     }
+    if !listener {
+        return Ok(None);
+    }
+    let fd = RawFd::try_from(r).map_err(|_| Errno::EBADF)?;
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns a new descriptor that
+    // nothing else in this process knows; it becomes owned here exactly once.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
+
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 
 /// The process group of the terminal on fd 0 becomes `pgid` (job control for the workload).
 pub(crate) fn give_terminal_to(pgid: Pid) -> Result<(), Errno> {

@@ -76,7 +76,18 @@ fn mounts() -> Mounts {
 }
 
 fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal> {
-    apply(cfg, &Inputs { id: "c1", policy: p, facts: f, backend: BackendKind::Runc, mounts: &mounts(), runsc: None })
+    apply(
+        cfg,
+        &Inputs {
+            id: "c1",
+            policy: p,
+            facts: f,
+            backend: BackendKind::Runc,
+            mounts: &mounts(),
+            runsc: None,
+            record: false,
+        },
+    )
 }
 
 fn strs(v: &Value) -> Vec<String> {
@@ -175,11 +186,42 @@ fn semble_files_are_mounted_read_only_and_scratch_paths_get_tmpfs() {
 }
 
 #[test]
+fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
+    let mut p = workspace();
+    p.seccomp.explain_denials = false;
+    let a = run(&config(), &p, &facts()).unwrap();
+    assert_eq!(a.policy_seccomp.as_ref().unwrap().default_action, "SCMP_ACT_ERRNO");
+    assert_eq!(a.notify, None);
+    assert!(a.init.as_ref().unwrap().notify.is_none());
+    let f = facts();
+    let m = mounts();
+    let inputs = Inputs {
+        id: "c1",
+        policy: &workspace(),
+        facts: &f,
+        backend: BackendKind::Runc,
+        mounts: &m,
+        runsc: None,
+        record: true,
+    };
+    let a = apply(&config(), &inputs).unwrap();
+    assert_eq!(a.notify, Some(NotifyMode::Record));
+    let prof = a.policy_seccomp.as_ref().unwrap();
+    assert_eq!(prof.default_action, "SCMP_ACT_NOTIFY");
+    assert!(prof.syscalls.iter().all(|r| r.names == ["sendmsg"]), "recording allows only the handover");
+    assert!(a.notes.iter().any(|n| n.contains("NOT enforced")), "{:?}", a.notes);
+}
+
+#[test]
 fn seccomp_is_the_policy_and_a_requested_profile_is_stacked() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
     // With no_new_privs, semble-init loads the precompiled policy filter; the runtime gets none.
     assert!(a.config["linux"].get("seccomp").is_none());
-    assert_eq!(a.policy_seccomp.as_ref().unwrap().default_action, "SCMP_ACT_ERRNO");
+    // Denials are explained (the default): refusals notify semble's supervisor, which semble-init
+    // reaches at /.semble/notify.sock.
+    assert_eq!(a.policy_seccomp.as_ref().unwrap().default_action, "SCMP_ACT_NOTIFY");
+    assert_eq!(a.notify, Some(NotifyMode::Explain));
+    assert_eq!(a.init.as_ref().unwrap().notify.as_deref(), Some("/.semble/notify.sock"));
     assert_eq!(a.policy_seccomp.as_ref().unwrap().architectures, ["SCMP_ARCH_X86_64"]);
     assert_eq!(a.init.as_ref().unwrap().seccomp.as_deref(), Some(POLICY_SECCOMP_PATH));
     assert!(a.extra_seccomp.is_none());

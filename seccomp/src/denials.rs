@@ -1,0 +1,325 @@
+//! Denial records: what the supervisor writes for every refused syscall, the summary
+//! `semble-shim denials` and `semble-policy denials` print, and the policy overlay `--patch`
+//! suggests.
+//!
+//! One JSON object per line; the fields are a stable interface (log shippers read them).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use semble_policy::model::{Baseline, SandboxPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::NEVER_BY_DEFAULT;
+use crate::generate;
+
+/// One refused syscall (or, with `suppressed > 0`, one line standing for several).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// When (RFC 3339, milliseconds, UTC).
+    pub time: String,
+    /// The container ID (or `record` / the command for host runs).
+    pub container: String,
+    /// The policy's name.
+    pub policy: String,
+    /// The calling thread, as the host sees it.
+    pub pid: u32,
+    /// The calling program (`/proc/PID/comm`).
+    pub comm: String,
+    /// The syscall's name.
+    pub syscall: String,
+    /// The call with its decoded arguments where that is cheap, e.g. `unshare(CLONE_NEWUSER)`.
+    pub call: String,
+    /// The policy rule that refused it, e.g. `spec.seccomp.deny[0] ptrace`.
+    pub rule: String,
+    /// What the caller got, e.g. `EPERM`.
+    pub errno: String,
+    /// The policy change that would allow it.
+    pub fix: String,
+    /// Why allowing it is dangerous, for syscalls semble never allows by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger: Option<String>,
+    /// Denials of the same syscall not written since the previous line for it (rate limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Denial {
+    /// One human line, as the supervisor prints it on stderr.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "semble: denied {} ({}) to pid {} `{}` in container {}: {} (policy `{}`); fix: {}",
+            self.call, self.errno, self.pid, self.comm, self.container, self.rule, self.policy, self.fix
+        );
+        if let Some(d) = &self.danger {
+            let _ = write!(s, " (dangerous: {d})");
+        }
+        if self.suppressed > 0 {
+            let _ = write!(s, " [{} more not shown]", self.suppressed);
+        }
+        s
+    }
+}
+
+/// Why a syscall is dangerous to allow, for the ones no baseline allows.
+pub fn danger(name: &str) -> Option<&'static str> {
+    NEVER_BY_DEFAULT.iter().find(|g| g.names.contains(&name)).map(|g| g.reason)
+}
+
+/// Which rule of a policy refuses a syscall, and the fix: what the supervisor says about each
+/// notification.
+#[derive(Debug, Clone)]
+pub struct Attribution {
+    deny: Vec<String>,
+    baseline: Baseline,
+    conditional: BTreeMap<String, String>,
+}
+
+/// The verdict on one syscall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The rule.
+    pub rule: String,
+    /// The fix.
+    pub fix: String,
+}
+
+impl Attribution {
+    /// For `policy`.
+    pub fn new(policy: &SandboxPolicy) -> Attribution {
+        let profile = generate::profile(policy);
+        let mut conditional = BTreeMap::new();
+        for r in profile.syscalls.iter().filter(|r| !r.args.is_empty() && r.action == "SCMP_ACT_ALLOW") {
+            for n in &r.names {
+                conditional.entry(n.clone()).or_insert_with(|| r.comment.clone().unwrap_or_default());
+            }
+        }
+        Attribution { deny: policy.seccomp.deny.clone(), baseline: policy.seccomp.baseline, conditional }
+    }
+
+    /// The rule refusing `name`, and how to allow it.
+    pub fn verdict(&self, name: &str) -> Verdict {
+        if let Some(i) = self.deny.iter().position(|d| d == name) {
+            return Verdict {
+                rule: format!("spec.seccomp.deny[{i}] {name}"),
+                fix: format!("remove `{name}` from spec.seccomp.deny"),
+            };
+        }
+        let fix = format!("add `{name}` to spec.seccomp.allow");
+        if let Some(c) = self.conditional.get(name) {
+            return Verdict {
+                rule: format!("baseline {}: {c}", self.baseline.as_str()),
+                fix: format!("{fix} (allows it with any arguments)"),
+            };
+        }
+        let rule = match self.baseline {
+            Baseline::None => "baseline none: not in spec.seccomp.allow".to_string(),
+            b => format!("baseline {}: not allowed", b.as_str()),
+        };
+        Verdict { rule, fix }
+    }
+}
+
+/// One row of the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The syscall.
+    pub syscall: String,
+    /// How many times it was refused (written and suppressed lines).
+    pub count: u64,
+    /// First seen.
+    pub first: String,
+    /// Last seen.
+    pub last: String,
+    /// The rule.
+    pub rule: String,
+    /// The fix.
+    pub fix: String,
+    /// The programs that made the call.
+    pub programs: Vec<String>,
+    /// The calls seen (decoded), up to a few.
+    pub calls: Vec<String>,
+    /// Why allowing it is dangerous.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub danger: Option<String>,
+}
+
+/// Read denial lines; lines that are not denials are reported with their line number.
+pub fn parse(text: &str, source: &str) -> Result<Vec<Denial>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: Denial = serde_json::from_str(line).map_err(|e| {
+            format!("{source}:{}: not a semble denial line ({e}); pass the denials.jsonl the supervisor wrote", i + 1)
+        })?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// The summary table, most frequent first.
+pub fn summarize(denials: &[Denial]) -> Vec<Row> {
+    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
+    for d in denials {
+        let row = rows.entry(d.syscall.as_str()).or_insert_with(|| Row {
+            syscall: d.syscall.clone(),
+            count: 0,
+            first: d.time.clone(),
+            last: d.time.clone(),
+            rule: d.rule.clone(),
+            fix: d.fix.clone(),
+            programs: Vec::new(),
+            calls: Vec::new(),
+            danger: d.danger.clone(),
+        });
+        row.count += 1 + d.suppressed;
+        if d.time < row.first {
+            row.first = d.time.clone();
+        }
+        if d.time > row.last {
+            row.last = d.time.clone();
+        }
+        if !row.programs.contains(&d.comm) {
+            row.programs.push(d.comm.clone());
+        }
+        if row.calls.len() < 3 && !row.calls.contains(&d.call) {
+            row.calls.push(d.call.clone());
+        }
+    }
+    let mut out: Vec<Row> = rows.into_values().collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.syscall.cmp(&b.syscall)));
+    out
+}
+
+/// The summary as a text table.
+pub fn table(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "no denials\n".into();
+    }
+    let mut out = String::new();
+    let w = rows.iter().map(|r| r.syscall.len()).max().unwrap_or(7).max(7);
+    let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  RULE / FIX", "SYSCALL", "COUNT", "FIRST", "LAST");
+    for r in rows {
+        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  {}", r.syscall, r.count, r.first, r.last, r.rule);
+        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  fix: {}", "", "", "", "", r.fix);
+        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  by: {}", "", "", "", "", r.programs.join(", "));
+    }
+    out
+}
+
+/// A policy overlay that would allow what was refused, with a warning for each dangerous
+/// syscall. Syscalls refused by `spec.seccomp.deny` cannot be allowed by an overlay; they are
+/// listed as comments.
+pub fn patch(rows: &[Row]) -> (String, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut out = String::from(
+        "# semble: a seccomp overlay allowing what was denied; review before applying\nspec:\n  seccomp:\n    allow:\n",
+    );
+    let mut removed = Vec::new();
+    for r in rows {
+        if r.rule.starts_with("spec.seccomp.deny") {
+            removed.push(&r.syscall);
+            continue;
+        }
+        let _ = write!(out, "      - {}", r.syscall);
+        match &r.danger {
+            Some(d) => {
+                let _ = writeln!(out, "  # DANGEROUS: {d}");
+                warnings.push(format!("allowing `{}` is dangerous: {d}", r.syscall));
+            }
+            None => {
+                let _ = writeln!(out, "  # denied {} time(s), by {}", r.count, r.programs.join(", "));
+            }
+        }
+    }
+    for s in removed {
+        let _ = writeln!(out, "    # `{s}` is in spec.seccomp.deny: remove it there to allow it");
+    }
+    (out, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(spec: &str) -> SandboxPolicy {
+        let src = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: t}}\nspec:\n{spec}");
+        semble_policy::parse(&src).unwrap().policy
+    }
+
+    fn denial(syscall: &str, time: &str, suppressed: u64) -> Denial {
+        let a = Attribution::new(&policy("  seccomp: {deny: [ptrace]}\n  network: {mode: none}\n"));
+        let v = a.verdict(syscall);
+        Denial {
+            time: time.into(),
+            container: "c".into(),
+            policy: "t".into(),
+            pid: 7,
+            comm: "probe".into(),
+            syscall: syscall.into(),
+            call: format!("{syscall}()"),
+            rule: v.rule,
+            errno: "EPERM".into(),
+            fix: v.fix,
+            danger: danger(syscall).map(str::to_string),
+            suppressed,
+        }
+    }
+
+    #[test]
+    fn rules_name_the_deny_entry_the_argument_rule_or_the_baseline() {
+        let a = Attribution::new(&policy("  seccomp: {deny: [getpid, ptrace]}\n  network: {mode: none}\n"));
+        assert_eq!(a.verdict("ptrace").rule, "spec.seccomp.deny[1] ptrace");
+        assert_eq!(a.verdict("ptrace").fix, "remove `ptrace` from spec.seccomp.deny");
+        assert_eq!(a.verdict("mount").rule, "baseline default: not allowed");
+        assert_eq!(a.verdict("mount").fix, "add `mount` to spec.seccomp.allow");
+        assert!(a.verdict("clone").rule.starts_with("baseline default: clone without namespace flags"));
+        let none = Attribution::new(&policy("  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n"));
+        assert_eq!(none.verdict("mount").rule, "baseline none: not in spec.seccomp.allow");
+    }
+
+    #[test]
+    fn summary_counts_suppressed_lines_and_orders_by_count() {
+        let d = vec![
+            denial("mount", "2026-01-01T00:00:02.000Z", 0),
+            denial("keyctl", "2026-01-01T00:00:01.000Z", 9),
+            denial("mount", "2026-01-01T00:00:01.500Z", 0),
+        ];
+        let rows = summarize(&d);
+        assert_eq!(rows[0].syscall, "keyctl");
+        assert_eq!(rows[0].count, 10);
+        assert_eq!(rows[1].count, 2);
+        assert_eq!(rows[1].first, "2026-01-01T00:00:01.500Z");
+        assert_eq!(rows[1].last, "2026-01-01T00:00:02.000Z");
+    }
+
+    #[test]
+    fn patch_allows_and_warns_about_dangerous_syscalls() {
+        let rows = summarize(&[denial("keyctl", "t", 0), denial("ptrace", "t", 0), denial("mq_open", "t", 0)]);
+        let (text, warnings) = patch(&rows);
+        assert!(text.contains("      - keyctl  # DANGEROUS"), "{text}");
+        assert!(text.contains("      - mq_open  # denied 1 time(s)"), "{text}");
+        assert!(text.contains("`ptrace` is in spec.seccomp.deny"), "{text}");
+        assert!(!text.contains("- ptrace"), "{text}");
+        assert_eq!(warnings.len(), 1);
+        // The overlay is valid policy YAML once given a header.
+        let full = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: p}}\n{text}");
+        let p = semble_policy::parse(&full).unwrap().policy;
+        assert!(p.seccomp.allow.contains(&"keyctl".to_string()));
+    }
+
+    #[test]
+    fn lines_round_trip_and_garbage_is_named() {
+        let d = denial("mount", "t", 3);
+        let line = serde_json::to_string(&d).unwrap();
+        assert_eq!(parse(&line, "f").unwrap(), vec![d]);
+        let e = parse("{}\n", "log.jsonl").unwrap_err();
+        assert!(e.starts_with("log.jsonl:1: not a semble denial line"), "{e}");
+    }
+}

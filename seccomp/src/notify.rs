@@ -1,0 +1,536 @@
+//! The seccomp user-notification supervisor.
+//!
+//! A filter compiled with [`generate::notify_profile`](crate::generate::notify_profile) sends
+//! every syscall the policy refuses to a listener fd instead of failing it in the kernel. The
+//! process that loaded the filter (`semble-init`, or the recorder's helper) hands that fd over a
+//! Unix socket to this supervisor, which:
+//!
+//! * in **explain** mode answers each notification with exactly the errno the policy chose —
+//!   the workload sees what it would have seen without explanations — then writes one line
+//!   naming the syscall, its decoded arguments, the rule and the fix ([`Explain`]);
+//! * in **record** mode lets the syscall run (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`) and remembers
+//!   where it was first seen ([`crate::record::Recorder`]).
+//!
+//! Fail safe: allowed syscalls never reach the supervisor (they are allowed in the kernel), and
+//! if the supervisor dies the kernel fails every pending and future notification with `ENOSYS`,
+//! so a refused syscall stays refused. The supervisor answers only on fds it was handed, checks
+//! that the notification is still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) after reading the
+//! caller's `/proc` entries, and never continues a syscall in explain mode.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use semble_policy::model::SandboxPolicy;
+
+use crate::denials::{danger, Attribution, Denial};
+use crate::sys;
+
+/// What a supervisor does with each notification.
+pub trait Handler {
+    /// Answer `req` on `fd` (the caller is blocked until then), then note it.
+    fn handle(&mut self, fd: &OwnedFd, req: &ScmpNotifReq, syscall: &str);
+    /// Called after every round of the loop (timers, flushing).
+    fn tick(&mut self) {}
+}
+
+/// The supervisor: a listening socket for notify fds, the fds, and a [`Handler`].
+#[derive(Debug)]
+pub struct Supervisor<H: Handler> {
+    listener: Option<UnixListener>,
+    fds: Vec<OwnedFd>,
+    /// The handler.
+    pub handler: H,
+    /// Notifications answered.
+    pub answered: u64,
+}
+
+impl<H: Handler> Supervisor<H> {
+    /// A supervisor accepting notify fds on `listener` (if any).
+    pub fn new(listener: Option<UnixListener>, handler: H) -> io::Result<Supervisor<H>> {
+        if let Some(l) = &listener {
+            l.set_nonblocking(true)?;
+        }
+        Ok(Supervisor { listener, fds: Vec::new(), handler, answered: 0 })
+    }
+
+    /// Supervise `fd` too.
+    pub fn add(&mut self, fd: OwnedFd) {
+        self.fds.push(fd);
+    }
+
+    /// How many notify fds are live (some task still uses their filter).
+    pub fn live(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// Serve until `keep_going` says stop; it is asked at least every `tick`.
+    pub fn run(&mut self, tick: Duration, mut keep_going: impl FnMut(&Self) -> bool) -> io::Result<()> {
+        let timeout = PollTimeout::try_from(tick.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        loop {
+            if !keep_going(self) {
+                return Ok(());
+            }
+            self.round(timeout)?;
+            self.handler.tick();
+        }
+    }
+
+    /// Answer what is pending without waiting.
+    pub fn drain(&mut self) -> io::Result<()> {
+        self.round(PollTimeout::ZERO)
+    }
+
+    fn round(&mut self, timeout: PollTimeout) -> io::Result<()> {
+        let (accept, events) = {
+            let mut pfds: Vec<PollFd> = Vec::with_capacity(self.fds.len() + 1);
+            if let Some(l) = &self.listener {
+                pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            for fd in &self.fds {
+                pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut pfds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            let revents: Vec<PollFlags> = pfds.iter().map(|p| p.revents().unwrap_or(PollFlags::empty())).collect();
+            match self.listener {
+                Some(_) => (revents[0].contains(PollFlags::POLLIN), revents[1..].to_vec()),
+                None => (false, revents),
+            }
+        };
+        let mut gone = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            if ev.contains(PollFlags::POLLIN) {
+                if let Some(fd) = self.fds.get(i) {
+                    if let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) {
+                        let name = syscall_name(&req);
+                        self.handler.handle(fd, &req, &name);
+                        self.answered += 1;
+                    }
+                }
+            } else if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                // No task uses this filter any more.
+                gone.push(i);
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.fds.remove(i);
+        }
+        if accept {
+            self.accept();
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = &self.listener else { return };
+        let mut taken = Vec::new();
+        while let Ok((stream, _)) = l.accept() {
+            taken.extend(receive_fds(&stream));
+        }
+        self.fds.extend(taken);
+    }
+}
+
+/// The notify fds a peer sent in one message (others are closed). A peer that connects and
+/// sends nothing holds the supervisor for at most half a second.
+fn receive_fds(stream: &UnixStream) -> Vec<OwnedFd> {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 8];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let Ok(msg) = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    let fd = sys::received(raw);
+                    if is_notify_fd(&fd) {
+                        out.push(fd);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `fd` is a seccomp listener.
+pub fn is_notify_fd(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|t| t.as_os_str() == "anon_inode:seccomp notify")
+        .unwrap_or(false)
+}
+
+/// Hand a notify fd to the supervisor listening at `socket` (what `semble-init` does).
+pub fn send_fd(stream: &UnixStream, fd: RawFd) -> io::Result<()> {
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [io::IoSlice::new(b"n")];
+    sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+fn syscall_name(req: &ScmpNotifReq) -> String {
+    req.data
+        .syscall
+        .get_name_by_arch(req.data.arch)
+        .unwrap_or_else(|_| format!("syscall_{}", req.data.syscall.as_raw_syscall()))
+}
+
+/// `/proc/PID/comm`, or `?`.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Where explanations go: JSON lines to a file (capped), text lines to stderr.
+#[derive(Debug)]
+pub struct Sink {
+    file: Option<File>,
+    path: Option<PathBuf>,
+    written: u64,
+    cap: u64,
+    stderr: bool,
+    capped: bool,
+}
+
+impl Sink {
+    /// JSON lines appended to `path` (created 0600), at most `cap` bytes; text on stderr if
+    /// `stderr`.
+    pub fn new(path: Option<&Path>, cap: u64, stderr: bool) -> io::Result<Sink> {
+        let file = match path {
+            Some(p) => Some(OpenOptions::new().create(true).append(true).mode(0o600).open(p)?),
+            None => None,
+        };
+        let written = file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.len()).unwrap_or(0);
+        Ok(Sink { file, path: path.map(Path::to_path_buf), written, cap, stderr, capped: false })
+    }
+
+    /// Write one denial.
+    pub fn write(&mut self, d: &Denial) {
+        if self.stderr {
+            eprintln!("{}", d.text());
+        }
+        let Some(f) = &mut self.file else { return };
+        let Ok(mut line) = serde_json::to_vec(d) else { return };
+        line.push(b'\n');
+        if self.written + line.len() as u64 > self.cap {
+            if !self.capped {
+                self.capped = true;
+                eprintln!(
+                    "semble: the denial log `{}` reached {} bytes; further denials are answered but not logged",
+                    self.path.as_deref().unwrap_or(Path::new("?")).display(),
+                    self.cap
+                );
+            }
+            return;
+        }
+        if f.write_all(&line).is_ok() {
+            self.written += line.len() as u64;
+        }
+    }
+}
+
+/// Per-syscall rate limit: at most `burst` lines per `window`; the rest are counted and the
+/// count rides on the next line written (or on a summary line when the window closes).
+#[derive(Debug)]
+pub struct Limiter {
+    burst: u32,
+    window: Duration,
+    per: HashMap<String, Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    start: Instant,
+    lines: u32,
+    suppressed: u64,
+    last: Option<Denial>,
+}
+
+impl Limiter {
+    /// `burst` lines per `window` and syscall.
+    pub fn new(burst: u32, window: Duration) -> Limiter {
+        Limiter { burst, window, per: HashMap::new() }
+    }
+
+    /// `Some(line)` to write now, `None` to suppress.
+    pub fn admit(&mut self, mut d: Denial, now: Instant) -> Option<Denial> {
+        let slot =
+            self.per.entry(d.syscall.clone()).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
+        if now.duration_since(slot.start) >= self.window {
+            slot.start = now;
+            slot.lines = 0;
+        }
+        if slot.lines < self.burst {
+            slot.lines += 1;
+            d.suppressed = std::mem::take(&mut slot.suppressed);
+            slot.last = None;
+            Some(d)
+        } else {
+            slot.suppressed += 1;
+            slot.last = Some(d);
+            None
+        }
+    }
+
+    /// Summary lines for windows that closed with denials suppressed (or all, with `all`).
+    pub fn flush(&mut self, now: Instant, all: bool) -> Vec<Denial> {
+        let mut out = Vec::new();
+        for slot in self.per.values_mut() {
+            if slot.suppressed > 0 && (all || now.duration_since(slot.start) >= self.window) {
+                if let Some(mut d) = slot.last.take() {
+                    // The summary line stands for itself and the ones before it.
+                    d.suppressed = slot.suppressed - 1;
+                    slot.suppressed = 0;
+                    slot.start = now;
+                    slot.lines = 1;
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Explain mode: answer with the policy's errno, then say why.
+#[derive(Debug)]
+pub struct Explain {
+    container: String,
+    policy: String,
+    errno: i32,
+    errno_name: String,
+    attribution: Attribution,
+    sink: Sink,
+    limiter: Limiter,
+}
+
+impl Explain {
+    /// For a container under `policy`, writing to `sink`.
+    pub fn new(container: &str, policy: &SandboxPolicy, sink: Sink) -> Explain {
+        let errno = i32::try_from(policy.seccomp.errno).unwrap_or(libc::EPERM);
+        Explain {
+            container: container.into(),
+            policy: policy.name.clone(),
+            errno,
+            errno_name: format!("{:?}", nix::errno::Errno::from_raw(errno)),
+            attribution: Attribution::new(policy),
+            sink,
+            limiter: Limiter::new(5, Duration::from_secs(1)),
+        }
+    }
+
+    /// Write the counts of suppressed lines still pending.
+    pub fn finish(&mut self) {
+        for d in self.limiter.flush(Instant::now(), true) {
+            self.sink.write(&d);
+        }
+    }
+}
+
+impl Handler for Explain {
+    fn handle(&mut self, fd: &OwnedFd, req: &ScmpNotifReq, syscall: &str) {
+        // Read what the message needs while the caller is still blocked, check the
+        // notification is still the same (the pid was not reused), then answer.
+        let comm = comm(req.pid);
+        let valid = notify_id_valid(fd.as_raw_fd(), req.id).is_ok();
+        let _ = ScmpNotifResp::new_error(req.id, -self.errno, ScmpNotifRespFlags::empty()).respond(fd.as_raw_fd());
+        if !valid {
+            return;
+        }
+        let v = self.attribution.verdict(syscall);
+        let d = Denial {
+            time: now(),
+            container: self.container.clone(),
+            policy: self.policy.clone(),
+            pid: req.pid,
+            comm,
+            syscall: syscall.to_string(),
+            call: describe(syscall, &req.data.args),
+            rule: v.rule,
+            errno: self.errno_name.clone(),
+            fix: v.fix,
+            danger: danger(syscall).map(str::to_string),
+            suppressed: 0,
+        };
+        if let Some(d) = self.limiter.admit(d, Instant::now()) {
+            self.sink.write(&d);
+        }
+    }
+
+    fn tick(&mut self) {
+        for d in self.limiter.flush(Instant::now(), false) {
+            self.sink.write(&d);
+        }
+    }
+}
+
+const CLONE_FLAGS: &[(u64, &str)] = &[
+    (0x0000_0080, "CLONE_NEWTIME"),
+    (0x0002_0000, "CLONE_NEWNS"),
+    (0x0200_0000, "CLONE_NEWCGROUP"),
+    (0x0400_0000, "CLONE_NEWUTS"),
+    (0x0800_0000, "CLONE_NEWIPC"),
+    (0x1000_0000, "CLONE_NEWUSER"),
+    (0x2000_0000, "CLONE_NEWPID"),
+    (0x4000_0000, "CLONE_NEWNET"),
+];
+
+fn flags(v: u64, names: &[(u64, &str)]) -> String {
+    let mut parts: Vec<String> = names.iter().filter(|(b, _)| v & b != 0).map(|(_, n)| (*n).to_string()).collect();
+    let rest = names.iter().fold(v, |acc, (b, _)| acc & !b);
+    if rest != 0 || parts.is_empty() {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join("|")
+}
+
+fn family(v: u64) -> String {
+    let name = match v {
+        1 => "AF_UNIX",
+        2 => "AF_INET",
+        10 => "AF_INET6",
+        15 => "AF_KEY",
+        16 => "AF_NETLINK",
+        17 => "AF_PACKET",
+        31 => "AF_BLUETOOTH",
+        38 => "AF_ALG",
+        40 => "AF_VSOCK",
+        44 => "AF_XDP",
+        _ => return v.to_string(),
+    };
+    name.into()
+}
+
+fn sock_type(v: u64) -> String {
+    let base = match v & 0xf {
+        1 => "SOCK_STREAM".to_string(),
+        2 => "SOCK_DGRAM".into(),
+        3 => "SOCK_RAW".into(),
+        5 => "SOCK_SEQPACKET".into(),
+        10 => "SOCK_PACKET".into(),
+        n => n.to_string(),
+    };
+    let mut out = base;
+    if v & 0o2_000_000 != 0 {
+        out.push_str("|SOCK_CLOEXEC");
+    }
+    if v & 0o4_000 != 0 {
+        out.push_str("|SOCK_NONBLOCK");
+    }
+    out
+}
+
+fn ptrace_request(v: u64) -> String {
+    match v {
+        0 => "PTRACE_TRACEME".into(),
+        16 => "PTRACE_ATTACH".into(),
+        0x4206 => "PTRACE_SEIZE".into(),
+        1 | 2 => "PTRACE_PEEKDATA".into(),
+        4 | 5 => "PTRACE_POKEDATA".into(),
+        n => n.to_string(),
+    }
+}
+
+/// A syscall's `int` argument (the low 32 bits of its register, signed).
+fn int(v: u64) -> i32 {
+    i32::from_ne_bytes(u32::try_from(v & 0xffff_ffff).unwrap_or(0).to_ne_bytes())
+}
+
+/// The call with the arguments that matter decoded, where that needs no read of the caller's
+/// memory (which would cost a `process_vm_readv` per denial and could change under us anyway).
+pub fn describe(name: &str, a: &[u64; 6]) -> String {
+    match name {
+        "unshare" => format!("unshare({})", flags(a[0], CLONE_FLAGS)),
+        "clone" => format!("clone({})", flags(a[0], CLONE_FLAGS)),
+        "setns" => format!("setns({}, {})", int(a[0]), flags(a[1], CLONE_FLAGS)),
+        "socket" => format!("socket({}, {}, {})", family(a[0]), sock_type(a[1]), a[2]),
+        "ptrace" => format!("ptrace({}, {})", ptrace_request(a[0]), int(a[1])),
+        "mount" => format!("mount(…, flags={:#x})", a[3]),
+        "umount2" => format!("umount2(…, {:#x})", a[1]),
+        "personality" => format!("personality({:#x})", a[0]),
+        "ioctl" => format!("ioctl({}, {:#x})", int(a[0]), a[1]),
+        "prctl" => format!("prctl({})", a[0]),
+        "keyctl" => format!("keyctl({})", a[0]),
+        "bpf" => format!("bpf({})", a[0]),
+        "kill" | "tkill" => format!("{name}({}, {})", int(a[0]), a[1]),
+        _ => format!("{name}()"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(syscall: &str) -> Denial {
+        Denial {
+            time: "t".into(),
+            container: "c".into(),
+            policy: "p".into(),
+            pid: 1,
+            comm: "x".into(),
+            syscall: syscall.into(),
+            call: format!("{syscall}()"),
+            rule: "r".into(),
+            errno: "EPERM".into(),
+            fix: "f".into(),
+            danger: None,
+            suppressed: 0,
+        }
+    }
+
+    #[test]
+    fn arguments_are_decoded() {
+        assert_eq!(describe("unshare", &[0x1000_0000, 0, 0, 0, 0, 0]), "unshare(CLONE_NEWUSER)");
+        assert_eq!(describe("unshare", &[0x1002_0400, 0, 0, 0, 0, 0]), "unshare(CLONE_NEWNS|CLONE_NEWUSER|0x400)");
+        assert_eq!(describe("socket", &[17, 3, 768, 0, 0, 0]), "socket(AF_PACKET, SOCK_RAW, 768)");
+        assert_eq!(describe("socket", &[2, 0o2_000_001, 0, 0, 0, 0]), "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0)");
+        assert_eq!(describe("ptrace", &[0, 0, 0, 0, 0, 0]), "ptrace(PTRACE_TRACEME, 0)");
+        assert_eq!(describe("getpid", &[0; 6]), "getpid()");
+    }
+
+    #[test]
+    fn the_limiter_writes_a_burst_then_counts() {
+        let mut l = Limiter::new(2, Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert!(l.admit(d("mount"), t0).is_some());
+        assert!(l.admit(d("mount"), t0).is_some());
+        for _ in 0..10 {
+            assert!(l.admit(d("mount"), t0).is_none());
+        }
+        // Another syscall has its own budget.
+        assert!(l.admit(d("keyctl"), t0).is_some());
+        assert!(l.flush(t0, false).is_empty(), "the window is still open");
+        let later = t0 + Duration::from_secs(2);
+        let f = l.flush(later, false);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].suppressed, 9, "one summary line standing for ten");
+        // After the flush the count starts again, and the next line carries what follows.
+        assert!(l.admit(d("mount"), later).is_some());
+        assert!(l.admit(d("mount"), later).is_none());
+        let next = l.admit(d("mount"), later + Duration::from_secs(1)).unwrap();
+        assert_eq!(next.suppressed, 1);
+    }
+}

@@ -1,0 +1,281 @@
+//! The per-container seccomp supervisor: started by `create` before the backend runs, stopped
+//! by `delete`.
+//!
+//! `create` binds `ROOT/semble/ID/box/notify.sock` (mounted in the container at
+//! `/.semble/notify.sock`) and starts `semble-shim supervise ID` with the listening socket as
+//! its standard input, so the socket exists before the container does and no readiness
+//! handshake is needed. `semble-init` hands the policy filter's notify fd over that socket;
+//! the supervisor answers every notification with the policy's errno and writes one JSON line
+//! per denial to `ROOT/semble/ID/denials.jsonl` (text lines to `denials.log`), or, when
+//! recording, lets the syscall run and keeps the recorded policy up to date.
+//!
+//! It holds no capability it does not need: it runs as the shim's user, opens nothing in the
+//! container, and exits when the container's state directory is gone even if `delete` never
+//! ran. `delete` stops it and keeps a non-empty denial log as `ROOT/denials/ID.jsonl`.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use semble_seccomp::notify::{Explain, Sink, Supervisor};
+use semble_seccomp::record::{Output, Recorder};
+
+use crate::ops::{Failure, Outcome};
+use crate::settings::Settings;
+use crate::state::Paths;
+
+/// The socket, in the container's `box` directory.
+pub const SOCKET: &str = "notify.sock";
+/// The supervisor's PID, in the container's state directory.
+pub const PID_FILE: &str = "supervisor.pid";
+/// JSON lines, one per denial.
+pub const LOG: &str = "denials.jsonl";
+/// The same as text.
+pub const TEXT_LOG: &str = "denials.log";
+/// The most a container's denial log may take on disk.
+pub const LOG_CAP: u64 = 16 << 20;
+
+/// What the supervisor does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer with the policy's errno and explain.
+    Explain,
+    /// Let every syscall run and write the recorded policy to this file.
+    Record(PathBuf),
+}
+
+/// Start the supervisor for container `id`.
+pub fn spawn(settings: &Settings, paths: &Paths, id: &str, mode: &Mode) -> Result<Child, Failure> {
+    let sock = paths.box_dir().join(SOCKET);
+    let _ = fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock)
+        .map_err(|e| Failure(format!("cannot create the seccomp supervisor's socket `{}`: {e}", sock.display())))?;
+    // The workload's user connects (semble-init runs as that user); what it can send is a
+    // notify fd, and the supervisor only ever refuses syscalls on such an fd (explain mode).
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666))
+        .map_err(|e| Failure(format!("cannot open `{}` to the container's user: {e}", sock.display())))?;
+    let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot find semble-shim's own binary: {e}")))?;
+    let text_log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.dir.join(TEXT_LOG))
+        .map_err(|e| Failure(format!("cannot create `{}`: {e}", paths.dir.join(TEXT_LOG).display())))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(&settings.root).arg("supervise").arg(id);
+    if let Mode::Record(out) = mode {
+        cmd.arg("--record").arg(out);
+    }
+    let child = cmd
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(text_log))
+        // Its own process group: a terminal's ^C for `semble-shim run` goes to the container,
+        // not to the supervisor, which must outlive the container's last process.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure(format!("cannot start the seccomp supervisor: {e}")))?;
+    fs::write(paths.dir.join(PID_FILE), child.id().to_string())
+        .map_err(|e| Failure(format!("cannot record the supervisor's PID: {e}")))?;
+    Ok(child)
+}
+
+/// Connect to container `paths`' supervisor (the embedded backend hands the connection to the
+/// container's process before it exists).
+pub fn connect(paths: &Paths) -> Result<std::os::unix::net::UnixStream, Failure> {
+    let sock = paths.box_dir().join(SOCKET);
+    std::os::unix::net::UnixStream::connect(&sock)
+        .map_err(|e| Failure(format!("cannot reach the seccomp supervisor at `{}`: {e}", sock.display())))
+}
+
+/// Whether `pid` is the supervisor of container `id` (not a process that reused the PID).
+fn is_ours(pid: u32, id: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.contains(&b"supervise".as_slice()) && args.contains(&id.as_bytes())
+}
+
+/// Stop the supervisor of container `id`, if it runs, and keep its log.
+pub fn stop(settings: &Settings, paths: &Paths, id: &str) {
+    if let Some(pid) = fs::read_to_string(paths.dir.join(PID_FILE)).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+        if is_ours(pid, id) {
+            if let Ok(p) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while is_ours(pid, id) && !is_zombie(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    keep_log(settings, paths, id);
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false))
+        .unwrap_or(true)
+}
+
+/// Where a deleted container's denial log is kept.
+pub fn kept_log(settings: &Settings, id: &str) -> PathBuf {
+    settings.root.join("denials").join(format!("{id}.jsonl"))
+}
+
+fn keep_log(settings: &Settings, paths: &Paths, id: &str) {
+    let live = paths.dir.join(LOG);
+    if fs::metadata(&live).map(|m| m.len() > 0).unwrap_or(false) {
+        let kept = kept_log(settings, id);
+        if let Some(dir) = kept.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let _ = fs::rename(&live, &kept);
+    }
+}
+
+/// The denial logs of container `id`: the live one, or the one kept after `delete`.
+pub fn logs(settings: &Settings, id: &str) -> Vec<PathBuf> {
+    let live = Paths::new(&settings.records_dir(), id).dir.join(LOG);
+    [live, kept_log(settings, id)].into_iter().filter(|p| p.is_file()).collect()
+}
+
+/// `semble-shim supervise ID`: the supervisor itself (standard input is the listening socket).
+pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
+    let paths = Paths::new(&settings.records_dir(), id);
+    let text = fs::read_to_string(paths.policy())
+        .map_err(|e| Failure(format!("supervisor: cannot read the policy of container `{id}`: {e}")))?;
+    let policy = semble_policy::parse(&text)
+        .map_err(|e| Failure(format!("supervisor: the stored policy of container `{id}` is invalid: {e}")))?
+        .policy;
+    let listener = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(UnixListener::from)
+        .map_err(|e| Failure(format!("supervisor: no listening socket on standard input: {e}")))?;
+    // Leave the container's working directory and the caller's terminal alone.
+    let _ = std::env::set_current_dir("/");
+    // SIGTERM (from `delete`) and SIGINT end the loop cleanly: pending counts and the last
+    // recorded syscalls are written before exiting.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    mask.thread_block().map_err(|e| Failure(format!("supervisor: cannot block signals: {e}")))?;
+    let stop = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| Failure(format!("supervisor: cannot receive signals: {e}")))?;
+    let alive = || paths.dir.is_dir() && !matches!(stop.read_signal(), Ok(Some(_)));
+    match record {
+        None => {
+            let sink = Sink::new(Some(&paths.dir.join(LOG)), LOG_CAP, true)
+                .map_err(|e| Failure(format!("supervisor: cannot open the denial log: {e}")))?;
+            least_privilege()?;
+            let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, sink))
+                .map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_secs(1), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.handler.finish();
+        }
+        Some(out) => {
+            let output = Output {
+                path: out.to_path_buf(),
+                base: Some(text.clone()),
+                name: policy.name.clone(),
+                what: format!("container {id}, policy {}", policy.name),
+            };
+            least_privilege()?;
+            let mut sup = Supervisor::new(Some(listener), Recorder::writing(output))
+                .map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_millis(100), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.handler.flush();
+        }
+    }
+    Ok(0)
+}
+
+/// Keep nothing the supervisor does not need: it answers on fds it was handed, reads
+/// `/proc/PID/comm` (world-readable) and appends to files it has open (or, recording, replaces a
+/// file in a directory its user owns). Every capability goes, in every set, and no_new_privs
+/// makes sure none comes back.
+fn least_privilege() -> Result<(), Failure> {
+    use caps::CapSet;
+    let fail = |e: String| Failure(format!("supervisor: cannot drop privileges: {e}"));
+    nix::sys::prctl::set_no_new_privs().map_err(|e| fail(e.to_string()))?;
+    for cap in caps::all() {
+        // Dropping from the bounding set needs CAP_SETPCAP, so it goes first.
+        let _ = caps::drop(None, CapSet::Bounding, cap);
+    }
+    for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::clear(None, set).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// `semble-shim denials [ID]`: the summary of one container's denial log (or of all).
+pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool) -> Outcome {
+    use semble_seccomp::denials as d;
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    match id {
+        Some(id) => {
+            files = logs(settings, id);
+            match crate::state::load(&settings.records_dir(), id).map_err(Failure)? {
+                Some(rec) if rec.backend == crate::bundle::BackendKind::Runsc => notes.push(format!(
+                    "container `{id}` runs under gVisor (runsc), which has no seccomp user notification: its denials are refused but not explained"
+                )),
+                Some(_) if files.is_empty() => {
+                    let p = Paths::new(&settings.records_dir(), id);
+                    if !p.box_dir().join(SOCKET).exists() {
+                        notes.push(format!("container `{id}` has no seccomp supervisor: its policy turns explanations off (spec.seccomp.explainDenials), or semble-init does not load its filter (see `semble-shim explain-bundle`)"));
+                    }
+                }
+                None if files.is_empty() => {
+                    return Err(Failure(format!(
+                        "container `{id}` does not exist and no denial log was kept for it under `{}`",
+                        settings.root.join("denials").display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        None => {
+            for dir in [settings.records_dir(), settings.root.join("denials")] {
+                let Ok(rd) = fs::read_dir(&dir) else { continue };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let f = if p.is_dir() { p.join(LOG) } else { p };
+                    if f.is_file() && f.extension().is_some_and(|x| x == "jsonl") {
+                        files.push(f);
+                    }
+                }
+            }
+            files.sort();
+        }
+    }
+    let mut all = Vec::new();
+    for f in &files {
+        let text =
+            fs::read_to_string(f).map_err(|e| Failure(format!("cannot read the denial log `{}`: {e}", f.display())))?;
+        all.extend(d::parse(&text, &f.display().to_string()).map_err(Failure)?);
+    }
+    let rows = d::summarize(&all);
+    for n in &notes {
+        eprintln!("semble-shim: note: {n}");
+    }
+    if patch {
+        let (text, warnings) = d::patch(&rows);
+        for w in warnings {
+            eprintln!("semble-shim: warning: {w}");
+        }
+        print!("{text}");
+    } else if format == "json" {
+        let v = serde_json::json!({"denials": rows, "notes": notes});
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Failure(e.to_string()))?);
+    } else {
+        print!("{}", d::table(&rows));
+    }
+    Ok(0)
+}
