@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -72,26 +72,37 @@ impl<H: Handler> Supervisor<H> {
         self.fds.len()
     }
 
-    /// Serve until `keep_going` says stop; it is asked at least every `tick`.
-    pub fn run(&mut self, tick: Duration, mut keep_going: impl FnMut(&Self) -> bool) -> io::Result<()> {
-        let timeout = PollTimeout::try_from(tick.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    /// Serve until `keep_going` says stop; it is asked at least every `tick`, and at once when
+    /// `wake` (e.g. a signalfd) becomes readable.
+    pub fn run(
+        &mut self,
+        tick: Duration,
+        wake: Option<BorrowedFd<'_>>,
+        mut keep_going: impl FnMut(&Self) -> bool,
+    ) -> io::Result<()> {
+        let ms = i32::try_from(tick.as_millis().min(60_000)).unwrap_or(60_000);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
         loop {
             if !keep_going(self) {
                 return Ok(());
             }
-            self.round(timeout)?;
+            self.round(timeout, wake)?;
             self.handler.tick();
         }
     }
 
     /// Answer what is pending without waiting.
     pub fn drain(&mut self) -> io::Result<()> {
-        self.round(PollTimeout::ZERO)
+        self.round(PollTimeout::ZERO, None)
     }
 
-    fn round(&mut self, timeout: PollTimeout) -> io::Result<()> {
+    fn round(&mut self, timeout: PollTimeout, wake: Option<BorrowedFd<'_>>) -> io::Result<()> {
         let (accept, events) = {
-            let mut pfds: Vec<PollFd> = Vec::with_capacity(self.fds.len() + 1);
+            let mut pfds: Vec<PollFd> = Vec::with_capacity(self.fds.len() + 2);
+            let woken = usize::from(wake.is_some());
+            if let Some(w) = wake {
+                pfds.push(PollFd::new(w, PollFlags::POLLIN));
+            }
             if let Some(l) = &self.listener {
                 pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             }
@@ -103,7 +114,8 @@ impl<H: Handler> Supervisor<H> {
                 Err(nix::errno::Errno::EINTR) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
-            let revents: Vec<PollFlags> = pfds.iter().map(|p| p.revents().unwrap_or(PollFlags::empty())).collect();
+            let revents: Vec<PollFlags> =
+                pfds.iter().skip(woken).map(|p| p.revents().unwrap_or(PollFlags::empty())).collect();
             match self.listener {
                 Some(_) => (revents[0].contains(PollFlags::POLLIN), revents[1..].to_vec()),
                 None => (false, revents),

@@ -139,7 +139,7 @@ pub fn run(helper_argv: &[String], argv: &[String]) -> Result<(Recorder, ExitSta
     let mut sup = Supervisor::new(None, Recorder::default()).map_err(|e| e.to_string())?;
     sup.add(fd);
     let mut status = None;
-    sup.run(Duration::from_millis(20), |_| {
+    sup.run(Duration::from_millis(20), None, |_| {
         if status.is_none() {
             status = child.try_wait().ok().flatten();
         }

@@ -20,7 +20,7 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -101,26 +101,18 @@ fn is_ours(pid: u32, id: &str) -> bool {
     args.contains(&b"supervise".as_slice()) && args.contains(&id.as_bytes())
 }
 
-/// Stop the supervisor of container `id`, if it runs, and keep its log.
+/// Stop the supervisor of container `id`, if it runs, and keep its log. It is not waited for:
+/// it exits within a poll round of SIGTERM, and whatever it still writes lands in the kept log
+/// (a rename keeps the file it has open).
 pub fn stop(settings: &Settings, paths: &Paths, id: &str) {
     if let Some(pid) = fs::read_to_string(paths.dir.join(PID_FILE)).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
         if is_ours(pid, id) {
             if let Ok(p) = i32::try_from(pid) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGTERM);
             }
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while is_ours(pid, id) && !is_zombie(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
         }
     }
     keep_log(settings, paths, id);
-}
-
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false))
-        .unwrap_or(true)
 }
 
 /// Where a deleted container's denial log is kept.
@@ -176,7 +168,7 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
             least_privilege()?;
             let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, sink))
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
-            sup.run(Duration::from_secs(1), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_secs(1), Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.finish();
         }
         Some(out) => {
@@ -189,7 +181,7 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
             least_privilege()?;
             let mut sup = Supervisor::new(Some(listener), Recorder::writing(output))
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
-            sup.run(Duration::from_millis(100), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_millis(100), Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.flush();
         }
     }
