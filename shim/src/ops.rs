@@ -331,6 +331,16 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     };
     log.debug("policy and backend chosen", &[]);
     let record_to = record_target(settings, log, id, &config);
+    if let Some(out) = &record_to {
+        let dir = out.parent().unwrap_or(Path::new("/"));
+        if !dir.is_dir() {
+            return fail(format!(
+                "--record {}: directory `{}` does not exist; create it or record elsewhere",
+                out.display(),
+                dir.display()
+            ));
+        }
+    }
     let facts = host::probe();
     let paths = Paths::new(&records, id);
     let runsc_inputs =
@@ -595,7 +605,11 @@ fn record_target(settings: &Settings, log: &mut Logger, id: &str, config: &Value
         config.pointer(&format!("/annotations/{}", RECORD_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
     match asked {
         Some("true") if settings.allow_record_annotation => {
-            Some(settings.root.join("recordings").join(format!("{id}.yaml")))
+            let dir = settings.root.join("recordings");
+            if let Err(e) = fs::create_dir_all(&dir) {
+                log.warn(&format!("cannot create `{}` for the recording: {e}", dir.display()), &[]);
+            }
+            Some(dir.join(format!("{id}.yaml")))
         }
         Some(_) => {
             log.warn(

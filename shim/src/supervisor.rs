@@ -168,7 +168,8 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
             least_privilege()?;
             let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, sink))
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
-            sup.run(Duration::from_secs(1), Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_secs(1), Some(stop.as_fd()), |_| alive())
+                .map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.finish();
         }
         Some(out) => {
@@ -181,7 +182,8 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
             least_privilege()?;
             let mut sup = Supervisor::new(Some(listener), Recorder::writing(output))
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
-            sup.run(Duration::from_millis(100), Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(Duration::from_millis(100), Some(stop.as_fd()), |_| alive())
+                .map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.flush();
         }
     }

@@ -450,3 +450,30 @@ fn semble_policy_record_writes_a_policy_and_merges_runs() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("cannot execute `/nonexistent/x`"));
 }
+
+/// A workload cannot turn recording (which filters nothing) on by itself: the annotation is
+/// honoured only when the operator configured the handler with `--allow-record-annotation`.
+#[test]
+fn the_record_annotation_needs_the_operators_consent() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("bundle"), &["/bin/probe"]);
+    edit_config(&b, |c| {
+        c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace", "semble.dev/record": "true"})
+    });
+    let root = t.path().join("state");
+    let id = unique("ann");
+    let out = run(shim_for(&root, "runc").args(["run", "--bundle"]).arg(&b).arg(&id), true);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("annotation semble.dev/record ignored"));
+    let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(p.get("ptrace"), "EPERM", "still enforced");
+    assert!(!root.join("recordings").exists());
+
+    let id = unique("ann");
+    let out =
+        run(shim_for(&root, "runc").arg("--allow-record-annotation").args(["run", "--bundle"]).arg(&b).arg(&id), true);
+    let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(p.get("ptrace"), "ok", "recording lets everything through");
+    let rec = std::fs::read_to_string(root.join("recordings").join(format!("{id}.yaml"))).unwrap();
+    assert!(rec.contains("- ptrace  # first seen: probe"), "{rec}");
+}
