@@ -17,6 +17,10 @@ Examples:
   ctr run --runc-binary /usr/local/bin/semble-shim IMAGE demo
   # what would a bundle get?
   semble-shim explain-bundle /path/to/bundle
+  # which syscalls did the policy refuse, by which rule, and how to allow them?
+  semble-shim denials demo
+  # record a policy from a run (development only: nothing is filtered while recording)
+  semble-shim --policy examples/workspace.yaml --record /tmp/demo.yaml run --bundle /path/to/bundle demo
 
 Policy selection: --policy FILE, else the `semble.dev/policy` annotation (NAME.yaml in the policy
 directory), else DIR/default.yaml, else the built-in default.

@@ -1,4 +1,4 @@
-//! `semble-policy`: validate, compile and explain SandboxPolicy files.
+//! `semble-policy`: validate, compile, explain, lint and record SandboxPolicy files, and summarize denial logs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,10 +15,12 @@ Examples:
   semble-policy compile examples/workspace.yaml --target seccomp > workspace.seccomp.json
   podman run --security-opt seccomp=workspace.seccomp.json busybox true
   semble-policy explain examples/workspace.yaml
+  semble-policy record --out agent.yaml --base examples/workspace.yaml -- ./agent --selftest
+  semble-policy denials /run/semble-shim/denials/*.jsonl
 
 Exit codes: 0 success; 1 invalid policy; 2 usage error or unreadable input.";
 
-/// Validate, compile and explain semble SandboxPolicy files.
+/// Validate, compile, explain and lint semble SandboxPolicy files; record them from runs and explain denials.
 #[derive(Debug, Parser)]
 #[command(name = "semble-policy", version, about, after_help = AFTER_HELP)]
 struct Cli {
