@@ -26,6 +26,9 @@ pub struct Denial {
     pub pid: u32,
     /// The calling program (`/proc/PID/comm`).
     pub comm: String,
+    /// The executable as it was invoked (`argv[0]`, as the container sees it), or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exe: String,
     /// The syscall's name.
     pub syscall: String,
     /// The call with its decoded arguments where that is cheap, e.g. `unshare(CLONE_NEWUSER)`.
@@ -52,8 +55,16 @@ impl Denial {
     /// One human line, as the supervisor prints it on stderr.
     pub fn text(&self) -> String {
         let mut s = format!(
-            "semble: denied {} ({}) to pid {} `{}` in container {}: {} (policy `{}`); fix: {}",
-            self.call, self.errno, self.pid, self.comm, self.container, self.rule, self.policy, self.fix
+            "semble: denied {} ({}) to pid {} `{}`{} in container {}: {} (policy `{}`); fix: {}",
+            self.call,
+            self.errno,
+            self.pid,
+            self.comm,
+            if self.exe.is_empty() { String::new() } else { format!(" ({})", self.exe) },
+            self.container,
+            self.rule,
+            self.policy,
+            self.fix
         );
         if let Some(d) = &self.danger {
             let _ = write!(s, " (dangerous: {d})");
@@ -262,6 +273,7 @@ mod tests {
             policy: "t".into(),
             pid: 7,
             comm: "probe".into(),
+            exe: "/bin/probe".into(),
             syscall: syscall.into(),
             call: format!("{syscall}()"),
             rule: v.rule,

@@ -212,6 +212,16 @@ pub fn comm(pid: u32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The program as it was invoked (`argv[0]` from `/proc/PID/cmdline`), or empty. Not
+/// `/proc/PID/exe`: reading that link needs ptrace access (CAP_SYS_PTRACE across users), which
+/// the supervisor does not keep.
+pub fn argv0(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|b| b.split(|c| *c == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+        .unwrap_or_default()
+}
+
 /// RFC 3339 with milliseconds, UTC.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -367,6 +377,7 @@ impl Handler for Explain {
         // Read what the message needs while the caller is still blocked, check the
         // notification is still the same (the pid was not reused), then answer.
         let comm = comm(req.pid);
+        let exe = argv0(req.pid);
         let valid = notify_id_valid(fd.as_raw_fd(), req.id).is_ok();
         let _ = ScmpNotifResp::new_error(req.id, -self.errno, ScmpNotifRespFlags::empty()).respond(fd.as_raw_fd());
         if !valid {
@@ -379,6 +390,7 @@ impl Handler for Explain {
             policy: self.policy.clone(),
             pid: req.pid,
             comm,
+            exe,
             syscall: syscall.to_string(),
             call: describe(syscall, &req.data.args),
             rule: v.rule,
@@ -503,6 +515,7 @@ mod tests {
             policy: "p".into(),
             pid: 1,
             comm: "x".into(),
+            exe: String::new(),
             syscall: syscall.into(),
             call: format!("{syscall}()"),
             rule: "r".into(),

@@ -370,7 +370,14 @@ impl TestNetns {
         run(Command::new(&ip).args(["netns", "add", &name]), true);
         run(Command::new(&ip).args(["-n", &name, "link", "set", "lo", "up"]), true);
         for d in decoys {
-            run(Command::new(&ip).args(["-n", &name, "addr", "add", d, "dev", "lo"]), true);
+            let mut add = Command::new(&ip);
+            add.args(["-n", &name, "addr", "add", d, "dev", "lo"]);
+            if d.contains(':') {
+                // Without it an IPv6 address stays "tentative" (duplicate address detection) for
+                // a moment, and binding a recorder to it fails with EADDRNOTAVAIL.
+                add.arg("nodad");
+            }
+            run(&mut add, true);
         }
         TestNetns { name }
     }

@@ -164,6 +164,7 @@ fn explained(backend: &'static str) {
     assert_eq!(ptrace.policy, "workspace");
     assert_eq!(ptrace.container, c.id);
     assert_eq!(ptrace.comm, "probe");
+    assert_eq!(ptrace.exe, "/bin/probe", "the executable as invoked in the container");
     assert!(ptrace.fix.contains("spec.seccomp.deny"));
     let unshare = find("unshare");
     assert_eq!(unshare.call, "unshare(CLONE_NEWUSER)");
