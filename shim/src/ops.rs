@@ -867,11 +867,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     log.with("container", id);
     let (rec, backend) = record_and_backend(settings, id)?;
     let paths = Paths::new(&settings.records_dir(), id);
-    let text = fs::read_to_string(paths.policy())
-        .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text)
-        .map_err(|e| Failure(format!("the stored policy of container `{id}` is invalid: {e}")))?
-        .policy;
+    let (_, policy) = state::stored_policy(&paths, id).map_err(Failure)?;
     log.with("policy", policy.name.as_str());
     log.with("backend", rec.backend.as_str());
     let init: Option<semble_init::config::InitConfig> =

@@ -69,6 +69,16 @@ impl Paths {
     }
 }
 
+/// The policy container `id` was created with: its text and the parsed policy.
+pub fn stored_policy(paths: &Paths, id: &str) -> Result<(String, semble_policy::SandboxPolicy), String> {
+    let text = std::fs::read_to_string(paths.policy())
+        .map_err(|e| format!("cannot read the policy of container `{id}`: {e}"))?;
+    let policy = semble_policy::parse(&text)
+        .map_err(|e| format!("the stored policy of container `{id}` is invalid: {e}"))?
+        .policy;
+    Ok((text, policy))
+}
+
 /// Load a record; `None` when semble does not know the container.
 pub fn load(records_dir: &Path, id: &str) -> Result<Option<Record>, String> {
     let p = Paths::new(records_dir, id).record();

@@ -140,11 +140,7 @@ pub fn logs(settings: &Settings, id: &str) -> Vec<PathBuf> {
 /// `semble-shim supervise ID`: the supervisor itself (standard input is the listening socket).
 pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
     let paths = Paths::new(&settings.records_dir(), id);
-    let text = fs::read_to_string(paths.policy())
-        .map_err(|e| Failure(format!("supervisor: cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text)
-        .map_err(|e| Failure(format!("supervisor: the stored policy of container `{id}` is invalid: {e}")))?
-        .policy;
+    let (text, policy) = crate::state::stored_policy(&paths, id).map_err(|e| Failure(format!("supervisor: {e}")))?;
     let listener = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()

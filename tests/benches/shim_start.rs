@@ -13,16 +13,6 @@ use std::time::Instant;
 
 use semble_tests::*;
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// The `pct`-th percentile (0–100), nearest rank.
 fn percentile(v: &[f64], pct: usize) -> f64 {
     let mut s = v.to_vec();

@@ -38,6 +38,17 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The median of `v` (sorted in place); benchmarks report it.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Fail unless running as root.
 pub fn require_root() {
     assert!(

@@ -37,7 +37,10 @@ pub fn policy_dir_for(backend: &str) -> PathBuf {
             }
         }
         let target = dir.join(path.file_name().unwrap());
-        let tmp = dir.join(format!(".{}.{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+        // Unique per call: tests in one binary run on threads of one process, in parallel.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{}.{}.{seq}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
         std::fs::write(&tmp, out).unwrap();
         std::fs::rename(&tmp, &target).unwrap();
     }

@@ -284,8 +284,10 @@ fn intercept_mode_injects_credentials_and_checks_each_request() {
     let mut t = tls(tunnel, "keyed.test", &[&s.lab.ca.pem]);
     assert!(over(&mut t, "GET", "/v1/models", "keyed.test", &[], b"").is_err());
 
-    let lines = s.proxy.decisions();
-    assert!(lines.iter().any(|v| v["mode"] == "intercept" && v["credential"] == "apikey" && v["decision"] == "allow"));
+    // The decision line is written when the request ends, which may be after the client read the answer.
+    s.proxy.wait_line("an intercepted, credentialed allow", |v| {
+        v["mode"] == "intercept" && v["credential"] == "apikey" && v["decision"] == "allow"
+    });
     assert_no_secrets(&s.proxy.log_text());
     s.lab.assert_decoys_untouched();
 }
