@@ -14,7 +14,7 @@
 //! ran. `delete` stops it and keeps a non-empty denial log as `ROOT/denials/ID.jsonl`.
 
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -55,7 +55,7 @@ pub enum Mode {
 pub fn spawn(settings: &Settings, paths: &Paths, id: &str, mode: &Mode) -> Result<Child, Failure> {
     let sock = paths.box_dir().join(SOCKET);
     let _ = fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock)
+    let listener = via_dir(&sock, |short| UnixListener::bind(short))
         .map_err(|e| Failure(format!("cannot create the seccomp supervisor's socket `{}`: {e}", sock.display())))?;
     // The workload's user connects (semble-init runs as that user); what it can send is a
     // notify fd, and the supervisor only ever refuses syscalls on such an fd (explain mode).
@@ -90,8 +90,18 @@ pub fn spawn(settings: &Settings, paths: &Paths, id: &str, mode: &Mode) -> Resul
 /// container's process before it exists).
 pub fn connect(paths: &Paths) -> Result<std::os::unix::net::UnixStream, Failure> {
     let sock = paths.box_dir().join(SOCKET);
-    std::os::unix::net::UnixStream::connect(&sock)
+    via_dir(&sock, |short| std::os::unix::net::UnixStream::connect(short))
         .map_err(|e| Failure(format!("cannot reach the seccomp supervisor at `{}`: {e}", sock.display())))
+}
+
+/// Run `f` (a bind or connect) on `sock` through its directory's descriptor,
+/// `/proc/self/fd/N/NAME`: a socket address holds 108 bytes, and under containerd the state root
+/// (`/run/containerd/runc/k8s.io/semble/`) plus a 64-character container ID already exceeds it.
+fn via_dir<T>(sock: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+    let (Some(dir), Some(name)) = (sock.parent(), sock.file_name()) else { return f(sock) };
+    let handle = fs::File::open(dir)?;
+    let short = Path::new("/proc/self/fd").join(handle.as_raw_fd().to_string()).join(name);
+    f(&short)
 }
 
 /// Whether `pid` is the supervisor of container `id` (not a process that reused the PID).
@@ -268,4 +278,25 @@ pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool)
         print!("{}", d::table(&rows));
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sockets_bind_and_connect_under_a_path_longer_than_a_socket_address() {
+        let tmp = tempfile::tempdir().unwrap();
+        // containerd's layout: ROOT/semble/<64 hex>/box/notify.sock is well over 108 bytes.
+        let dir = tmp.path().join("run/containerd/runc/k8s.io/semble").join("a".repeat(64)).join("box");
+        fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join(SOCKET);
+        assert!(sock.as_os_str().len() > 108);
+        assert!(UnixListener::bind(&sock).is_err(), "the kernel's limit is what this works around");
+        let listener = via_dir(&sock, |p| UnixListener::bind(p)).unwrap();
+        assert!(sock.exists());
+        let _client = via_dir(&sock, |p| std::os::unix::net::UnixStream::connect(p)).unwrap();
+        listener.accept().unwrap();
+    }
 }
