@@ -440,7 +440,7 @@ fn containerd_checks(settings: &Settings, config: &Path) -> Vec<Check> {
             "containerd",
             Status::Fail,
             format!("no runtime handler in {} (or its imports) runs semble-shim", config.display()),
-            "install deploy/containerd/semble.toml as /etc/containerd/conf.d/semble.toml and add imports = [\"/etc/containerd/conf.d/*.toml\"]",
+            "run deploy/node/install.sh, or add the tables of deploy/containerd/semble.toml to config.toml itself (containerd 1.x: an imported file would replace the whole CRI section; containerd 2.x: deploy/containerd/semble-v3.toml in conf.d/)",
         ));
     }
     out

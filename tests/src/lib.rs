@@ -9,6 +9,7 @@
 //! a failed test with the command that installs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: a panic is a failed test
 
+pub mod cri;
 pub mod proxylab;
 pub mod scenarios;
 pub mod sigv4;
@@ -47,6 +48,24 @@ pub fn median(v: &mut [f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The image's /opt/semble, assembled from the build (as Containerfile.node does).
+pub fn node_image_tree(dir: &Path) -> PathBuf {
+    let src = dir.join("opt-semble");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::create_dir_all(src.join("policies")).unwrap();
+    std::fs::create_dir_all(src.join("containerd")).unwrap();
+    for b in ["semble-shim", "semble-init", "semble-policy"] {
+        std::fs::copy(bin(b), src.join("bin").join(b)).unwrap();
+    }
+    for p in ["workspace", "llm-server", "data-processor"] {
+        std::fs::copy(workspace().join(format!("examples/{p}.yaml")), src.join(format!("policies/{p}.yaml"))).unwrap();
+    }
+    for f in ["semble.toml", "semble-v3.toml"] {
+        std::fs::copy(workspace().join("deploy/containerd").join(f), src.join("containerd").join(f)).unwrap();
+    }
+    src
 }
 
 /// Fail unless running as root.
@@ -220,6 +239,13 @@ impl Probe {
     /// kernel does: no ambient capabilities (a non-root workload holds none effective), no
     /// `NoNewPrivs` line in /proc, filesystem rules by mounts (hidden paths, `noexec`).
     pub fn assert_workspace_for(&self, backend: &str) {
+        self.assert_workspace_enforced(backend);
+        assert_eq!(self.get("http_proxy_env"), "http://127.0.0.1:8080");
+    }
+
+    /// What the workspace policy enforces, whatever the environment the runtime gave (a pod's
+    /// `HTTP_PROXY` names the proxy's Service instead of the in-container bridge).
+    pub fn assert_workspace_enforced(&self, backend: &str) {
         let p = self;
         let gvisor = backend == "runsc";
         assert_eq!(p.get("uid"), "1000", "{p:?}");
@@ -267,7 +293,6 @@ impl Probe {
         assert_eq!(p.get("raw_socket"), "EPERM");
         assert_eq!(p.get("packet_socket"), "EPERM");
         assert!(matches!(p.get("connect_metadata"), "ENETUNREACH" | "EHOSTUNREACH" | "EACCES"), "{p:?}");
-        assert_eq!(p.get("http_proxy_env"), "http://127.0.0.1:8080");
     }
 }
 

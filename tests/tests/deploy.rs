@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use semble_tests::{bin, workspace};
+use semble_tests::{node_image_tree, workspace};
 
 fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -16,34 +16,20 @@ fn sh(cmd: &mut Command) -> String {
     text
 }
 
-/// The image's /opt/semble, assembled from the build (as Containerfile.node does).
-fn image_tree(dir: &Path) -> PathBuf {
-    let src = dir.join("opt-semble");
-    std::fs::create_dir_all(src.join("bin")).unwrap();
-    std::fs::create_dir_all(src.join("policies")).unwrap();
-    std::fs::create_dir_all(src.join("containerd")).unwrap();
-    for b in ["semble-shim", "semble-init", "semble-policy"] {
-        std::fs::copy(bin(b), src.join("bin").join(b)).unwrap();
-    }
-    for p in ["workspace", "llm-server", "data-processor"] {
-        std::fs::copy(workspace().join(format!("examples/{p}.yaml")), src.join(format!("policies/{p}.yaml"))).unwrap();
-    }
-    std::fs::copy(workspace().join("deploy/containerd/semble.toml"), src.join("containerd/semble.toml")).unwrap();
-    src
-}
-
 #[test]
 fn the_node_installer_installs_everything_once() {
     let dir = tempfile::tempdir().unwrap();
-    let src = image_tree(dir.path());
+    let src = node_image_tree(dir.path());
     let host = dir.path().join("host");
-    // A node whose containerd config exists and has no imports line.
-    std::fs::create_dir_all(host.join("etc/containerd")).unwrap();
+    // A node whose containerd 1.x config has CRI settings of its own, and the drop-in an earlier
+    // semble-node wrote (which, imported, reset those settings).
+    std::fs::create_dir_all(host.join("etc/containerd/conf.d")).unwrap();
     std::fs::write(
         host.join("etc/containerd/config.toml"),
-        "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.9\"\n",
+        "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.9\"\n  restrict_oom_score_adj = true\n",
     )
     .unwrap();
+    std::fs::write(host.join("etc/containerd/conf.d/semble.toml"), "version = 2\n").unwrap();
     let run = || {
         sh(Command::new(workspace().join("deploy/node/install.sh"))
             .env("HOST", &host)
@@ -65,13 +51,16 @@ fn the_node_installer_installs_everything_once() {
     assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
     assert!(host.join("etc/semble/policies/llm-server.yaml").is_file());
     let cfg = std::fs::read_to_string(host.join("etc/containerd/config.toml")).unwrap();
-    let imports = cfg.find("imports = [\"/etc/containerd/conf.d/*.toml\"]").expect("imports line added");
-    assert!(imports < cfg.find("[plugins").unwrap(), "imports must come before the first table:\n{cfg}");
-    assert!(cfg.contains("sandbox_image = \"pause:3.9\""), "the rest of the config is kept");
-    assert_eq!(
-        std::fs::read(host.join("etc/containerd/conf.d/semble.toml")).unwrap(),
-        std::fs::read(workspace().join("deploy/containerd/semble.toml")).unwrap()
-    );
+    assert!(cfg.contains("# BEGIN semble runtime handlers"), "{cfg}");
+    assert!(!host.join("etc/containerd/conf.d/semble.toml").exists(), "the old drop-in is removed");
+    // What containerd itself makes of it: the handlers, and the node's own CRI settings kept.
+    let dump = containerd_dump(&host.join("etc/containerd/config.toml"));
+    assert!(dump.contains("sandbox_image = \"pause:3.9\""), "{dump}");
+    assert!(dump.contains("restrict_oom_score_adj = true"), "{dump}");
+    for (handler, link) in [("semble-runc", "runc"), ("semble-gvisor", "runsc"), ("semble-embedded", "embedded")] {
+        assert!(dump.contains(&format!("runtimes.{handler}.options]")), "{handler}: {dump}");
+        assert!(dump.contains(&format!("BinaryName = \"/usr/local/bin/semble-shim-{link}\"")), "{link}: {dump}");
+    }
     let second = run();
     assert!(second.contains("ready (changed: 0)"), "a second run must change nothing:\n{second}");
     // A broken policy is refused with the file named, before anything of it is installed.
@@ -92,6 +81,77 @@ fn the_node_installer_installs_everything_once() {
             && String::from_utf8_lossy(&out.stderr).contains("broken.yaml")
     );
     assert!(!host.join("var/lib/kubelet/seccomp/semble/broken.json").exists());
+}
+
+/// `containerd --config FILE config dump`: the configuration containerd would run with.
+fn containerd_dump(config: &Path) -> String {
+    let containerd = semble_tests::require_tool("containerd", "containerd");
+    sh(Command::new(containerd).arg("--config").arg(config).args(["config", "dump"]))
+}
+
+#[test]
+fn a_drop_in_import_would_reset_the_nodes_cri_settings_on_containerd_1x() {
+    // Why install.sh does not use `imports` on containerd 1.x: checked against the real binary.
+    let dir = tempfile::tempdir().unwrap();
+    let dropin = dir.path().join("semble.toml");
+    std::fs::copy(workspace().join("deploy/containerd/semble.toml"), &dropin).unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 2\nimports = [\"{}\"]\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.9\"\n",
+            dropin.display()
+        ),
+    )
+    .unwrap();
+    let dump = containerd_dump(&cfg);
+    assert!(dump.contains("runtimes.semble-runc]"), "{dump}");
+    assert!(
+        !dump.contains("pause:3.9"),
+        "containerd now merges imports key by key; install.sh can use a drop-in:\n{dump}"
+    );
+}
+
+#[test]
+fn the_node_installer_handles_each_containerd_config_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = node_image_tree(dir.path());
+    let install = |host: &Path| {
+        Command::new(workspace().join("deploy/node/install.sh"))
+            .env("HOST", host)
+            .env("SRC", &src)
+            .env("SEMBLE_NO_RESTART", "1")
+            .output()
+            .unwrap()
+    };
+    // containerd 2.x: a drop-in and the imports line.
+    let v3 = dir.path().join("v3");
+    std::fs::create_dir_all(v3.join("etc/containerd")).unwrap();
+    std::fs::write(v3.join("etc/containerd/config.toml"), "version = 3\n[plugins.\"io.containerd.cri.v1.images\"]\n")
+        .unwrap();
+    assert!(install(&v3).status.success());
+    let cfg = std::fs::read_to_string(v3.join("etc/containerd/config.toml")).unwrap();
+    let imports = cfg.find("imports = [\"/etc/containerd/conf.d/*.toml\"]").expect("imports line added");
+    assert!(imports < cfg.find("[plugins").unwrap(), "imports must come before the first table:\n{cfg}");
+    assert_eq!(
+        std::fs::read(v3.join("etc/containerd/conf.d/semble.toml")).unwrap(),
+        std::fs::read(workspace().join("deploy/containerd/semble-v3.toml")).unwrap()
+    );
+    // No config at all: a version 2 file with the handlers, which containerd reads.
+    let none = dir.path().join("none");
+    std::fs::create_dir_all(&none).unwrap();
+    assert!(install(&none).status.success());
+    assert!(containerd_dump(&none.join("etc/containerd/config.toml")).contains("runtimes.semble-gvisor]"));
+    // A version 1 file is refused with what to do, and left as it was.
+    let v1 = dir.path().join("v1");
+    std::fs::create_dir_all(v1.join("etc/containerd")).unwrap();
+    let old = "[plugins.cri]\n  sandbox_image = \"pause:3.9\"\n";
+    std::fs::write(v1.join("etc/containerd/config.toml"), old).unwrap();
+    let out = install(&v1);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version 1") && err.contains("version = 2"), "{err}");
+    assert_eq!(std::fs::read_to_string(v1.join("etc/containerd/config.toml")).unwrap(), old);
 }
 
 #[test]

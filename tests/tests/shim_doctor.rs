@@ -10,8 +10,9 @@ use std::process::{Command, Output};
 
 use semble_tests::{bin, require_root, require_tool, runsc, workspace};
 
-/// A node layout in `dir`: handler links to the built semble-shim, and containerd's config
-/// importing deploy/containerd/semble.toml with only the paths substituted.
+/// A node layout in `dir`: handler links to the built semble-shim, and containerd's config with
+/// deploy/containerd/semble.toml's tables in it (as install.sh writes them), only the paths
+/// substituted.
 fn node(dir: &Path) -> PathBuf {
     let bindir = dir.join("bin");
     std::fs::create_dir_all(&bindir).unwrap();
@@ -21,10 +22,8 @@ fn node(dir: &Path) -> PathBuf {
     let dropin = std::fs::read_to_string(workspace().join("deploy/containerd/semble.toml"))
         .unwrap()
         .replace("/usr/local/bin/", &format!("{}/", bindir.display()));
-    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
-    std::fs::write(dir.join("conf.d/semble.toml"), dropin).unwrap();
     let cfg = dir.join("config.toml");
-    std::fs::write(&cfg, format!("version = 2\nimports = [\"{}/conf.d/*.toml\"]\n", dir.display())).unwrap();
+    std::fs::write(&cfg, dropin).unwrap();
     cfg
 }
 
@@ -104,7 +103,7 @@ fn doctor_fails_with_a_fix_for_each_broken_thing() {
     std::fs::write(&bare, "version = 2\n").unwrap();
     let (out, text) = doctor(&[], &runsc(), &bare, &examples);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("✗ containerd: no runtime handler") && text.contains("conf.d/semble.toml"), "{text}");
+    assert!(text.contains("✗ containerd: no runtime handler") && text.contains("deploy/node/install.sh"), "{text}");
 
     // A handler whose binary is gone.
     std::fs::remove_file(dir.path().join("bin/semble-shim-embedded")).unwrap();
