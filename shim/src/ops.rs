@@ -309,7 +309,18 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     let keep_original = ours && original_path.is_file();
     let annotation =
         config.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
-    let resolved = resolve::resolve(settings, annotation)?;
+    let resolved = match pod_policy(settings, &config) {
+        // A container of a Kubernetes pod gets its pod's policy, whatever its own annotations
+        // say (a runtime configured to pass container annotations could otherwise let one
+        // container of a pod pick a laxer policy).
+        Some(pod) => {
+            if let Some(asked) = annotation.filter(|a| *a != pod.policy.name) {
+                log.warn(&format!("container annotation {POLICY_ANNOTATION}=`{asked}` ignored: the containers of a pod get the pod's policy `{}`", pod.policy.name), &[]);
+            }
+            pod
+        }
+        None => resolve::resolve(settings, annotation)?,
+    };
     let policy = &resolved.policy;
     log.with("policy", policy.name.as_str());
     let (backend, fallback_reason) = choose_backend(settings, policy)?;
@@ -597,6 +608,21 @@ pub const RECORD_ANNOTATION: &str = "semble.dev/record";
 
 /// Where this container's recording goes, if it is recorded: `--record FILE`, or the
 /// annotation `semble.dev/record: "true"` where the operator allowed it (`ROOT/recordings/ID.yaml`).
+/// The policy of a CRI container's pod: what semble stored for the sandbox named by
+/// `io.kubernetes.cri.sandbox-id`, when that sandbox is semble's (same state root). `None` for
+/// anything else (a sandbox itself, a container outside a pod, a sandbox another runtime runs).
+fn pod_policy(settings: &Settings, config: &Value) -> Option<resolve::Resolved> {
+    let ann = |k: &str| config.pointer(&format!("/annotations/{}", k.replace('/', "~1"))).and_then(Value::as_str);
+    if ann(bundle::CRI_CONTAINER_TYPE) != Some("container") {
+        return None;
+    }
+    // An ID names a directory under semble's records: nothing else may be read as a policy.
+    let sandbox = ann(bundle::CRI_SANDBOX_ID).filter(|s| state::valid_id(s))?;
+    let paths = Paths::new(&settings.records_dir(), sandbox);
+    let (text, policy) = state::stored_policy(&paths, sandbox).ok()?;
+    Some(resolve::Resolved { policy, text, source: resolve::Source::Pod(sandbox.to_string()) })
+}
+
 fn record_target(settings: &Settings, log: &mut Logger, id: &str, config: &Value) -> Option<PathBuf> {
     if let Some(f) = &settings.record {
         return Some(absolute(f));

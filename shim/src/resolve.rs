@@ -27,6 +27,8 @@ pub enum Source {
     DirDefault(PathBuf),
     /// Compiled in.
     Builtin,
+    /// The policy semble recorded for the container's pod sandbox (this ID).
+    Pod(String),
 }
 
 impl fmt::Display for Source {
@@ -36,6 +38,7 @@ impl fmt::Display for Source {
             Source::Annotation(p) => write!(f, "annotation {POLICY_ANNOTATION} ({})", p.display()),
             Source::DirDefault(p) => write!(f, "{}", p.display()),
             Source::Builtin => f.write_str("built-in default"),
+            Source::Pod(id) => write!(f, "the pod's, as its sandbox {id} got it"),
         }
     }
 }

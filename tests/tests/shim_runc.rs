@@ -89,3 +89,52 @@ fn features_report_what_semble_enforces() {
     assert!(v["annotations"]["dev.semble.backends"].as_str().unwrap().contains("embedded"));
     assert!(v["ociVersionMax"].is_string());
 }
+
+#[test]
+fn a_pod_container_gets_its_sandboxs_policy_whatever_its_annotation_says() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("state");
+    let sandbox = unique("sb");
+    let sb = bundle(&t.path().join("sandbox"), &["sleep", "60"]);
+    edit_config(&sb, |c| {
+        c["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "sandbox",
+            "semble.dev/policy": "workspace",
+        })
+    });
+    let log = t.path().join("shim.log");
+    // `create` leaves the container holding its stdio: give it none, and read the shim's log.
+    let create = |bundle: &std::path::Path, id: &str| {
+        let status = shim_for(&root, BACKEND)
+            .arg("--log")
+            .arg(&log)
+            .args(["create", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "create {id}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    create(&sb, &sandbox);
+    // A container of that pod whose own annotation names a laxer policy.
+    let ctr = unique("ctr");
+    let cb = bundle(&t.path().join("container"), &["/bin/probe"]);
+    edit_config(&cb, |c| {
+        c["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": sandbox,
+            "semble.dev/policy": "llm-server",
+        })
+    });
+    create(&cb, &ctr);
+    let stored = std::fs::read_to_string(root.join("semble").join(&ctr).join("policy.yaml")).unwrap();
+    assert!(stored.contains("name: workspace"), "the container must get the pod's policy:\n{stored}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("`llm-server` ignored"), "the ignored annotation is logged: {logged}");
+    for id in [&ctr, &sandbox] {
+        run(shim_for(&root, BACKEND).args(["delete", "--force"]).arg(id), true);
+    }
+}
