@@ -63,6 +63,22 @@ fn the_node_installer_installs_everything_once() {
     }
     let second = run();
     assert!(second.contains("ready (changed: 0)"), "a second run must change nothing:\n{second}");
+    // The DaemonSet's readiness check runs `semble-shim doctor` as installed, chrooted into the
+    // host root the installer writes to.
+    let ds = std::fs::read_to_string(workspace().join("deploy/kubernetes/base/daemonset.yaml")).unwrap();
+    let ds = semble_policy::yaml::parse(&ds).unwrap().to_json();
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    let probe: Vec<&str> =
+        c["readinessProbe"]["exec"]["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let host_env =
+        c["env"].as_array().unwrap().iter().find(|e| e["name"] == "HOST").unwrap()["value"].as_str().unwrap();
+    assert_eq!(probe[..2], ["chroot", host_env], "{probe:?}");
+    assert_eq!(probe[3..], ["doctor"], "{probe:?}");
+    assert!(
+        host.join(probe[2].trim_start_matches('/')).is_file(),
+        "the probe runs {} , which install.sh does not install",
+        probe[2]
+    );
     // A broken policy is refused with the file named, before anything of it is installed.
     std::fs::write(
         src.join("policies/broken.yaml"),
