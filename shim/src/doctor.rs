@@ -364,8 +364,9 @@ fn containerd_checks(settings: &Settings, config: &Path) -> Vec<Check> {
         }
     }
     let mut out = Vec::new();
+    let merges_by_plugin = containerd_major().is_some_and(|major| major < 2);
     let mut handlers = 0;
-    for (file, text) in &texts {
+    for (i, (file, text)) in texts.iter().enumerate() {
         let Ok(doc) = text.parse::<toml::Table>() else {
             out.push(check(
                 format!("containerd {}", file.display()),
@@ -375,12 +376,17 @@ fn containerd_checks(settings: &Settings, config: &Path) -> Vec<Check> {
             ));
             continue;
         };
-        let runtimes = doc
-            .get("plugins")
-            .and_then(|p| p.get("io.containerd.grpc.v1.cri"))
-            .and_then(|c| c.get("containerd"))
-            .and_then(|c| c.get("runtimes"))
-            .and_then(|r| r.as_table());
+        let cri = doc.get("plugins").and_then(|p| p.get("io.containerd.grpc.v1.cri"));
+        if i > 0 && merges_by_plugin && cri.is_some() {
+            // containerd 1.x merges an import by replacing each plugin's whole section.
+            out.push(check(
+                format!("containerd {}", file.display()),
+                Status::Warn,
+                format!("this imported file replaces the whole CRI section of {} on containerd 1.x: unless it repeats the node's full CRI configuration, the node's own settings (sandbox_image, SystemdCgroup, other handlers) are lost", config.display()),
+                "move its tables into config.toml itself (deploy/node/install.sh does this for semble's handlers)",
+            ));
+        }
+        let runtimes = cri.and_then(|c| c.get("containerd")).and_then(|c| c.get("runtimes")).and_then(|r| r.as_table());
         for (name, rt) in runtimes.into_iter().flatten() {
             let Some(bin) = rt.get("options").and_then(|o| o.get("BinaryName")).and_then(|b| b.as_str()) else {
                 continue;
@@ -444,6 +450,19 @@ fn containerd_checks(settings: &Settings, config: &Path) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// containerd's major version, from `containerd --version` on PATH.
+fn containerd_major() -> Option<u32> {
+    let bin = crate::settings::find_executable(None, "containerd")?;
+    let out = std::process::Command::new(bin).arg("--version").output().ok()?;
+    // "containerd github.com/containerd/containerd 1.6.20~ds1 <commit>"
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(2)
+        .map(|v| v.trim_start_matches('v'))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
 }
 
 /// The `imports` of a containerd configuration.

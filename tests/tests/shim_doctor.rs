@@ -105,6 +105,24 @@ fn doctor_fails_with_a_fix_for_each_broken_thing() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("✗ containerd: no runtime handler") && text.contains("deploy/node/install.sh"), "{text}");
 
+    // The handlers as an imported drop-in: containerd 1.6 (this machine's) would drop the main
+    // file's CRI section for it.
+    let conf_d = dir.path().join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::copy(&cfg, conf_d.join("semble.toml")).unwrap();
+    let importing = dir.path().join("importing.toml");
+    std::fs::write(
+        &importing,
+        format!(
+            "version = 2\nimports = [\"{}/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.9\"\n",
+            conf_d.display()
+        ),
+    )
+    .unwrap();
+    let (_, text) = doctor(&[], &runsc(), &importing, &examples);
+    assert!(text.contains("! containerd ") && text.contains("replaces the whole CRI section"), "{text}");
+    assert!(text.contains("move its tables into config.toml"), "{text}");
+
     // A handler whose binary is gone.
     std::fs::remove_file(dir.path().join("bin/semble-shim-embedded")).unwrap();
     let (out, text) = doctor(&[], &runsc(), &cfg, &examples);
