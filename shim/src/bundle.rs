@@ -698,10 +698,49 @@ fn gvisor_filesystem_mounts(cfg: &mut Value, policy: &SandboxPolicy, r: &RunscIn
         .collect();
     let list = cfg.as_object_mut().ok_or(Refusal::WrongType("(root)"))?.entry("mounts").or_insert_with(|| json!([]));
     let list = list.as_array_mut().ok_or(Refusal::WrongType("mounts"))?;
+    let noexec = noexec_writable_mounts(list, policy)?;
     for (i, m) in new.into_iter().enumerate() {
         list.insert(i, m);
     }
-    Ok(format!("{hidden} unlisted top-level directories hidden, {ro} read-only binds"))
+    let mut summary = format!("{hidden} unlisted top-level directories hidden, {ro} read-only binds");
+    if !noexec.is_empty() {
+        summary.push_str(&format!(", noexec on the engine's {}", noexec.join(", ")));
+    }
+    Ok(summary)
+}
+
+/// Under gVisor a mount's options are the only execute control (there is no Landlock): the
+/// engine's own mounts on the policy's `readWrite` paths (a pod's emptyDir on `/tmp` or
+/// `/workspace`) get `noexec`, `nosuid` and `nodev`, unless an `execute` path lies on, under or
+/// above them. Returns the destinations changed.
+fn noexec_writable_mounts(list: &mut [Value], policy: &SandboxPolicy) -> Result<Vec<String>, Refusal> {
+    let Some(fs) = &policy.filesystem else { return Ok(Vec::new()) };
+    let within = |a: &str, b: &str| b == "/" || a == b || a.starts_with(&format!("{b}/"));
+    let mut changed = Vec::new();
+    for m in list.iter_mut() {
+        let Some(dest) = m.get("destination").and_then(Value::as_str).map(normalise) else { continue };
+        let writable = fs.read_write.iter().map(|p| normalise(p)).any(|p| p != "/" && within(&dest, &p));
+        let runs_code = fs.execute.iter().map(|p| normalise(p)).any(|p| within(&dest, &p) || within(&p, &dest));
+        if !writable || runs_code {
+            continue;
+        }
+        let obj = m.as_object_mut().ok_or(Refusal::WrongType("mounts"))?;
+        let options = obj.entry("options").or_insert_with(|| json!([]));
+        let options = options.as_array_mut().ok_or(Refusal::WrongType("mounts[].options"))?;
+        let mut added = false;
+        for o in ["noexec", "nosuid", "nodev"] {
+            let (on, off) = (o, &o[2..]);
+            options.retain(|x| x.as_str() != Some(off));
+            if !options.iter().any(|x| x.as_str() == Some(on)) {
+                options.push(json!(on));
+                added |= o == "noexec";
+            }
+        }
+        if added {
+            changed.push(dest);
+        }
+    }
+    Ok(changed)
 }
 
 /// Environment variables pointing HTTP clients at the bridge.

@@ -160,6 +160,10 @@ pub enum Command {
     /// (internal) The per-container seccomp supervisor; `create` starts it.
     #[command(hide = true)]
     Supervise(SuperviseArgs),
+    /// (internal) Holds a gVisor sub-container's stdio until `start`, then waits for it;
+    /// `create` starts it (see the `subcontainer` module).
+    #[command(hide = true)]
+    Hold(HoldArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
     Checkpoint(RawArgs),
     /// Refused: checkpoint/restore would start a container without applying the policy.
@@ -204,6 +208,19 @@ pub struct SuperviseArgs {
     /// Record into this policy file instead of explaining.
     #[arg(long)]
     pub record: Option<PathBuf>,
+}
+
+/// `hold` flags.
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// The container.
+    pub id: String,
+    /// The inherited listening socket `start` connects to.
+    #[arg(long)]
+    pub listen_fd: i32,
+    /// runsc's command line up to the command (binary and global flags).
+    #[arg(last = true, required = true)]
+    pub runsc: Vec<std::ffi::OsString>,
 }
 
 /// A container ID.

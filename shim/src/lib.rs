@@ -39,5 +39,6 @@ pub mod ops;
 pub mod resolve;
 pub mod settings;
 pub mod state;
+pub mod subcontainer;
 pub mod supervisor;
 mod sys;

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Create(a) => ops::create(&settings, &mut log, a, Mode::Create),
         Command::Run(a) => ops::create(&settings, &mut log, &a.create, Mode::Run { detach: a.detach, keep: a.keep }),
-        Command::Start(a) => ops::passthrough(&settings, "start", &a.id, vec![]),
+        Command::Start(a) => ops::start(&settings, &a.id),
         Command::State(a) => ops::passthrough(&settings, "state", &a.id, vec![]),
         Command::Kill(a) => ops::kill(&settings, &a.id, a.all, a.signal.as_deref()),
         Command::Delete(a) => ops::delete(&settings, &mut log, &a.id, a.force),
@@ -82,6 +82,10 @@ fn main() -> ExitCode {
         }
         Command::Denials(a) => semble_shim::supervisor::denials(&settings, a.id.as_deref(), &a.format, a.patch),
         Command::Supervise(a) => semble_shim::supervisor::serve(&settings, &a.id, a.record.as_deref()),
+        Command::Hold(a) => {
+            let paths = semble_shim::state::Paths::new(&settings.records_dir(), &a.id);
+            semble_shim::subcontainer::serve(&paths, &a.id, a.listen_fd, &a.runsc)
+        }
         Command::Checkpoint(_) => ops::refuse_checkpoint("checkpoint"),
         Command::Restore(_) => ops::refuse_checkpoint("restore"),
     };

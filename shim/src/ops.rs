@@ -561,7 +561,29 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             flags.push(id.into());
             let status = backend.command(settings, "create", flags).status();
             match status {
-                Ok(s) if s.success() => Ok(0),
+                Ok(s) if s.success() => {
+                    let held = match (&args.pid_file, backend.kind) {
+                        (Some(pid_file), BackendKind::Runsc)
+                            if crate::subcontainer::is_subcontainer(&applied.config) =>
+                        {
+                            crate::subcontainer::spawn(
+                                &settings.root,
+                                &prepared.paths,
+                                id,
+                                &absolute(pid_file),
+                                &[vec![backend.binary.clone().into_os_string()], backend.global_args(settings)]
+                                    .concat(),
+                            )
+                        }
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = held {
+                        crate::subcontainer::stop(&prepared.paths, id);
+                        prepared.undo(Some((&backend, settings, id)));
+                        return fail(format!("{}; nothing was left behind", e.0));
+                    }
+                    Ok(0)
+                }
                 Ok(s) => {
                     prepared.undo(Some((&backend, settings, id)));
                     fail(format!(
@@ -756,6 +778,17 @@ fn record_and_backend(settings: &Settings, id: &str) -> Result<(Record, Backend)
     Ok((rec, b))
 }
 
+/// `start`: a gVisor sub-container is started by its holder (see [`crate::subcontainer`]);
+/// everything else by the backend.
+pub fn start(settings: &Settings, id: &str) -> Outcome {
+    if state::valid_id(id) {
+        if let Some(done) = crate::subcontainer::start(&Paths::new(&settings.records_dir(), id), id) {
+            return done;
+        }
+    }
+    passthrough(settings, "start", id, vec![])
+}
+
 /// Commands passed through unchanged to the container's backend (the shim is replaced by it).
 pub fn passthrough(settings: &Settings, cmd: &str, id: &str, args: Vec<OsString>) -> Outcome {
     let (_, backend) = record_and_backend(settings, id)?;
@@ -825,14 +858,48 @@ pub fn kill(settings: &Settings, id: &str, all: bool, signal: Option<&str>) -> O
         embedded::kill(&backend.root, id, signal.unwrap_or("SIGTERM"), all)?;
         return Ok(0);
     }
+    if let Some(done) = crate::subcontainer::kill_unstarted(&Paths::new(&settings.records_dir(), id), id, signal) {
+        return done;
+    }
     let mut args: Vec<OsString> = Vec::new();
     if all {
         args.push("--all".into());
     }
     args.push(id.into());
     args.push(signal.unwrap_or("SIGTERM").into());
+    if backend.kind == BackendKind::Runsc {
+        return kill_runsc(settings, &backend, id, args);
+    }
     let err = backend.command(settings, "kill", args).exec();
     fail(format!("cannot run `{}`: {err}", backend.binary.display()))
+}
+
+/// runsc's `kill`, with runc's words for a container that is no longer running: containerd's
+/// shim treats an error containing "container not running" as "already finished" (what runc
+/// says), and any other as a failure. runsc says "sandbox is not running" instead, so without
+/// this a gVisor pod whose sandbox has exited can never be stopped or removed.
+fn kill_runsc(settings: &Settings, backend: &Backend, id: &str, args: Vec<OsString>) -> Outcome {
+    let out = backend
+        .command(settings, "kill", args)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
+    if out.status.success() {
+        return Ok(0);
+    }
+    let said = String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ");
+    let stopped = said.contains("sandbox is not running")
+        || backend
+            .command(settings, "state", vec![id.into()])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+            .is_some_and(|v| v.get("status").and_then(Value::as_str) == Some("stopped"));
+    if stopped {
+        return fail(format!("container not running (runsc: {said})"));
+    }
+    fail(format!("runsc could not signal container `{id}`: {said}"))
 }
 
 /// `delete`: the backend's delete, then semble's state and the bundle's original config.
@@ -880,6 +947,7 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
     if gone {
         restore_config(&rec.bundle);
         supervisor::stop(settings, &paths, id);
+        crate::subcontainer::stop(&paths, id);
         let _ = fs::remove_dir_all(&paths.dir);
         log.info("container deleted", &[]);
     }

@@ -97,7 +97,7 @@ pub fn connect(paths: &Paths) -> Result<std::os::unix::net::UnixStream, Failure>
 /// Run `f` (a bind or connect) on `sock` through its directory's descriptor,
 /// `/proc/self/fd/N/NAME`: a socket address holds 108 bytes, and under containerd the state root
 /// (`/run/containerd/runc/k8s.io/semble/`) plus a 64-character container ID already exceeds it.
-fn via_dir<T>(sock: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+pub(crate) fn via_dir<T>(sock: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
     let (Some(dir), Some(name)) = (sock.parent(), sock.file_name()) else { return f(sock) };
     let handle = fs::File::open(dir)?;
     let short = Path::new("/proc/self/fd").join(handle.as_raw_fd().to_string()).join(name);

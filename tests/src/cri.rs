@@ -354,7 +354,12 @@ state = "{state}"
         &self,
         f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, String> {
-        self.rt.block_on(f).map(tonic::Response::into_inner).map_err(|s| s.message().to_string())
+        // The kubelet gives each call a deadline too (--runtime-request-timeout, 2 minutes): a
+        // call that never returns is a failure, not a hung test.
+        match self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), f).await }) {
+            Ok(r) => r.map(tonic::Response::into_inner).map_err(|s| s.message().to_string()),
+            Err(_) => Err("the CRI call did not return within 120 s".to_string()),
+        }
     }
 
     /// Run a pod the way the kubelet does; a CRI error comes back as its message (after the
@@ -707,11 +712,24 @@ impl RunningPod<'_> {
         text.lines().filter_map(|l| l.splitn(4, ' ').nth(3)).map(|l| format!("{l}\n")).collect()
     }
 
-    /// StopPodSandbox and RemovePodSandbox, as the kubelet does when the pod is deleted.
+    /// StopContainer of container `name` with `grace` seconds before SIGKILL, as the kubelet does.
+    pub fn stop(&self, name: &str, grace: i64) -> Result<(), String> {
+        let mut rs = self.node.runtime.clone();
+        let req = cri::StopContainerRequest { container_id: self.container(name), timeout: grace };
+        self.node.call(rs.stop_container(req)).map(|_| ())
+    }
+
+    /// StopPodSandbox and RemovePodSandbox, as the kubelet does when the pod is deleted; both
+    /// must succeed.
     pub fn remove(&self) {
         let mut rs = self.node.runtime.clone();
-        let _ = self.node.call(rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: self.id.clone() }));
-        let _ = self.node.call(rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: self.id.clone() }));
+        let stopped =
+            self.node.call(rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: self.id.clone() }));
+        let removed =
+            self.node.call(rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: self.id.clone() }));
+        if let Err(e) = stopped.and(removed) {
+            panic!("pod {} could not be stopped and removed: {e}\ncontainerd:\n{}", self.id, self.node.log());
+        }
     }
 }
 

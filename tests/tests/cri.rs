@@ -38,10 +38,6 @@ fn logged_probe(pod: &RunningPod<'_>) -> Probe {
 
 /// The same pod, run under `runtime_class`, is held to the workspace policy (its main process
 /// and ExecSync processes).
-///
-/// Not run for `semble-gvisor` yet: under containerd's runc shim type (`io.containerd.runc.v2`)
-/// the gVisor sandbox starts but StartContainer of the workload never returns; multi-container
-/// gVisor pods need gVisor's own shim (`containerd-shim-runsc-v1`). See docs/gvisor.md.
 fn workspace_pod_under(node: &CriNode, runtime_class: &str, backend: &str) {
     let mut pod = node.manifests("workspace");
     pod.spec.runtime_class_name = Some(runtime_class.into());
@@ -58,6 +54,52 @@ fn workspace_pod_under(node: &CriNode, runtime_class: &str, backend: &str) {
 fn the_emitted_workspace_pod_runs_under_semble_runc() {
     let (_serial, node) = node();
     workspace_pod_under(&node, "semble-runc", "runc");
+}
+
+/// gVisor through containerd's runc shim type: the workload is a sub-container of the pod's
+/// sandbox, started by semble's holder (its log, ExecSync and exit status are the container's).
+#[test]
+fn the_emitted_workspace_pod_runs_under_semble_gvisor() {
+    let (_serial, node) = node();
+    workspace_pod_under(&node, "semble-gvisor", "runsc");
+}
+
+/// What the kubelet learns about a gVisor pod's containers is theirs, not the sandbox's: each
+/// one's output lands in its own log, its exit status is its own and comes when it exits (not
+/// when the pod does), StopContainer stops one container, and nothing is left once the pod is
+/// removed.
+#[test]
+fn a_gvisor_pods_containers_report_their_own_output_and_exit() {
+    let (_serial, node) = node();
+    let mut pod = node.manifests("workspace");
+    pod.spec.runtime_class_name = Some("semble-gvisor".into());
+    let mut sidecar = pod.workload().clone();
+    sidecar.name = "sidecar".into();
+    sidecar.restart_policy = Some("Always".into());
+    sidecar.command = Some(vec!["/bin/sleep".into(), "3600".into()]);
+    pod.spec.init_containers = Some(vec![sidecar]);
+    pod.workload().command =
+        Some(vec!["/bin/sh".into(), "-c".into(), "echo to-stdout; echo to-stderr >&2; exit 3".into()]);
+    let running = node.run_pod(&pod).unwrap_or_else(|e| panic!("{e}\ncontainerd:\n{}", node.log()));
+    assert_eq!(running.wait_exit("workload", Duration::from_secs(30)), Ok(3), "{}", node.log());
+    let logs = running.logs("workload");
+    assert!(logs.contains("to-stdout") && logs.contains("to-stderr"), "workload log: {logs:?}");
+    // The sidecar is still up in the same sandbox; ExecSync reports its command's own status.
+    let (code, _, _) = running.exec("sidecar", &["/bin/sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    running.stop("sidecar", 10).unwrap_or_else(|e| panic!("{e}\ncontainerd:\n{}", node.log()));
+    // busybox sleep dies of the SIGTERM: 128 + 15.
+    assert_eq!(running.wait_exit("sidecar", Duration::from_secs(5)), Ok(143));
+    let ids: Vec<String> = running.containers.iter().map(|(_, id)| id.clone()).collect();
+    running.remove();
+    assert!(node.containers().is_empty(), "a container is left: {:?}", node.containers());
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| ids.iter().any(|id| c.contains(id.as_str())))
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
 #[test]

@@ -289,11 +289,8 @@ pub fn state(root: &Path, id: &str) -> Result<serde_json::Value, Failure> {
 
 /// Parse a signal as runc does (`SIGKILL`, `KILL`, `9`).
 pub fn signal(s: &str) -> Result<Signal, Failure> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Failure(format!("unknown signal `{s}`")));
-    }
-    let name = if s.starts_with("SIG") { s.to_string() } else { format!("SIG{s}") };
-    Signal::try_from(name.as_str()).map_err(|_| Failure(format!("unknown signal `{s}`")))
+    let sig = super::parse_signal(s)?;
+    Signal::try_from(sig as i32).map_err(|_| Failure(format!("unknown signal `{s}`")))
 }
 
 /// Send a signal.

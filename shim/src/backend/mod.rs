@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::bundle::BackendKind;
+use crate::ops::Failure;
 use crate::settings::Settings;
 
 /// A backend runtime.
@@ -33,29 +34,38 @@ impl Backend {
     /// A command line for `cmd args…` with the global flags the backend needs.
     pub fn command(&self, settings: &Settings, cmd: &str, args: Vec<OsString>) -> Command {
         let mut c = Command::new(&self.binary);
-        c.arg("--root").arg(&self.root);
+        c.args(self.global_args(settings));
+        c.arg(cmd);
+        c.args(args);
+        c
+    }
+
+    /// The flags every command of this backend gets, before the command's name.
+    pub fn global_args(&self, settings: &Settings) -> Vec<OsString> {
+        let mut c: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
         let p = &settings.passthrough;
         if let Some(log) = &p.log {
-            c.arg("--log").arg(log);
+            c.push("--log".into());
+            c.push(log.into());
             if p.log_json {
-                c.arg("--log-format").arg("json");
+                c.push("--log-format".into());
+                c.push("json".into());
             }
         }
         if p.debug {
-            c.arg("--debug");
+            c.push("--debug".into());
         }
         if p.systemd_cgroup {
-            c.arg("--systemd-cgroup");
+            c.push("--systemd-cgroup".into());
         }
         if let Some(r) = &p.rootless {
-            c.arg(format!("--rootless={r}"));
+            c.push(format!("--rootless={r}").into());
         }
         if let Some(criu) = p.criu.as_ref().filter(|_| self.kind == BackendKind::Runc) {
-            c.arg("--criu").arg(criu);
+            c.push("--criu".into());
+            c.push(criu.into());
         }
-        c.args(&self.extra);
-        c.arg(cmd);
-        c.args(args);
+        c.extend(self.extra.iter().map(OsString::from));
         c
     }
 
@@ -92,5 +102,32 @@ pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailab
             root: settings.backend_root("embedded"),
             extra: Vec::new(),
         }),
+    }
+}
+
+/// A signal as runc accepts it: `9`, `KILL` or `SIGKILL`.
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Failure> {
+    use std::str::FromStr;
+    let bad = || Failure(format!("unknown signal `{s}`; give a number or a name such as SIGTERM"));
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn signals_are_read_as_runc_reads_them() {
+        assert_eq!(parse_signal("9").ok(), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("KILL").ok(), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("sigterm").ok(), Some(Signal::SIGTERM));
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("99").is_err());
     }
 }

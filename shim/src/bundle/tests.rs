@@ -421,3 +421,26 @@ fn without_no_new_privs_the_runtime_applies_seccomp_and_nothing_can_be_stacked()
     c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
     assert!(matches!(run(&c, &p, &facts()), Err(Refusal::Seccomp(_))));
 }
+
+#[test]
+fn under_gvisor_the_engines_writable_mounts_lose_exec_unless_the_policy_runs_code_there() {
+    let p = workspace();
+    let fs = p.filesystem.as_ref().unwrap();
+    assert!(fs.read_write.iter().any(|x| x == "/tmp") && !fs.execute.iter().any(|x| x == "/tmp"));
+    let mut mounts = vec![
+        // A pod's emptyDir on /tmp, as containerd writes it.
+        json!({"destination": "/tmp/", "type": "bind", "source": "/var/lib/kubelet/x", "options": ["rbind", "rw", "exec"]}),
+        json!({"destination": "/etc/hosts", "type": "bind", "source": "/x/hosts", "options": ["rbind", "rw"]}),
+        json!({"destination": "/usr/lib/tool", "type": "bind", "source": "/x/tool", "options": ["rbind", "rw"]}),
+    ];
+    let changed = noexec_writable_mounts(&mut mounts, &p).unwrap();
+    assert_eq!(changed, ["/tmp"]);
+    assert_eq!(strs(&mounts[0]["options"]), ["rbind", "rw", "noexec", "nosuid", "nodev"]);
+    // Outside the writable paths, or where code runs: left as the engine wrote them.
+    assert_eq!(strs(&mounts[1]["options"]), ["rbind", "rw"]);
+    assert_eq!(strs(&mounts[2]["options"]), ["rbind", "rw"]);
+    let mut open = p.clone();
+    open.filesystem.as_mut().unwrap().execute.push("/tmp/bin".into());
+    let mut again = vec![json!({"destination": "/tmp", "type": "bind", "source": "/x", "options": ["rbind"]})];
+    assert!(noexec_writable_mounts(&mut again, &open).unwrap().is_empty());
+}

@@ -48,3 +48,18 @@ pub fn loopback_up() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Take ownership of descriptor `fd`, which this process's parent left open across exec for it
+/// (by number, on the command line). It is made close-on-exec so that children do not inherit it.
+pub fn inherited_fd(fd: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::FromRawFd;
+    if fd < 3 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "0, 1 and 2 are stdio"));
+    }
+    // EBADF when it is not open.
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    // SAFETY: `fd` is open (checked just above) and nothing else in this process owns it: the
+    // parent passed it by number for this single use, and the caller takes it once, at start-up.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
