@@ -37,6 +37,27 @@ fn time(cmd: &mut Command) -> (f64, f64) {
     (ms, children_cpu_ms() - cpu0)
 }
 
+/// A tmpfs mounted on a temporary directory for the run's state, unmounted at the end.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new() -> Tmpfs {
+        let dir = tempfile::Builder::new().prefix("semble-bench").tempdir().unwrap();
+        run(Command::new("mount").args(["-t", "tmpfs", "-o", "mode=0711", "semble-bench"]).arg(dir.path()), true);
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     require_root();
@@ -44,10 +65,19 @@ fn main() {
     let runs: usize = std::env::var("SEMBLE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("bundle"), &["/bin/true"]);
-    // Runtime state lives on tmpfs, as /run/runc and /run/semble-shim do in production; the
-    // bundle stays on disk, as engines keep it.
-    let state = tempfile::Builder::new().prefix("semble-bench").tempdir_in("/run").unwrap();
+    // Runtime state lives on tmpfs, as /run/runc and /run/semble-shim do in production (a tmpfs
+    // mounted here: /run is not one on every machine); the bundle stays on disk, as engines keep it.
+    let state = Tmpfs::new();
     let builtin = workspace().join("shim/src/builtin-default.yaml");
+    // The built-in policy without the per-container denial supervisor: what explanations cost.
+    let quiet = t.path().join("quiet.yaml");
+    let text = std::fs::read_to_string(&builtin).unwrap();
+    assert!(text.contains("    baseline: default\n"));
+    std::fs::write(
+        &quiet,
+        text.replace("    baseline: default\n", "    baseline: default\n    explainDenials: false\n"),
+    )
+    .unwrap();
     let ws = semble_tests::scenarios::policy_dir_for("runc").join("workspace.yaml");
     let ws_embedded = semble_tests::scenarios::policy_dir_for("embedded").join("workspace.yaml");
     let root = |n: &str| state.path().join(n);
@@ -118,6 +148,20 @@ fn main() {
                     .args(["run", "-b"])
                     .arg(&b)
                     .arg(format!("s{i}"));
+                c
+            }),
+        ),
+        (
+            "semble-shim run (built-in policy, denials not explained)",
+            Box::new(|i| {
+                let mut c = Command::new(bin("semble-shim"));
+                c.arg("--root")
+                    .arg(root("s3"))
+                    .arg("--policy")
+                    .arg(&quiet)
+                    .args(["run", "-b"])
+                    .arg(&b)
+                    .arg(format!("q{i}"));
                 c
             }),
         ),
