@@ -1,5 +1,5 @@
 //! A pod through containerd's CRI, start to exit: the `semble-runc` handler against containerd's
-//! plain `runc` handler, the same pod (the workspace policy's emitted pod, its workload running
+//! plain `runc` handler (and, for information, `semble-gvisor`), the same pod (the workspace policy's emitted pod, its workload running
 //! `/bin/true`), alternated run by run so that machine noise hits both alike.
 //!
 //! `sudo dev/build && sudo cargo bench -p semble-tests --bench cri_pod` (root, containerd, runc,
@@ -35,25 +35,28 @@ fn main() {
     semble.workload().command = Some(vec!["/bin/true".into()]);
     let mut plain = semble.clone();
     plain.spec.runtime_class_name = None; // containerd's default handler: runc
-                                          // Warm-up: the first pod of each handler pays for page cache and the shim binary's first load.
+                                          // For information (no goal): the same pod in a gVisor sandbox.
+    let mut gvisor = semble.clone();
+    gvisor.spec.runtime_class_name = Some("semble-gvisor".into());
+    let pods = [("runc handler", &plain), ("semble-runc handler", &semble), ("semble-gvisor handler", &gvisor)];
+    // Warm-up: the first pod of each handler pays for page cache and the shim binary's first load.
     for _ in 0..2 {
-        one(&node, &plain);
-        one(&node, &semble);
-    }
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for i in 0..runs {
-        // Alternate which goes first.
-        if i % 2 == 0 {
-            a.push(one(&node, &plain));
-            b.push(one(&node, &semble));
-        } else {
-            b.push(one(&node, &semble));
-            a.push(one(&node, &plain));
+        for (_, pod) in &pods {
+            one(&node, pod);
         }
     }
-    let (ma, mb) = (median(&mut a), median(&mut b));
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); pods.len()];
+    for i in 0..runs {
+        // Rotate which goes first.
+        for k in 0..pods.len() {
+            let j = (i + k) % pods.len();
+            times[j].push(one(&node, pods[j].1));
+        }
+    }
+    let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
     println!("pod start-to-exit through CRI, {runs} alternated runs each (median, min-max):");
-    println!("  runc handler          {ma:7.1} ms  ({:.1}-{:.1})", a[0], a[a.len() - 1]);
-    println!("  semble-runc handler   {mb:7.1} ms  ({:.1}-{:.1})", b[0], b[b.len() - 1]);
-    println!("  ratio semble-runc/runc {:.3} (goal <= 1.10)", mb / ma);
+    for ((name, _), (t, m)) in pods.iter().zip(times.iter().zip(&medians)) {
+        println!("  {name:<22} {m:7.1} ms  ({:.1}-{:.1})  ratio {:.3}", t[0], t[t.len() - 1], m / medians[0]);
+    }
+    println!("  ratio semble-runc/runc {:.3} (goal <= 1.10)", medians[1] / medians[0]);
 }
