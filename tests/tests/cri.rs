@@ -105,8 +105,36 @@ fn a_gvisor_pods_containers_report_their_own_output_and_exit() {
 #[test]
 fn a_pod_naming_an_unknown_policy_fails_clearly_and_leaves_nothing() {
     let (_serial, node) = node();
+    unknown_policy_leaves_nothing(&node, "semble-runc");
+}
+
+#[test]
+fn a_gvisor_pod_naming_an_unknown_policy_fails_clearly_and_leaves_nothing() {
+    let (_serial, node) = node();
+    unknown_policy_leaves_nothing(&node, "semble-gvisor");
+}
+
+/// A workload whose program does not exist, under gVisor: semble-init is the container's first
+/// process, so the container starts, then exits 127 with the reason in its log; the pod is
+/// removed cleanly.
+#[test]
+fn a_gvisor_workload_without_its_program_exits_with_the_reason_in_its_log() {
+    let (_serial, node) = node();
     let mut pod = node.manifests("workspace");
-    pod.spec.runtime_class_name = Some("semble-runc".into());
+    pod.spec.runtime_class_name = Some("semble-gvisor".into());
+    pod.workload().command = Some(vec!["/bin/no-such-program".into()]);
+    let running = node.run_pod(&pod).unwrap_or_else(|e| panic!("{e}\ncontainerd:\n{}", node.log()));
+    let code = running.wait_exit("workload", Duration::from_secs(30));
+    let logs = running.logs("workload");
+    assert_eq!(code, Ok(127), "{logs}");
+    assert!(logs.contains("/bin/no-such-program"), "the log must name the program: {logs:?}");
+    running.remove();
+    assert!(node.sandboxes().is_empty(), "a sandbox is left: {:?}", node.sandboxes());
+}
+
+fn unknown_policy_leaves_nothing(node: &CriNode, runtime_class: &str) {
+    let mut pod = node.manifests("workspace");
+    pod.spec.runtime_class_name = Some(runtime_class.into());
     pod.annotations.insert("semble.dev/policy".into(), "nope".into());
     let before = mounts();
     let records_before = entries(&node.shim_records());

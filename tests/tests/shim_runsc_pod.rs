@@ -132,8 +132,11 @@ fn sub_containers_get_their_stdio_at_start_and_the_pid_file_names_their_own_end(
     let script = "echo hello-from-sub; echo to-stderr >&2; exit 5";
     let sub_bundle = annotated(&t.path().join("sub"), &["sh", "-c", script], "container", &sandbox);
     let never_bundle = annotated(&t.path().join("never"), &["sleep", "300"], "container", &sandbox);
-    // From here on every child is reaped by the reaper (the bundles above were made with
-    // `Command::output`, which reaps its own).
+    // Building a shim command line finds (or builds) runsc and writes the test policies, with
+    // `Command::output`, which reaps its own child: do it before the reaper takes over, as the
+    // bundles above were made.
+    let _ = shim_for(&root, BACKEND);
+    // From here on every child is reaped by the reaper.
     start_reaper();
     let sandbox_pid = create(&root, &sb, &sandbox, &t.path().join("sandbox.pid"), &t.path().join("sandbox.out"));
     ok(shim_for(&root, BACKEND).args(["start", &sandbox]));
