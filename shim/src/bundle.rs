@@ -44,6 +44,16 @@ pub const BACKEND_ANNOTATION: &str = "semble.dev/backend";
 pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// CRI annotation naming the pod sandbox.
 pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+/// The value of annotation `key` in an OCI configuration, if it is a string.
+pub fn annotation<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
+    config.get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+}
+
+/// Whether an OCI configuration carries annotation `key` (whatever its value).
+pub fn has_annotation(config: &Value, key: &str) -> bool {
+    config.get("annotations").and_then(|a| a.get(key)).is_some()
+}
+
 /// The stacked seccomp program inside the container.
 pub const EXTRA_SECCOMP_PATH: &str = "/.semble/seccomp.bpf";
 /// The policy's seccomp program inside the container.

@@ -48,7 +48,7 @@ fn show(v: Option<&Value>) -> String {
 pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outcome {
     let config_path = dir.join("config.json");
     let current = read(&config_path)?;
-    let created = current.pointer(&format!("/annotations/{}", BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
+    let created = crate::bundle::has_annotation(&current, BACKEND_ANNOTATION);
     let original = if created && dir.join(ORIGINAL_CONFIG).is_file() {
         read(&dir.join(ORIGINAL_CONFIG))?
     } else {
@@ -58,8 +58,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
         .into_iter()
         .find(|r| r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path()));
     let id = record.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| id.to_string());
-    let annotation =
-        original.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let annotation = crate::bundle::annotation(&original, POLICY_ANNOTATION);
     let resolved = resolve::resolve(settings, annotation)?;
     let policy = &resolved.policy;
     let facts = host::probe();

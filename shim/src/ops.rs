@@ -299,7 +299,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     // starts again from the original; a config.json the runtime wrote anew replaces it.
     let original_path = bundle.join(ORIGINAL_CONFIG);
     let current = read_config(&config_path)?;
-    let ours = current.pointer(&format!("/annotations/{}", bundle::BACKEND_ANNOTATION.replace('/', "~1"))).is_some();
+    let ours = bundle::has_annotation(&current, bundle::BACKEND_ANNOTATION);
     let config = if ours && original_path.is_file() {
         log.warn("config.json was prepared by semble for a container that no longer exists; starting again from config.semble-original.json", &[]);
         read_config(&original_path)?
@@ -307,8 +307,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         current
     };
     let keep_original = ours && original_path.is_file();
-    let annotation =
-        config.pointer(&format!("/annotations/{}", POLICY_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let annotation = bundle::annotation(&config, POLICY_ANNOTATION);
     let resolved = match pod_policy(settings, &config) {
         // A container of a Kubernetes pod gets its pod's policy, whatever its own annotations
         // say (a runtime configured to pass container annotations could otherwise let one
@@ -628,29 +627,27 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
 /// The annotation asking for a recording (honoured only with `--allow-record-annotation`).
 pub const RECORD_ANNOTATION: &str = "semble.dev/record";
 
-/// Where this container's recording goes, if it is recorded: `--record FILE`, or the
-/// annotation `semble.dev/record: "true"` where the operator allowed it (`ROOT/recordings/ID.yaml`).
 /// The policy of a CRI container's pod: what semble stored for the sandbox named by
 /// `io.kubernetes.cri.sandbox-id`, when that sandbox is semble's (same state root). `None` for
 /// anything else (a sandbox itself, a container outside a pod, a sandbox another runtime runs).
 fn pod_policy(settings: &Settings, config: &Value) -> Option<resolve::Resolved> {
-    let ann = |k: &str| config.pointer(&format!("/annotations/{}", k.replace('/', "~1"))).and_then(Value::as_str);
-    if ann(bundle::CRI_CONTAINER_TYPE) != Some("container") {
+    if bundle::annotation(config, bundle::CRI_CONTAINER_TYPE) != Some("container") {
         return None;
     }
     // An ID names a directory under semble's records: nothing else may be read as a policy.
-    let sandbox = ann(bundle::CRI_SANDBOX_ID).filter(|s| state::valid_id(s))?;
+    let sandbox = bundle::annotation(config, bundle::CRI_SANDBOX_ID).filter(|s| state::valid_id(s))?;
     let paths = Paths::new(&settings.records_dir(), sandbox);
     let (text, policy) = state::stored_policy(&paths, sandbox).ok()?;
     Some(resolve::Resolved { policy, text, source: resolve::Source::Pod(sandbox.to_string()) })
 }
 
+/// Where this container's recording goes, if it is recorded: `--record FILE`, or the
+/// annotation `semble.dev/record: "true"` where the operator allowed it (`ROOT/recordings/ID.yaml`).
 fn record_target(settings: &Settings, log: &mut Logger, id: &str, config: &Value) -> Option<PathBuf> {
     if let Some(f) = &settings.record {
         return Some(absolute(f));
     }
-    let asked =
-        config.pointer(&format!("/annotations/{}", RECORD_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str);
+    let asked = bundle::annotation(config, RECORD_ANNOTATION);
     match asked {
         Some("true") if settings.allow_record_annotation => {
             let dir = settings.root.join("recordings");

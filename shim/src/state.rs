@@ -104,6 +104,14 @@ pub fn all(records_dir: &Path) -> Vec<Record> {
     out
 }
 
+/// Whether process `pid` is semble-shim's helper `command` for container `id` (its command line
+/// holds both words), not a process that reused a recorded PID.
+pub fn is_helper(pid: u32, command: &str, id: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.contains(&command.as_bytes()) && args.contains(&id.as_bytes())
+}
+
 /// Whether a container ID is acceptable (runc's rule: letters, digits, `_`, `+`, `-`, `.`).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()

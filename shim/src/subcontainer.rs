@@ -49,7 +49,7 @@ const PID_FILE: &str = "hold.pid";
 /// Whether `config` describes a container joining an existing sandbox, as runsc decides it
 /// (containerd's and CRI-O's container-type annotations).
 pub fn is_subcontainer(config: &Value) -> bool {
-    let ann = |k: &str| config.pointer(&format!("/annotations/{}", k.replace('/', "~1"))).and_then(Value::as_str);
+    let ann = |k: &str| crate::bundle::annotation(config, k);
     ann(crate::bundle::CRI_CONTAINER_TYPE) == Some("container")
         || ann("io.kubernetes.cri-o.ContainerType") == Some("container")
 }
@@ -216,10 +216,11 @@ pub fn kill_unstarted(paths: &Paths, id: &str, signal: Option<&str>) -> Option<O
 
 /// The PID of container `id`'s holder, if it runs (not a process that reused the PID).
 fn holder(paths: &Paths, id: &str) -> Option<i32> {
-    let pid = fs::read_to_string(paths.dir.join(PID_FILE)).ok()?.trim().parse::<i32>().ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    (args.contains(&b"hold".as_slice()) && args.contains(&id.as_bytes())).then_some(pid)
+    let pid = fs::read_to_string(paths.dir.join(PID_FILE)).ok()?.trim().parse::<u32>().ok()?;
+    if !crate::state::is_helper(pid, "hold", id) {
+        return None;
+    }
+    i32::try_from(pid).ok()
 }
 
 /// Stop the holder of container `id` if it still runs (a sub-container deleted before it

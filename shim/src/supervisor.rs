@@ -104,19 +104,12 @@ pub(crate) fn via_dir<T>(sock: &Path, f: impl FnOnce(&Path) -> std::io::Result<T
     f(&short)
 }
 
-/// Whether `pid` is the supervisor of container `id` (not a process that reused the PID).
-fn is_ours(pid: u32, id: &str) -> bool {
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.contains(&b"supervise".as_slice()) && args.contains(&id.as_bytes())
-}
-
 /// Stop the supervisor of container `id`, if it runs, and keep its log. It is not waited for:
 /// it exits within a poll round of SIGTERM, and whatever it still writes lands in the kept log
 /// (a rename keeps the file it has open).
 pub fn stop(settings: &Settings, paths: &Paths, id: &str) {
     if let Some(pid) = fs::read_to_string(paths.dir.join(PID_FILE)).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
-        if is_ours(pid, id) {
+        if crate::state::is_helper(pid, "supervise", id) {
             if let Ok(p) = i32::try_from(pid) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGTERM);
             }

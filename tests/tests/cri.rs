@@ -23,6 +23,16 @@ fn probe_then_sleep(pod: &mut PodManifest) {
     pod.workload().command = Some(vec!["/bin/sh".into(), "-c".into(), "/bin/probe; exec sleep 3600".into()]);
 }
 
+/// A native sidecar (an init container with `restartPolicy: Always`) like the workload,
+/// running `command`.
+fn sidecar(pod: &mut PodManifest, command: &[&str]) -> k8s_openapi::api::core::v1::Container {
+    let mut sidecar = pod.workload().clone();
+    sidecar.name = "sidecar".into();
+    sidecar.restart_policy = Some("Always".into());
+    sidecar.command = Some(command.iter().map(|s| s.to_string()).collect());
+    sidecar
+}
+
 /// The probe's report from the workload's log, once it is complete.
 fn logged_probe(pod: &RunningPod<'_>) -> Probe {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -73,10 +83,7 @@ fn a_gvisor_pods_containers_report_their_own_output_and_exit() {
     let (_serial, node) = node();
     let mut pod = node.manifests("workspace");
     pod.spec.runtime_class_name = Some("semble-gvisor".into());
-    let mut sidecar = pod.workload().clone();
-    sidecar.name = "sidecar".into();
-    sidecar.restart_policy = Some("Always".into());
-    sidecar.command = Some(vec!["/bin/sleep".into(), "3600".into()]);
+    let sidecar = sidecar(&mut pod, &["/bin/sleep", "3600"]);
     pod.spec.init_containers = Some(vec![sidecar]);
     pod.workload().command =
         Some(vec!["/bin/sh".into(), "-c".into(), "echo to-stdout; echo to-stderr >&2; exit 3".into()]);
@@ -213,10 +220,7 @@ fn native_sidecars_start_before_the_workload() {
     let (_serial, node) = node();
     let mut pod = node.manifests("workspace");
     pod.spec.runtime_class_name = Some("semble-runc".into());
-    let mut sidecar = pod.workload().clone();
-    sidecar.name = "sidecar".into();
-    sidecar.restart_policy = Some("Always".into());
-    sidecar.command = Some(vec!["/bin/sh".into(), "-c".into(), "echo up > /workspace/sidecar; exec sleep 3600".into()]);
+    let sidecar = sidecar(&mut pod, &["/bin/sh", "-c", "echo up > /workspace/sidecar; exec sleep 3600"]);
     let mut init = pod.workload().clone();
     init.name = "init".into();
     init.command = Some(vec!["/bin/sh".into(), "-c".into(), "echo done > /workspace/init".into()]);
