@@ -313,6 +313,11 @@ pub struct Seccomp {
     pub errno: u32,
     /// Whether the shim explains denials as they happen (seccomp user notification).
     pub explain_denials: bool,
+    /// `dangerouslyAllowNotifyListener`: let the workload create seccomp user-notification
+    /// listeners (`SECCOMP_FILTER_FLAG_NEW_LISTENER`). Off, every filter semble loads refuses
+    /// the flag: a workload that answers its own notifications can let through what an earlier
+    /// filter meant to refuse once that filter's listener is gone.
+    pub dangerously_allow_notify_listener: bool,
 }
 
 impl Default for Seccomp {
@@ -324,6 +329,7 @@ impl Default for Seccomp {
             default_action: DefaultAction::Errno,
             errno: 1,
             explain_denials: true,
+            dangerously_allow_notify_listener: false,
         }
     }
 }

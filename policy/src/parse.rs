@@ -334,6 +334,16 @@ fn read_process(r: &mut Reader, node: &Node) -> Process {
     if let Some(b) = m.get("readOnlyRootFilesystem").and_then(|n| r.bool(n, "spec.process.readOnlyRootFilesystem")) {
         p.read_only_root_filesystem = b;
     }
+    if p.run_as_non_root && !p.no_new_privileges {
+        if let Some(n) = m.get("noNewPrivileges") {
+            r.error(
+                n.pos,
+                "spec.process.noNewPrivileges",
+                "`noNewPrivileges: false` contradicts `runAsNonRoot: true`: a setuid-root program would make the workload root",
+                Some("remove `noNewPrivileges: false`, or set `runAsNonRoot: false`".into()),
+            );
+        }
+    }
     if p.run_as_non_root && p.user == Some(0) {
         if let Some(n) = m.get("user") {
             r.error(
@@ -512,7 +522,11 @@ const ACTIONS: &[(&str, DefaultAction)] = &[
 fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
     let path = "spec.seccomp";
     let mut s = Seccomp::default();
-    let Some(m) = r.map(node, path, &["baseline", "allow", "deny", "defaultAction", "errno", "explainDenials"]) else {
+    let Some(m) = r.map(
+        node,
+        path,
+        &["baseline", "allow", "deny", "defaultAction", "errno", "explainDenials", "dangerouslyAllowNotifyListener"],
+    ) else {
         return s;
     };
     if let Some(n) = m.get("baseline") {
@@ -575,6 +589,19 @@ fn read_seccomp(r: &mut Reader, node: &Node) -> Seccomp {
     if let Some(n) = m.get("explainDenials") {
         if let Some(b) = r.bool(n, "spec.seccomp.explainDenials") {
             s.explain_denials = b;
+        }
+    }
+    if let Some(n) = m.get("dangerouslyAllowNotifyListener") {
+        if let Some(b) = r.bool(n, "spec.seccomp.dangerouslyAllowNotifyListener") {
+            s.dangerously_allow_notify_listener = b;
+            if b {
+                r.warning(
+                    n.pos,
+                    "spec.seccomp.dangerouslyAllowNotifyListener",
+                    "the workload may create seccomp notify listeners: once semble's supervisor is gone it can answer refused syscalls itself and let them run",
+                    Some("remove it unless the workload is itself a seccomp supervisor".into()),
+                );
+            }
         }
     }
     let allow = m.get("allow").map(|n| read_syscall_list(r, n, "spec.seccomp.allow")).unwrap_or_default();

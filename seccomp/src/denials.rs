@@ -87,7 +87,9 @@ pub fn danger(name: &str) -> Option<&'static str> {
 pub struct Attribution {
     deny: Vec<String>,
     baseline: Baseline,
-    conditional: BTreeMap<String, String>,
+    /// Syscalls allowed only with some arguments: the rule's reason, and the fix when a policy
+    /// field (not `spec.seccomp.allow`) decides it.
+    conditional: BTreeMap<String, (String, Option<String>)>,
 }
 
 /// The verdict on one syscall.
@@ -100,13 +102,17 @@ pub struct Verdict {
 }
 
 impl Attribution {
-    /// For `policy`.
-    pub fn new(policy: &SandboxPolicy) -> Attribution {
-        let profile = generate::profile(policy);
+    /// For `policy`, in a container running as `identity` (see [`generate::restrictions`]).
+    pub fn new(policy: &SandboxPolicy, identity: Option<generate::Identity>) -> Attribution {
+        let profile = generate::profile_for(policy, identity);
+        let fixes: BTreeMap<&str, String> =
+            generate::restrictions(policy, identity).into_iter().map(|r| (r.name, r.fix)).collect();
         let mut conditional = BTreeMap::new();
         for r in profile.syscalls.iter().filter(|r| !r.args.is_empty() && r.action == "SCMP_ACT_ALLOW") {
             for n in &r.names {
-                conditional.entry(n.clone()).or_insert_with(|| r.comment.clone().unwrap_or_default());
+                conditional
+                    .entry(n.clone())
+                    .or_insert_with(|| (r.comment.clone().unwrap_or_default(), fixes.get(n.as_str()).cloned()));
             }
         }
         Attribution { deny: policy.seccomp.deny.clone(), baseline: policy.seccomp.baseline, conditional }
@@ -121,10 +127,13 @@ impl Attribution {
             };
         }
         let fix = format!("add `{name}` to spec.seccomp.allow");
-        if let Some(c) = self.conditional.get(name) {
-            return Verdict {
-                rule: format!("baseline {}: {c}", self.baseline.as_str()),
-                fix: format!("{fix} (allows it with any arguments)"),
+        if let Some((c, field_fix)) = self.conditional.get(name) {
+            return match field_fix {
+                Some(f) => Verdict { rule: c.clone(), fix: f.clone() },
+                None => Verdict {
+                    rule: format!("baseline {}: {c}", self.baseline.as_str()),
+                    fix: format!("{fix} (allows it with any arguments)"),
+                },
             };
         }
         let rule = match self.baseline {
@@ -265,7 +274,7 @@ mod tests {
     }
 
     fn denial(syscall: &str, time: &str, suppressed: u64) -> Denial {
-        let a = Attribution::new(&policy("  seccomp: {deny: [ptrace]}\n  network: {mode: none}\n"));
+        let a = Attribution::new(&policy("  seccomp: {deny: [ptrace]}\n  network: {mode: none}\n"), None);
         let v = a.verdict(syscall);
         Denial {
             time: time.into(),
@@ -286,13 +295,14 @@ mod tests {
 
     #[test]
     fn rules_name_the_deny_entry_the_argument_rule_or_the_baseline() {
-        let a = Attribution::new(&policy("  seccomp: {deny: [getpid, ptrace]}\n  network: {mode: none}\n"));
+        let a = Attribution::new(&policy("  seccomp: {deny: [getpid, ptrace]}\n  network: {mode: none}\n"), None);
         assert_eq!(a.verdict("ptrace").rule, "spec.seccomp.deny[1] ptrace");
         assert_eq!(a.verdict("ptrace").fix, "remove `ptrace` from spec.seccomp.deny");
         assert_eq!(a.verdict("mount").rule, "baseline default: not allowed");
         assert_eq!(a.verdict("mount").fix, "add `mount` to spec.seccomp.allow");
         assert!(a.verdict("clone").rule.starts_with("baseline default: clone without namespace flags"));
-        let none = Attribution::new(&policy("  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n"));
+        let none =
+            Attribution::new(&policy("  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n"), None);
         assert_eq!(none.verdict("mount").rule, "baseline none: not in spec.seccomp.allow");
     }
 
@@ -333,5 +343,16 @@ mod tests {
         assert_eq!(parse(&line, "f").unwrap(), vec![d]);
         let e = parse("{}\n", "log.jsonl").unwrap_err();
         assert!(e.starts_with("log.jsonl:1: not a semble denial line"), "{e}");
+    }
+
+    #[test]
+    fn argument_restrictions_name_their_rule_and_the_field_that_lifts_them() {
+        let p = policy("  process: {user: 1000, runAsNonRoot: true}\n  network: {mode: none}\n");
+        let a = Attribution::new(&p, Some(generate::Identity { uid: 1000, gid: 1000 }));
+        let v = a.verdict("setuid");
+        assert!(v.rule.contains("runAsNonRoot") && v.rule.contains("uid 1000"), "{v:?}");
+        assert!(v.fix.contains("runAsNonRoot: false"), "{v:?}");
+        let v = a.verdict("seccomp");
+        assert!(v.rule.contains("NEW_LISTENER") && v.fix.contains("dangerouslyAllowNotifyListener"), "{v:?}");
     }
 }

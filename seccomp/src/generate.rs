@@ -52,7 +52,9 @@ const ERRNO: &str = "SCMP_ACT_ERRNO";
 const ENOSYS: u32 = 38;
 const SOCK_TYPE_MASK: u64 = 0xf;
 const SOCK_STREAM: u64 = 1;
+const SOCK_DGRAM: u64 = 2;
 const IPPROTO_TCP: u64 = 6;
+const IPPROTO_UDP: u64 = 17;
 
 fn eq(index: u32, value: u64) -> ArgCondition {
     ArgCondition { index, value, value_two: 0, op: "SCMP_CMP_EQ".into() }
@@ -121,18 +123,14 @@ pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
     out
 }
 
-fn families(tcp_only: bool) -> String {
+fn families(closed: bool, tcp_only: bool) -> String {
     SOCKET_FAMILIES
         .iter()
-        .map(
-            |(_, n)| {
-                if tcp_only && matches!(*n, "AF_INET" | "AF_INET6") {
-                    format!("{n}/TCP")
-                } else {
-                    (*n).to_string()
-                }
-            },
-        )
+        .map(|(_, n)| match (matches!(*n, "AF_INET" | "AF_INET6"), closed, tcp_only) {
+            (true, true, true) => format!("{n}/TCP"),
+            (true, true, false) => format!("{n}/TCP+UDP"),
+            _ => (*n).to_string(),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -141,11 +139,137 @@ fn restricts_ip_to_tcp(policy: &SandboxPolicy) -> bool {
     matches!(policy.network.mode, NetworkMode::None | NetworkMode::Proxy) && !policy.network.dns
 }
 
-/// Generate the profile.
+/// `seccomp(2)`'s `SECCOMP_FILTER_FLAG_NEW_LISTENER`: the filter being loaded gets a notify
+/// listener fd.
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
+const S_IFMT: u64 = 0o170_000;
+/// `mknod` file types that are not device nodes: regular (0 and `S_IFREG`), FIFO, socket.
+const NON_DEVICE_TYPES: &[u64] = &[0, 0o100_000, 0o010_000, 0o140_000];
+/// What a 32-bit id argument means "unchanged": `(uid_t) -1`, zero-extended (glibc, musl) or
+/// sign-extended (Go's `syscall` package).
+const ID_UNCHANGED: &[u64] = &[0xffff_ffff, 0xffff_ffff_ffff_ffff];
+
+/// The uid and gid a container's process runs as (after the shim applied the policy). With
+/// `runAsNonRoot`, the set*id syscalls may only name these (or "unchanged"): the process's
+/// identity is fixed for its whole life, so it can never become uid or gid 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The uid.
+    pub uid: u32,
+    /// The gid.
+    pub gid: u32,
+}
+
+/// A syscall the policy allows by name, but only with some arguments. Every filter semble
+/// generates carries these rules whatever `spec.seccomp.allow` says: each closes a way around
+/// another control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    /// The syscall.
+    pub name: &'static str,
+    /// Why (the rule's comment, and what a denial explanation names).
+    pub reason: String,
+    /// How a policy allows more (the fix a denial explanation offers).
+    pub fix: String,
+    /// The argument sets allowed: each inner list is one rule (its conditions all hold).
+    pub allowed: Vec<Vec<ArgCondition>>,
+}
+
+/// All combinations of one value per argument: `choices[i]` are the values argument `i` may take.
+fn id_rules(choices: &[Vec<u64>]) -> Vec<Vec<ArgCondition>> {
+    let mut out: Vec<Vec<ArgCondition>> = vec![Vec::new()];
+    for (i, values) in choices.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(0);
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut r = prefix.clone();
+                    r.push(eq(index, *v));
+                    r
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The argument restrictions of a policy's filter. `identity` is the container's uid and gid
+/// (`None` when compiling a policy on its own: then, under `runAsNonRoot`, the policy's
+/// `user`/`group` when set, else no set*id call may change anything).
+pub fn restrictions(policy: &SandboxPolicy, identity: Option<Identity>) -> Vec<Restriction> {
+    let mut out = Vec::new();
+    if !policy.seccomp.dangerously_allow_notify_listener {
+        out.push(Restriction {
+            name: "seccomp",
+            reason: "seccomp: never with SECCOMP_FILTER_FLAG_NEW_LISTENER (a workload must not answer seccomp notifications)".into(),
+            fix: "set spec.seccomp.dangerouslyAllowNotifyListener: true (dangerous: the workload can then let through what the policy refuses once semble's supervisor is gone)".into(),
+            allowed: vec![vec![masked_eq(1, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0)]],
+        });
+    }
+    if !policy.capabilities.granted().contains(&semble_policy::Capability::Mknod) {
+        for (name, arg) in [("mknod", 1), ("mknodat", 2)] {
+            out.push(Restriction {
+                name,
+                reason: format!("{name}: no device nodes (S_IFCHR, S_IFBLK) without capability MKNOD"),
+                fix: "grant capability MKNOD (spec.capabilities.add) and list the device in spec.devices.allow".into(),
+                allowed: NON_DEVICE_TYPES.iter().map(|t| vec![masked_eq(arg, S_IFMT, *t)]).collect(),
+            });
+        }
+    }
+    if policy.process.run_as_non_root {
+        let pinned = identity
+            .or_else(|| policy.process.user.map(|u| Identity { uid: u, gid: policy.process.group.unwrap_or(u) }));
+        let (uids, gids, who) = match pinned {
+            Some(id) => {
+                let with = |v: u32| {
+                    let mut l = vec![u64::from(v)];
+                    l.extend_from_slice(ID_UNCHANGED);
+                    l
+                };
+                (with(id.uid), with(id.gid), format!("uid {} gid {}", id.uid, id.gid))
+            }
+            None => (ID_UNCHANGED.to_vec(), ID_UNCHANGED.to_vec(), "its starting uid and gid".to_string()),
+        };
+        let fix = "set spec.process.runAsNonRoot: false (dangerous: the workload could then make itself root with CAP_SETUID/CAP_SETGID)".to_string();
+        let reason = |name: &str| format!("{name}: runAsNonRoot pins the identity to {who} (never uid or gid 0)");
+        let table: [(&'static str, &Vec<u64>, usize); 8] = [
+            ("setuid", &uids, 1),
+            ("setreuid", &uids, 2),
+            ("setresuid", &uids, 3),
+            ("setfsuid", &uids, 1),
+            ("setgid", &gids, 1),
+            ("setregid", &gids, 2),
+            ("setresgid", &gids, 3),
+            ("setfsgid", &gids, 1),
+        ];
+        for (name, values, args) in table {
+            let choices: Vec<Vec<u64>> = (0..args).map(|_| values.clone()).collect();
+            out.push(Restriction { name, reason: reason(name), fix: fix.clone(), allowed: id_rules(&choices) });
+        }
+        out.push(Restriction {
+            name: "setgroups",
+            reason: "setgroups: runAsNonRoot allows only clearing the supplementary groups (never gid 0)".into(),
+            fix,
+            allowed: vec![vec![masked_eq(0, 0xffff_ffff, 0)]],
+        });
+    }
+    out
+}
+
+/// Generate the profile of a policy on its own (`semble-policy compile`).
 pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
+    profile_for(policy, None)
+}
+
+/// Generate the profile for a container running as `identity` (see [`restrictions`]).
+pub fn profile_for(policy: &SandboxPolicy, identity: Option<Identity>) -> SeccompProfile {
     let s = &policy.seccomp;
-    let allowed = allowed(policy);
+    let mut allowed = allowed(policy);
     let denied: BTreeSet<&str> = s.deny.iter().map(String::as_str).collect();
+    // Names allowed only with some arguments leave the unconditional set.
+    let restricted: Vec<Restriction> =
+        restrictions(policy, identity).into_iter().filter(|r| allowed.remove(r.name).is_some()).collect();
 
     // One allow rule per reason, in first-seen order of the baseline groups.
     let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
@@ -192,22 +316,31 @@ pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
             r.errno_ret = Some(ENOSYS);
             syscalls.push(r);
         }
-        // socket: by address family; with no DNS and no open network, IP sockets are TCP only.
+        // socket: by address family. Under `none`/`proxy`, IP sockets are TCP (and UDP for DNS)
+        // only: no ICMP, SCTP or other protocols whose packets no egress guard looks at.
         if !allowed.contains_key("socket") && !denied.contains("socket") {
+            let closed = matches!(policy.network.mode, NetworkMode::None | NetworkMode::Proxy);
             let tcp_only = restricts_ip_to_tcp(policy);
+            let mut comment = format!("socket: {} only", families(closed, tcp_only));
+            if closed {
+                let dns = if tcp_only { "without DNS" } else { "with DNS" };
+                comment = format!("{comment} (network mode `{}` {dns})", policy.network.mode.as_str());
+            }
             for (family, name) in SOCKET_FAMILIES {
-                let mut comment = format!("socket: {} only", families(tcp_only));
-                if tcp_only {
-                    comment = format!("{comment} (network mode `{}` without DNS)", policy.network.mode.as_str());
-                }
                 let is_ip = matches!(*name, "AF_INET" | "AF_INET6");
-                if is_ip && tcp_only {
-                    for proto in [0, IPPROTO_TCP] {
-                        let mut r = rule(vec!["socket".into()], ALLOW, comment.clone());
-                        r.args.push(eq(0, *family));
-                        r.args.push(masked_eq(1, SOCK_TYPE_MASK, SOCK_STREAM));
-                        r.args.push(eq(2, proto));
-                        syscalls.push(r);
+                if is_ip && closed {
+                    let mut kinds = vec![(SOCK_STREAM, IPPROTO_TCP)];
+                    if !tcp_only {
+                        kinds.push((SOCK_DGRAM, IPPROTO_UDP));
+                    }
+                    for (kind, proto) in kinds {
+                        for p in [0, proto] {
+                            let mut r = rule(vec!["socket".into()], ALLOW, comment.clone());
+                            r.args.push(eq(0, *family));
+                            r.args.push(masked_eq(1, SOCK_TYPE_MASK, kind));
+                            r.args.push(eq(2, p));
+                            syscalls.push(r);
+                        }
                     }
                 } else {
                     let mut r = rule(vec!["socket".into()], ALLOW, comment.clone());
@@ -215,6 +348,13 @@ pub fn profile(policy: &SandboxPolicy) -> SeccompProfile {
                     syscalls.push(r);
                 }
             }
+        }
+    }
+    for x in &restricted {
+        for conditions in &x.allowed {
+            let mut r = rule(vec![x.name.to_string()], ALLOW, x.reason.clone());
+            r.args = conditions.clone();
+            syscalls.push(r);
         }
     }
     if !s.deny.is_empty() {
@@ -238,7 +378,7 @@ const NOTIFY: &str = "SCMP_ACT_NOTIFY";
 
 /// The syscalls a filter with explanations needs allowed: `semble-init` hands the notify fd to
 /// the supervisor with `sendmsg` and closes its copy after loading the filter.
-pub const NOTIFY_HANDOVER: &[&str] = &["sendmsg", "close"];
+pub const NOTIFY_HANDOVER: &[&str] = &["sendmsg", "close", "setsockopt", "read"];
 
 /// Why the policy's denials cannot be explained by seccomp user notification, if they cannot.
 pub fn notify_unsupported(policy: &SandboxPolicy) -> Option<String> {
@@ -289,11 +429,22 @@ pub fn record_profile() -> SeccompProfile {
         flags: Vec::new(),
         listener_path: None,
         listener_metadata: None,
-        syscalls: vec![rule(
-            vec!["sendmsg".into()],
-            ALLOW,
-            "the recorder's own channel: the notify fd is handed over with it".into(),
-        )],
+        syscalls: vec![
+            rule(
+                vec!["sendmsg".into()],
+                ALLOW,
+                "the recorder's own channel: the notify fd is handed over with it".into(),
+            ),
+            {
+                // Even a recording refuses a notify listener to the workload: it could answer
+                // its own notifications before the recorder sees them.
+                let mut r =
+                    rule(vec!["seccomp".into()], ERRNO, "seccomp: never with SECCOMP_FILTER_FLAG_NEW_LISTENER".into());
+                r.args.push(masked_eq(1, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER));
+                r.errno_ret = Some(1);
+                r
+            },
+        ],
     }
 }
 
@@ -438,6 +589,38 @@ mod tests {
         assert!(notify_unsupported(&kill).unwrap().contains("default action"));
         let tiny = policy("  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n");
         assert!(notify_unsupported(&tiny).unwrap().contains("sendmsg"));
+    }
+
+    #[test]
+    fn restricted_syscalls_leave_the_unconditional_set_whatever_allow_says() {
+        let p = policy("  seccomp: {allow: [seccomp, setuid, mknod]}\n  process: {user: 1000, runAsNonRoot: true}\n  network: {mode: none}\n");
+        let prof = profile(&p);
+        let unconditional: BTreeSet<&str> = prof.unconditionally_allowed().collect();
+        for n in ["seccomp", "setuid", "setresuid", "setgroups", "mknod", "mknodat"] {
+            assert!(!unconditional.contains(n), "{n} must only be allowed with arguments");
+            assert!(prof.syscalls.iter().any(|r| r.names == [n] && !r.args.is_empty()), "{n} has no rule");
+        }
+        // setresuid: uid or "unchanged" (two spellings) in each of three arguments.
+        assert_eq!(prof.syscalls.iter().filter(|r| r.names == ["setresuid"]).count(), 27);
+        let setuid: Vec<u64> =
+            prof.syscalls.iter().filter(|r| r.names == ["setuid"]).map(|r| r.args[0].value).collect();
+        assert_eq!(setuid, [1000, 0xffff_ffff, 0xffff_ffff_ffff_ffff]);
+        // The container's identity wins over the policy's.
+        let pinned = profile_for(&p, Some(Identity { uid: 2000, gid: 3000 }));
+        assert!(pinned.syscalls.iter().any(|r| r.names == ["setgid"] && r.args[0].value == 3000));
+    }
+
+    #[test]
+    fn a_notify_listener_needs_the_field_that_warns_and_mknod_the_capability() {
+        let p = policy("  seccomp: {dangerouslyAllowNotifyListener: true}\n  capabilities: {add: [MKNOD]}\n  network: {mode: none}\n");
+        let prof = profile(&p);
+        let unconditional: BTreeSet<&str> = prof.unconditionally_allowed().collect();
+        assert!(unconditional.contains("seccomp") && unconditional.contains("mknod"));
+        // Without runAsNonRoot the identity calls are the baseline's.
+        assert!(unconditional.contains("setuid"));
+        // The recording profile refuses the flag too.
+        let rec = record_profile();
+        assert!(rec.syscalls.iter().any(|r| r.names == ["seccomp"] && r.action == ERRNO));
     }
 
     #[test]

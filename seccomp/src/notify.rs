@@ -179,6 +179,10 @@ fn receive_fds(stream: &UnixStream) -> Vec<OwnedFd> {
             }
         }
     }
+    if !out.is_empty() {
+        // The sender waits for this: it knows the listener is in a live supervisor's hands.
+        let _ = (&*stream).write_all(semble_policy::compile::oci::NOTIFY_ACK);
+    }
     out
 }
 
@@ -227,51 +231,94 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-/// Where explanations go: JSON lines to a file (capped), text lines to stderr.
+/// One append-only log file with a size cap: lines past the cap are dropped (and counted), so
+/// a workload that provokes denials without end cannot fill the disk the log lives on.
 #[derive(Debug)]
-pub struct Sink {
-    file: Option<File>,
-    path: Option<PathBuf>,
+pub struct CappedLog {
+    file: File,
+    path: PathBuf,
     written: u64,
     cap: u64,
+    dropped: u64,
+}
+
+impl CappedLog {
+    /// Append to `file` (already open), which may already hold some bytes.
+    pub fn new(file: File, path: &Path, cap: u64) -> CappedLog {
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        CappedLog { file, path: path.to_path_buf(), written, cap, dropped: 0 }
+    }
+
+    /// Open (create, 0600) `path` for appending.
+    pub fn open(path: &Path, cap: u64) -> io::Result<CappedLog> {
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        Ok(CappedLog::new(file, path, cap))
+    }
+
+    /// Write one line (a newline is added). `false` when the cap dropped it.
+    pub fn line(&mut self, text: &[u8]) -> bool {
+        let len = text.len() as u64 + 1;
+        if self.written + len > self.cap {
+            if self.dropped == 0 {
+                // One last line saying so, if it fits at all.
+                let note = format!("semble: this log reached its cap of {} bytes; later lines are dropped", self.cap);
+                let _ = writeln!(self.file, "{note}");
+            }
+            self.dropped += 1;
+            return false;
+        }
+        let mut buf = Vec::with_capacity(text.len() + 1);
+        buf.extend_from_slice(text);
+        buf.push(b'\n');
+        if self.file.write_all(&buf).is_ok() {
+            self.written += len;
+        }
+        true
+    }
+
+    /// Lines dropped since the cap was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where explanations go: JSON lines and text lines, each to a capped file, and optionally text
+/// on stderr (host runs).
+#[derive(Debug)]
+pub struct Sink {
+    json: Option<CappedLog>,
+    text: Option<CappedLog>,
     stderr: bool,
-    capped: bool,
 }
 
 impl Sink {
-    /// JSON lines appended to `path` (created 0600), at most `cap` bytes; text on stderr if
-    /// `stderr`.
-    pub fn new(path: Option<&Path>, cap: u64, stderr: bool) -> io::Result<Sink> {
-        let file = match path {
-            Some(p) => Some(OpenOptions::new().create(true).append(true).mode(0o600).open(p)?),
-            None => None,
-        };
-        let written = file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.len()).unwrap_or(0);
-        Ok(Sink { file, path: path.map(Path::to_path_buf), written, cap, stderr, capped: false })
+    /// JSON lines to `json`, text lines to `text`, text also on stderr if `stderr`.
+    pub fn new(json: Option<CappedLog>, text: Option<CappedLog>, stderr: bool) -> Sink {
+        Sink { json, text, stderr }
     }
 
     /// Write one denial.
     pub fn write(&mut self, d: &Denial) {
+        let text = d.text();
         if self.stderr {
-            eprintln!("{}", d.text());
+            eprintln!("{text}");
         }
-        let Some(f) = &mut self.file else { return };
-        let Ok(mut line) = serde_json::to_vec(d) else { return };
-        line.push(b'\n');
-        if self.written + line.len() as u64 > self.cap {
-            if !self.capped {
-                self.capped = true;
-                eprintln!(
-                    "semble: the denial log `{}` reached {} bytes; further denials are answered but not logged",
-                    self.path.as_deref().unwrap_or(Path::new("?")).display(),
-                    self.cap
-                );
-            }
-            return;
+        if let Some(t) = &mut self.text {
+            t.line(text.as_bytes());
         }
-        if f.write_all(&line).is_ok() {
-            self.written += line.len() as u64;
+        if let (Some(f), Ok(line)) = (&mut self.json, serde_json::to_vec(d)) {
+            f.line(&line);
         }
+    }
+
+    /// Lines dropped by the caps (JSON, text).
+    pub fn dropped(&self) -> (u64, u64) {
+        (self.json.as_ref().map_or(0, CappedLog::dropped), self.text.as_ref().map_or(0, CappedLog::dropped))
     }
 }
 
@@ -350,15 +397,20 @@ pub struct Explain {
 }
 
 impl Explain {
-    /// For a container under `policy`, writing to `sink`.
-    pub fn new(container: &str, policy: &SandboxPolicy, sink: Sink) -> Explain {
+    /// For a container under `policy` running as `identity`, writing to `sink`.
+    pub fn new(
+        container: &str,
+        policy: &SandboxPolicy,
+        identity: Option<crate::generate::Identity>,
+        sink: Sink,
+    ) -> Explain {
         let errno = i32::try_from(policy.seccomp.errno).unwrap_or(libc::EPERM);
         Explain {
             container: container.into(),
             policy: policy.name.clone(),
             errno,
             errno_name: format!("{:?}", nix::errno::Errno::from_raw(errno)),
-            attribution: Attribution::new(policy),
+            attribution: Attribution::new(policy, identity),
             sink,
             limiter: Limiter::new(5, Duration::from_secs(1)),
         }

@@ -50,6 +50,49 @@ mod sys {
         ret(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) })
     }
 
+    /// seccomp(SECCOMP_SET_MODE_FILTER, flags, an allow-everything program).
+    fn load_allow_all(flags: libc::c_ulong) -> Result<i64, Errno> {
+        let mut prog = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }];
+        let fprog = libc::sock_fprog { len: 1, filter: prog.as_mut_ptr() };
+        // SAFETY: `fprog` points to a one-instruction program that outlives the call.
+        ret(unsafe {
+            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
+        })
+    }
+
+    pub fn socket_raw(family: i32, kind: i32, proto: i32) -> Result<i64, Errno> {
+        // SAFETY: socket(2) takes integers only.
+        ret(unsafe { libc::syscall(libc::SYS_socket, family, kind, proto) })
+    }
+
+    /// A filter with a notify listener (`SECCOMP_FILTER_FLAG_NEW_LISTENER`).
+    pub fn new_listener() -> Result<i64, Errno> {
+        load_allow_all(1 << 3)
+    }
+
+    /// A filter without one (stacking further restrictions stays allowed).
+    pub fn plain_filter() -> Result<i64, Errno> {
+        load_allow_all(0)
+    }
+
+    pub fn setid(nr: libc::c_long, a: u64, b: u64, c: u64) -> Result<i64, Errno> {
+        // SAFETY: the set*id family takes integers only.
+        ret(unsafe { libc::syscall(nr, a, b, c) })
+    }
+
+    pub fn setgroups_root() -> Result<i64, Errno> {
+        let groups: [libc::gid_t; 1] = [0];
+        // SAFETY: `groups` holds one gid and outlives the call.
+        ret(unsafe { libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) })
+    }
+
+    pub fn mknod(path: &std::path::Path, mode: libc::mode_t, dev: libc::dev_t) -> Result<i64, Errno> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: `c` is a valid C string that outlives the call.
+        ret(unsafe { libc::syscall(libc::SYS_mknodat, libc::AT_FDCWD, c.as_ptr(), mode, dev) })
+    }
+
     pub fn bpf_probe() -> Result<i64, Errno> {
         // SAFETY: BPF_PROG_LOAD with a NULL attribute pointer and size 0: the kernel rejects it
         // without reading memory; under the filter, the filter answers first.
@@ -78,15 +121,38 @@ fn workspace() -> semble_policy::SandboxPolicy {
 fn child(scenario: &str) {
     use nix::sched::{unshare, CloneFlags};
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let p = match scenario {
-        "workspace" => workspace(),
-        "eacces" => policy("  seccomp: {deny: [getppid], errno: EACCES}\n  network: {mode: none}\n"),
-        "tcp-only" => policy("  network: {mode: none}\n"),
+    let identity = semble_seccomp::generate::Identity { uid: 1000, gid: 1000 };
+    let (p, id) = match scenario {
+        "workspace" => (workspace(), None),
+        "workspace-1000" => (workspace(), Some(identity)),
+        "eacces" => (policy("  seccomp: {deny: [getppid], errno: EACCES}\n  network: {mode: none}\n"), None),
+        "tcp-only" => (policy("  network: {mode: none}\n"), None),
+        "allow-seccomp" => (policy("  seccomp: {allow: [seccomp]}\n  network: {mode: none}\n"), None),
+        "dangerous-listener" => {
+            (policy("  seccomp: {dangerouslyAllowNotifyListener: true}\n  network: {mode: none}\n"), None)
+        }
         other => panic!("unknown scenario {other}"),
     };
-    let profile = semble_seccomp::profile(&p);
+    let profile = semble_seccomp::generate::profile_for(&p, id);
     semble_seccomp::bpf::load(&profile).unwrap();
     let mut results: BTreeMap<&str, String> = BTreeMap::new();
+    results.insert("new-listener", errno_of(sys::new_listener()));
+    results.insert("plain-filter", errno_of(sys::plain_filter()));
+    let dir = std::env::temp_dir().join(format!("semble-enforce-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    results.insert("mknod-char", errno_of(sys::mknod(&dir.join("null"), libc::S_IFCHR | 0o600, libc::makedev(1, 3))));
+    results.insert("mknod-fifo", errno_of(sys::mknod(&dir.join("fifo"), libc::S_IFIFO | 0o600, 0)));
+    let _ = std::fs::remove_dir_all(&dir);
+    results.insert(
+        "socket-icmp",
+        errno_of(socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::empty(),
+            nix::sys::socket::SockProtocol::Icmp,
+        )),
+    );
+    results.insert("socket-sctp", errno_of(sys::socket_raw(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP)));
     results.insert("getpid", errno_of(Ok::<_, Errno>(nix::unistd::getpid())));
     results.insert("getppid", errno_of(sys::getppid()));
     results.insert(
@@ -114,6 +180,13 @@ fn child(scenario: &str) {
     // A thread through clone (libc falls back from clone3's ENOSYS).
     results
         .insert("thread", std::thread::spawn(|| 1).join().map(|_| "ok".to_string()).unwrap_or_else(|_| "panic".into()));
+    // Last: these change the child's identity.
+    results.insert("setuid-0-high-bits", errno_of(sys::setid(libc::SYS_setuid, 1 << 32, 0, 0)));
+    results.insert("setresuid-0", errno_of(sys::setid(libc::SYS_setresuid, 0, 0, 0)));
+    results.insert("setgroups-0", errno_of(sys::setgroups_root()));
+    results.insert("setresgid-1000", errno_of(sys::setid(libc::SYS_setresgid, 1000, 1000, 1000)));
+    results.insert("setresuid-1000", errno_of(sys::setid(libc::SYS_setresuid, 1000, 1000, 1000)));
+    results.insert("setuid-keep", errno_of(sys::setid(libc::SYS_setreuid, 0xffff_ffff, 0xffff_ffff, 0)));
     for (k, v) in results {
         println!("RESULT {k} {v}");
     }
@@ -122,7 +195,7 @@ fn child(scenario: &str) {
 fn run(scenario: &str) -> BTreeMap<String, String> {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "child_entry_point", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .output()
         .unwrap();
@@ -137,12 +210,13 @@ fn run(scenario: &str) -> BTreeMap<String, String> {
     results
 }
 
-/// Entry point of the child processes; does nothing unless started by [`run`].
+/// Entry point of the child processes, started by [`run`] (`--ignored --exact`): ignored, so
+/// that it never counts as a passing test on its own; run by hand it fails.
 #[test]
+#[ignore = "the child half of the other tests; they run it"]
 fn child_entry_point() {
-    if let Ok(s) = std::env::var(CHILD_ENV) {
-        child(&s);
-    }
+    let s = std::env::var(CHILD_ENV).expect("started by run(), with SEMBLE_SECCOMP_CHILD naming a scenario");
+    child(&s);
 }
 
 #[test]
@@ -170,6 +244,43 @@ fn workspace_filter_denies_escapes_and_allows_work() {
     for (k, v) in expect {
         assert_eq!(r.get(k).map(String::as_str), Some(v), "{k}: {r:?}");
     }
+}
+
+#[test]
+fn no_filter_semble_generates_lets_the_workload_create_a_notify_listener() {
+    // The hijack: with a listener of its own, a workload answers "continue" to what the policy
+    // refuses once semble's supervisor is gone. Whatever the allow list says, the flag is refused;
+    // a plain filter (more restrictions) stays possible.
+    for scenario in ["workspace", "tcp-only", "allow-seccomp"] {
+        let r = run(scenario);
+        assert_eq!(r["new-listener"], "EPERM", "{scenario}: {r:?}");
+        assert_eq!(r["plain-filter"], "ok", "{scenario}: {r:?}");
+    }
+    // Only the field whose name warns allows it.
+    let r = run("dangerous-listener");
+    assert_eq!(r["new-listener"], "ok", "{r:?}");
+}
+
+#[test]
+fn run_as_non_root_pins_the_identity_whatever_the_capabilities() {
+    // The child runs as root with every capability: only the filter stands in the way.
+    let r = run("workspace-1000");
+    for k in ["setuid-0-high-bits", "setresuid-0", "setgroups-0"] {
+        assert_eq!(r[k], "EPERM", "{k}: {r:?}");
+    }
+    // Becoming the pinned identity, and "unchanged" (-1), are allowed.
+    for k in ["setresgid-1000", "setresuid-1000", "setuid-keep"] {
+        assert_eq!(r[k], "ok", "{k}: {r:?}");
+    }
+}
+
+#[test]
+fn device_nodes_need_capability_mknod_and_ip_sockets_are_tcp_and_udp_only() {
+    let r = run("workspace");
+    assert_eq!(r["mknod-char"], "EPERM", "{r:?}");
+    assert_eq!(r["mknod-fifo"], "ok", "{r:?}");
+    assert_eq!(r["socket-icmp"], "EPERM", "{r:?}");
+    assert_eq!(r["socket-sctp"], "EPERM", "{r:?}");
 }
 
 #[test]

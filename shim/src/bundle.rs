@@ -425,7 +425,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             Some(p)
         }
     };
-    let mut profile = semble_seccomp::profile(policy);
+    let identity =
+        u32::try_from(proc_report.gid).ok().map(|gid| semble_seccomp::generate::Identity { uid: proc_report.uid, gid });
+    let mut profile = semble_seccomp::generate::profile_for(policy, identity);
     // Only this host's architecture: a second one doubles the filter for syscalls this kernel
     // can never see.
     if let Some(native) = native_arch() {
@@ -624,6 +626,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 no_new_privs: proc_report.nnp,
                 seccomp: true,
                 uid: Some(proc_report.uid),
+                gid: u32::try_from(proc_report.gid).ok(),
             },
             seccomp: policy_seccomp.as_ref().map(|_| POLICY_SECCOMP_PATH.to_string()),
             extra_seccomp: stack.then(|| EXTRA_SECCOMP_PATH.to_string()),

@@ -402,7 +402,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     let mut filters = semble_init::Filters::default();
     let result = (|| -> Result<(), Failure> {
         mkdir(&records, 0o711)?;
-        mkdir(&paths.dir, 0o711)?;
+        mkdir(&paths.dir, 0o700)?;
         let box_dir = paths.box_dir();
         mkdir(&box_dir, 0o755)?;
         if let Some(init) = &applied.init {
@@ -943,6 +943,9 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
     };
     if gone {
         restore_config(&rec.bundle);
+        if let Some(note) = supervisor::supervisor_gone(settings, id) {
+            log.warn(&note, &[]);
+        }
         supervisor::stop(settings, &paths, id);
         crate::subcontainer::stop(&paths, id);
         let _ = fs::remove_dir_all(&paths.dir);

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use semble_seccomp::notify::{Explain, Sink, Supervisor};
+use semble_seccomp::notify::{CappedLog, Explain, Sink, Supervisor};
 use semble_seccomp::record::{Output, Recorder};
 
 use crate::ops::{Failure, Outcome};
@@ -140,15 +140,33 @@ pub fn logs(settings: &Settings, id: &str) -> Vec<PathBuf> {
     [live, kept_log(settings, id)].into_iter().filter(|p| p.is_file()).collect()
 }
 
-/// `semble-shim supervise ID`: the supervisor itself (standard input is the listening socket).
+/// `semble-shim supervise ID`: the supervisor itself (standard input is the listening socket,
+/// standard error the text log).
+///
+/// Everything it will need is opened first, while it still holds the shim's privileges: the
+/// container's state directory (its liveness is read from that descriptor, so a parent
+/// directory it cannot traverse without `CAP_DAC_OVERRIDE` — containerd's `/run/containerd`
+/// can be mode 0600 — does not stop it) and both logs. It never exits without saying why, on
+/// its standard error (the container's `denials.log`), which `semble-shim denials` reads.
 pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
+    let said = |e: Failure| {
+        eprintln!("semble: seccomp supervisor of container `{id}`: {}", e.0);
+        e
+    };
+    serve_inner(settings, id, record).map_err(said)
+}
+
+fn serve_inner(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
     let paths = Paths::new(&settings.records_dir(), id);
     let (text, policy) = crate::state::stored_policy(&paths, id).map_err(|e| Failure(format!("supervisor: {e}")))?;
+    let identity = identity(&paths);
     let listener = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(UnixListener::from)
         .map_err(|e| Failure(format!("supervisor: no listening socket on standard input: {e}")))?;
+    let dir = fs::File::open(&paths.dir)
+        .map_err(|e| Failure(format!("supervisor: cannot open `{}`: {e}", paths.dir.display())))?;
     // Leave the container's working directory and the caller's terminal alone.
     let _ = std::env::set_current_dir("/");
     // SIGTERM (from `delete`) and SIGINT end the loop cleanly: pending counts and the last
@@ -159,13 +177,31 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
     mask.thread_block().map_err(|e| Failure(format!("supervisor: cannot block signals: {e}")))?;
     let stop = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| Failure(format!("supervisor: cannot receive signals: {e}")))?;
-    let alive = || paths.dir.is_dir() && !matches!(stop.read_signal(), Ok(Some(_)));
+    // The state directory is removed by `delete` (or by an operator): then there is nothing left
+    // to supervise. Read through the descriptor: a removed directory has no links.
+    let removed = || nix::sys::stat::fstat(dir.as_raw_fd()).map(|st| st.st_nlink == 0).unwrap_or(true);
+    let signalled = || matches!(stop.read_signal(), Ok(Some(_)));
+    let why = std::cell::Cell::new("");
+    let alive = || {
+        if removed() {
+            why.set("its container's state directory was removed");
+            return false;
+        }
+        if signalled() {
+            why.set("it was asked to stop");
+            return false;
+        }
+        true
+    };
     match record {
         None => {
-            let sink = Sink::new(Some(&paths.dir.join(LOG)), LOG_CAP, true)
+            let json = CappedLog::open(&paths.dir.join(LOG), LOG_CAP)
                 .map_err(|e| Failure(format!("supervisor: cannot open the denial log: {e}")))?;
+            let text_log = CappedLog::open(&paths.dir.join(TEXT_LOG), LOG_CAP)
+                .map_err(|e| Failure(format!("supervisor: cannot open the text denial log: {e}")))?;
             least_privilege()?;
-            let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, sink))
+            let sink = Sink::new(Some(json), Some(text_log), false);
+            let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, identity, sink))
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.run(Duration::from_secs(1), Some(stop.as_fd()), |_| alive())
                 .map_err(|e| Failure(format!("supervisor: {e}")))?;
@@ -186,7 +222,44 @@ pub fn serve(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome {
             sup.handler.flush();
         }
     }
+    eprintln!("semble: seccomp supervisor of container `{id}` stopped: {}", why.get());
     Ok(0)
+}
+
+/// The uid and gid the container's process runs as (from `init.json`), for the explanations
+/// of the set*id refusals `runAsNonRoot` makes.
+fn identity(paths: &Paths) -> Option<semble_seccomp::generate::Identity> {
+    let bytes = fs::read(paths.box_dir().join("init.json")).ok()?;
+    let init: semble_init::config::InitConfig = serde_json::from_slice(&bytes).ok()?;
+    Some(semble_seccomp::generate::Identity { uid: init.expect.uid?, gid: init.expect.gid? })
+}
+
+/// A note when container `id` had a supervisor that is no longer running: its refusals since
+/// then failed with `ENOSYS`, unexplained. The supervisor's last words (from `denials.log`) are
+/// quoted when it left any.
+pub fn supervisor_gone(settings: &Settings, id: &str) -> Option<String> {
+    let paths = Paths::new(&settings.records_dir(), id);
+    if running(&paths, id)? {
+        return None;
+    }
+    let last = fs::read_to_string(paths.dir.join(TEXT_LOG))
+        .ok()
+        .and_then(|t| t.lines().rev().find(|l| l.starts_with("semble: seccomp supervisor")).map(str::to_string));
+    Some(match last {
+        Some(l) => format!(
+            "the seccomp supervisor of container `{id}` is not running ({}); refusals since then failed with ENOSYS and were not explained",
+            l.trim_start_matches("semble: ")
+        ),
+        None => format!(
+            "the seccomp supervisor of container `{id}` is not running: it was killed (or crashed) without a word; refusals since then failed with ENOSYS and were not explained"
+        ),
+    })
+}
+
+/// Whether container `paths`' supervisor (recorded in its PID file) is running.
+pub fn running(paths: &Paths, id: &str) -> Option<bool> {
+    let pid = fs::read_to_string(paths.dir.join(PID_FILE)).ok()?.trim().parse::<u32>().ok()?;
+    Some(crate::state::is_helper(pid, "supervise", id))
 }
 
 /// Keep nothing the supervisor does not need: it answers on fds it was handed, reads
@@ -215,7 +288,13 @@ pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool)
     match id {
         Some(id) => {
             files = logs(settings, id);
-            match crate::state::load(&settings.records_dir(), id).map_err(Failure)? {
+            let record = crate::state::load(&settings.records_dir(), id).map_err(Failure)?;
+            if record.is_some() {
+                if let Some(n) = supervisor_gone(settings, id) {
+                    notes.push(n);
+                }
+            }
+            match record {
                 Some(rec) if rec.backend == crate::bundle::BackendKind::Runsc => notes.push(format!(
                     "container `{id}` runs under gVisor (runsc), which has no seccomp user notification: its denials are refused but not explained"
                 )),

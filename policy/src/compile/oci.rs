@@ -35,6 +35,11 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 /// The NVIDIA character device major (`/dev/nvidia0…`, `/dev/nvidiactl`).
 pub const NVIDIA_MAJOR: i64 = 195;
 
+/// The byte semble's seccomp supervisor sends back once it holds the notify listener that
+/// `semble-init` handed it: the sender then knows refusals will be explained (and, without it,
+/// warns that they will fail with `ENOSYS`).
+pub const NOTIFY_ACK: &[u8] = b"k";
+
 /// The OCI fragment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -64,6 +64,9 @@ pub struct Expect {
     /// The uid the process must run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The gid the process must run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 /// A TCP-to-Unix-socket bridge.

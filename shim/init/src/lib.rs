@@ -71,9 +71,10 @@ pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
 
 /// Load the policy's filter with a notify listener and hand the listener to the supervisor
 /// at `socket`. After the hand-over this process holds no copy of the listener (and the kernel
-/// made it close-on-exec), so the workload can never answer its own notifications. When the
-/// supervisor is gone (killed, or its container's state removed), the filter is loaded all the
-/// same and every refusal fails with `ENOSYS`.
+/// made it close-on-exec), so the workload can never answer its own notifications — nor create
+/// a listener of its own: every filter semble generates refuses `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
+/// When the supervisor is gone (killed, or its container's state removed), the filter is loaded
+/// all the same and every refusal fails with `ENOSYS`; that is said on stderr.
 pub fn load_filter_explained(program: &[u8], socket: &str) -> Result<(), String> {
     match std::os::unix::net::UnixStream::connect(socket) {
         Ok(stream) => load_filter_handing_over(program, &stream),
@@ -88,23 +89,44 @@ pub fn load_filter_explained(program: &[u8], socket: &str) -> Result<(), String>
     }
 }
 
-/// Load the policy's filter with a notify listener and hand the listener over `stream`.
+/// How long the supervisor may take to acknowledge the listener.
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Load the policy's filter with a notify listener and hand the listener over `stream`; wait
+/// for the supervisor's acknowledgement, and warn (on stderr, which the engine logs) when it
+/// does not come: refusals then fail with `ENOSYS` and are not explained.
 pub fn load_filter_handing_over(program: &[u8], stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
+    use std::io::Read;
     let fd = sys::seccomp_load(program, true)
         .map_err(|e| format!("cannot load the policy's seccomp filter: {e}"))?
         .ok_or("the kernel returned no notify listener")?;
     let fds = [std::os::fd::AsRawFd::as_raw_fd(&fd)];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"n")];
-    nix::sys::socket::sendmsg::<()>(
+    let sent = nix::sys::socket::sendmsg::<()>(
         std::os::fd::AsRawFd::as_raw_fd(stream),
         &iov,
         &cmsg,
         nix::sys::socket::MsgFlags::empty(),
         None,
-    )
-    .map_err(|e| format!("cannot hand the notify listener to semble's supervisor: {e}"))?;
+    );
     drop(fd);
+    if let Err(e) = sent {
+        eprintln!("semble-init: warning: cannot hand the notify listener to semble's seccomp supervisor ({e}): refused syscalls fail with ENOSYS and are not explained");
+        return Ok(());
+    }
+    let mut ack = [0u8; 1];
+    let got = stream.set_read_timeout(Some(ACK_TIMEOUT)).and_then(|()| (&*stream).read(&mut ack));
+    match got {
+        Ok(1) if ack == semble_policy::compile::oci::NOTIFY_ACK => {}
+        other => {
+            let why = match other {
+                Ok(_) => "it closed the connection".to_string(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("semble-init: warning: semble's seccomp supervisor did not take the notify listener ({why}): refused syscalls fail with ENOSYS (or wait for it) and are not explained");
+        }
+    }
     Ok(())
 }
 

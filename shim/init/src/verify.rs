@@ -33,6 +33,14 @@ pub enum VerifyError {
         /// Actual.
         actual: u32,
     },
+    /// The process runs with the wrong group.
+    #[error("the process runs as gid {actual}, the policy says {expected}")]
+    WrongGroup {
+        /// Expected.
+        expected: u32,
+        /// Actual.
+        actual: u32,
+    },
     /// The kernel could not be asked.
     #[error("cannot read {what}: {detail}")]
     Unreadable {
@@ -76,6 +84,12 @@ pub fn verify(expect: &Expect) -> Result<(), VerifyError> {
         let actual = nix::unistd::getuid().as_raw();
         if actual != expected {
             return Err(VerifyError::WrongUser { expected, actual });
+        }
+    }
+    if let Some(expected) = expect.gid {
+        let actual = nix::unistd::getgid().as_raw();
+        if actual != expected {
+            return Err(VerifyError::WrongGroup { expected, actual });
         }
     }
     Ok(())

@@ -47,6 +47,174 @@ mod sys {
         // SAFETY: PTRACE_TRACEME takes no pointers.
         ret(unsafe { libc::syscall(libc::SYS_ptrace, 0, 0, 0, 0) })
     }
+
+    /// A raw set*id call with the exact register values given (high bits included).
+    pub fn setid(nr: libc::c_long, a: u64, b: u64, c: u64) -> Result<i64, Errno> {
+        // SAFETY: the set*id family takes integers only.
+        ret(unsafe { libc::syscall(nr, a, b, c) })
+    }
+
+    pub fn setgroups_root() -> Result<i64, Errno> {
+        let groups: [libc::gid_t; 1] = [0];
+        // SAFETY: `groups` holds one gid and outlives the call.
+        ret(unsafe { libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) })
+    }
+
+    pub fn mknod(path: &std::ffi::CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<i64, Errno> {
+        // SAFETY: `path` is a valid C string.
+        ret(unsafe { libc::syscall(libc::SYS_mknodat, libc::AT_FDCWD, path.as_ptr(), mode, dev) })
+    }
+
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+    const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+    const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+    /// `_IOWR('!', 0, struct seccomp_notif)` (80 bytes).
+    const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+    /// `_IOWR('!', 1, struct seccomp_notif_resp)` (24 bytes).
+    const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+    /// The attack: load a filter that sends `unshare` to a notify listener of our own.
+    pub fn own_listener_for_unshare() -> Result<i32, Errno> {
+        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+        let code = |c: u32| u16::try_from(c).unwrap_or(0);
+        let stmt = |c: u32, k: u32| libc::sock_filter { code: code(c), jt: 0, jf: 0, k };
+        let jump = |c: u32, k: u32, jt: u8, jf: u8| libc::sock_filter { code: code(c), jt, jf, k };
+        let mut prog = [
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+            jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+            jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, u32::try_from(libc::SYS_unshare).unwrap_or(0), 0, 1),
+            stmt(libc::BPF_RET | libc::BPF_K, SECCOMP_RET_USER_NOTIF),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        let fprog = libc::sock_fprog { len: u16::try_from(prog.len()).unwrap_or(0), filter: prog.as_mut_ptr() };
+        // SAFETY: `fprog` points to `prog`, which outlives the call; the kernel copies it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        ret(r).map(|fd| i32::try_from(fd).unwrap_or(-1))
+    }
+
+    /// Answer every notification on `fd` with "continue" (let the syscall run), forever.
+    pub fn answer_continue(fd: i32) -> ! {
+        loop {
+            let mut req = [0u8; 80];
+            // SAFETY: `req` is as large as `struct seccomp_notif`, which the ioctl fills.
+            if unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, req.as_mut_ptr()) } < 0 {
+                // SAFETY: _exit ends this forked child at once.
+                unsafe { libc::_exit(0) }
+            }
+            let mut resp = [0u8; 24];
+            resp[..8].copy_from_slice(&req[..8]); // id
+            resp[20..24].copy_from_slice(&SECCOMP_USER_NOTIF_FLAG_CONTINUE.to_ne_bytes());
+            // SAFETY: `resp` is a `struct seccomp_notif_resp` (id, val 0, error 0, flags).
+            unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp.as_mut_ptr()) };
+        }
+    }
+
+    pub fn fork() -> Result<libc::pid_t, Errno> {
+        // SAFETY: the probe is single-threaded when it forks; the child only makes raw
+        // syscalls (ioctl, _exit) and allocates nothing.
+        ret(unsafe { libc::fork() }.into()).map(|p| libc::pid_t::try_from(p).unwrap_or(-1))
+    }
+}
+
+/// The seccomp listener hijack: a filter of our own with a notify listener, answered by a child
+/// with "continue", then `unshare(CLONE_NEWUSER)`, which the policy refuses.
+fn hijack() {
+    use nix::sched::{unshare, CloneFlags};
+    match sys::own_listener_for_unshare() {
+        Ok(fd) => {
+            check("new_listener", "ok");
+            match sys::fork() {
+                Ok(0) => sys::answer_continue(fd),
+                Ok(_) => {
+                    let _ = nix::unistd::close(fd);
+                    check("hijack_unshare", errno(unshare(CloneFlags::CLONE_NEWUSER)));
+                }
+                Err(e) => check("hijack_unshare", format!("fork-failed:{e:?}")),
+            }
+        }
+        Err(e) => {
+            check("new_listener", format!("{e:?}"));
+            check("hijack_unshare", errno(unshare(CloneFlags::CLONE_NEWUSER)));
+        }
+    }
+}
+
+/// Becoming root again, as a workload holding CAP_SETUID/CAP_SETGID would try.
+fn identity() {
+    check("setuid_0", errno(sys::setid(libc::SYS_setuid, 0, 0, 0)));
+    // High bits set: a 64-bit comparison sees a non-zero uid, the kernel truncates to 0.
+    check("setuid_0_high_bits", errno(sys::setid(libc::SYS_setuid, 1 << 32, 0, 0)));
+    check("setresuid_0", errno(sys::setid(libc::SYS_setresuid, 0, 0, 0)));
+    check("setreuid_keep_0", errno(sys::setid(libc::SYS_setreuid, 0xffff_ffff, 0, 0)));
+    check("setgid_0", errno(sys::setid(libc::SYS_setgid, 0, 0, 0)));
+    check("setresgid_0", errno(sys::setid(libc::SYS_setresgid, 0, 0, 0)));
+    check("setfsuid_0", errno(sys::setid(libc::SYS_setfsuid, 0, 0, 0)));
+    check("setgroups_0", errno(sys::setgroups_root()));
+    // What stays possible: "set" to oneself.
+    let uid = u64::from(nix::unistd::getuid().as_raw());
+    let gid = u64::from(nix::unistd::getgid().as_raw());
+    check("setuid_self", errno(sys::setid(libc::SYS_setuid, uid, 0, 0)));
+    check("setresgid_self", errno(sys::setid(libc::SYS_setresgid, gid, 0xffff_ffff, 0xffff_ffff)));
+    check("uid_after", nix::unistd::getuid());
+    check("euid_after", nix::unistd::geteuid());
+    check("gid_after", nix::unistd::getgid());
+    check("chown_hostname", io(std::os::unix::fs::chown("/etc/hostname", Some(0), Some(0))));
+}
+
+/// Device nodes: a character device (the host's /dev/null, 1:3) and a FIFO, in /tmp.
+fn mknod() {
+    let chr = libc::S_IFCHR | 0o666;
+    check("mknod_char", errno(sys::mknod(c"/tmp/probe-null", chr, libc::makedev(1, 3))));
+    check("mknod_fifo", errno(sys::mknod(c"/tmp/probe-fifo", libc::S_IFIFO | 0o600, 0)));
+}
+
+/// Egress attempts: `tcp:ADDR`, `udp:ADDR` (a datagram sent unconnected, with `sendto`) or
+/// `udpc:ADDR` (connected, then `send`). The results name the target.
+fn egress(targets: &[String]) {
+    for t in targets {
+        let Some((kind, addr)) = t.split_once(':') else { continue };
+        let Ok(sa) = addr.parse::<SocketAddr>() else {
+            check(&format!("egress_{t}"), "bad-address");
+            continue;
+        };
+        let result = match kind {
+            "tcp" => io(TcpStream::connect_timeout(&sa, Duration::from_secs(2)).and_then(|mut s| s.write_all(b"x"))),
+            "udp" => {
+                let bind: SocketAddr =
+                    if sa.is_ipv6() { "[::]:0".parse().unwrap_or(sa) } else { "0.0.0.0:0".parse().unwrap_or(sa) };
+                io(std::net::UdpSocket::bind(bind).and_then(|u| u.send_to(b"x", sa)))
+            }
+            "udpc" => {
+                let bind: SocketAddr =
+                    if sa.is_ipv6() { "[::]:0".parse().unwrap_or(sa) } else { "0.0.0.0:0".parse().unwrap_or(sa) };
+                io(std::net::UdpSocket::bind(bind).and_then(|u| u.connect(sa).and_then(|()| u.send(b"x"))))
+            }
+            other => format!("unknown-kind:{other}"),
+        };
+        check(&format!("egress_{t}"), result);
+    }
+}
+
+/// Ingress: listen on `port` and answer one connection with `ingress-ok`.
+fn serve(port: &str) {
+    let l = match std::net::TcpListener::bind(format!("0.0.0.0:{port}")) {
+        Ok(l) => l,
+        Err(e) => return check("serve", io::<()>(Err(e))),
+    };
+    check("serve", "listening");
+    let _ = std::io::stdout().flush();
+    if let Ok((mut c, _)) = l.accept() {
+        let _ = c.write_all(b"ingress-ok\n");
+        check("served", "ok");
+    }
 }
 
 fn check(name: &str, result: impl std::fmt::Display) {
@@ -101,6 +269,24 @@ fn proxy_roundtrip() -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str);
+    if let Some(m) = mode.filter(|m| ["hijack", "identity", "mknod", "egress", "serve"].contains(m)) {
+        match m {
+            "hijack" => hijack(),
+            "identity" => identity(),
+            "mknod" => mknod(),
+            "egress" => egress(&args[1..]),
+            _ => serve(args.get(1).map(String::as_str).unwrap_or("8081")),
+        }
+        println!("PROBE DONE");
+        return;
+    }
+    everything();
+}
+
+/// The default run: every check, in order.
+fn everything() {
     use nix::sched::{unshare, CloneFlags};
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
 
