@@ -542,11 +542,16 @@ pub struct ProxySettings {
     pub placement: ProxyPlacement,
     /// The port the workload reaches the proxy on (`127.0.0.1:<port>` inside the sandbox).
     pub port: u16,
+    /// The gateway proxy's address, where the workload reaches it by address rather than on
+    /// loopback (the gateway Service's ClusterIP in a pod): the node's egress guard lets the
+    /// workload reach this address on `port`, and the Kubernetes target gives the Service this
+    /// ClusterIP.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        ProxySettings { placement: ProxyPlacement::Gateway, port: 8080 }
+        ProxySettings { placement: ProxyPlacement::Gateway, port: 8080, address: None }
     }
 }
 
@@ -559,6 +564,9 @@ pub struct Network {
     pub egress: Vec<EgressRule>,
     /// Whether the workload may resolve names itself (DNS to the cluster resolver).
     pub dns: bool,
+    /// The resolvers a `dns: true` workload may reach on port 53 where the node guards its
+    /// egress (empty: the node's configured resolvers).
+    pub resolvers: Vec<std::net::IpAddr>,
     /// Who may connect to the workload.
     pub ingress: Vec<IngressRule>,
     /// Proxy placement and port.
@@ -571,6 +579,7 @@ impl Default for Network {
             mode: NetworkMode::None,
             egress: Vec::new(),
             dns: false,
+            resolvers: Vec::new(),
             ingress: Vec::new(),
             proxy: ProxySettings::default(),
         }

@@ -888,7 +888,7 @@ fn is_mls_level(l: &str) -> bool {
 fn read_network(r: &mut Reader, node: &Node) -> Network {
     let path = "spec.network";
     let mut net = Network::default();
-    let Some(m) = r.map(node, path, &["mode", "egress", "dns", "ingress", "proxy"]) else {
+    let Some(m) = r.map(node, path, &["mode", "egress", "dns", "resolvers", "ingress", "proxy"]) else {
         return net;
     };
     match m.get("mode") {
@@ -908,8 +908,33 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
             net.dns = b;
         }
     }
+    if let Some(n) = m.get("resolvers") {
+        let lpath = "spec.network.resolvers";
+        for (i, item) in r.list(n, lpath).iter().enumerate() {
+            let ipath = index(lpath, i);
+            if let Some(text) = r.string(item, &ipath) {
+                match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => net.resolvers.push(ip),
+                    _ => r.error(
+                        item.pos,
+                        &ipath,
+                        format!("`{text}` is not a resolver's IP address"),
+                        Some("give the cluster DNS Service's address, e.g. `10.96.0.10`".into()),
+                    ),
+                }
+            }
+        }
+        if !net.dns && !net.resolvers.is_empty() {
+            r.warning(
+                n.pos,
+                lpath,
+                "`resolvers` only matter with `dns: true`",
+                Some("set `dns: true` or remove `resolvers`".into()),
+            );
+        }
+    }
     if let Some(n) = m.get("proxy") {
-        if let Some(pm) = r.map(n, "spec.network.proxy", &["placement", "port"]) {
+        if let Some(pm) = r.map(n, "spec.network.proxy", &["placement", "port", "address"]) {
             if let Some(p) = pm.get("placement").and_then(|n| {
                 r.one_of(
                     n,
@@ -921,6 +946,26 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
             }
             if let Some(p) = pm.get("port").and_then(|n| r.port(n, "spec.network.proxy.port")) {
                 net.proxy.port = p;
+            }
+            if let Some(n) = pm.get("address") {
+                let apath = "spec.network.proxy.address";
+                if let Some(text) = r.string(n, apath) {
+                    match text.parse::<std::net::IpAddr>() {
+                        Ok(ip) if ip.is_unspecified() || ip.is_multicast() => r.error(
+                            n.pos,
+                            apath,
+                            format!("`{text}` is not the address of a proxy"),
+                            Some("give the gateway Service's ClusterIP, e.g. `10.96.0.80`".into()),
+                        ),
+                        Ok(ip) => net.proxy.address = Some(ip),
+                        Err(_) => r.error(
+                            n.pos,
+                            apath,
+                            format!("`{text}` is not an IP address"),
+                            Some("give the gateway Service's ClusterIP, e.g. `10.96.0.80`".into()),
+                        ),
+                    }
+                }
             }
         }
     }

@@ -44,6 +44,12 @@ pub const BACKEND_ANNOTATION: &str = "semble.dev/backend";
 pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// CRI annotation naming the pod sandbox.
 pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+/// CRI annotation naming the container within its pod (containerd).
+pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+/// CRI-O's annotation naming the container within its pod.
+pub const CRIO_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// The name the Kubernetes target gives the proxy's native sidecar.
+pub const PROXY_SIDECAR_NAME: &str = "semble-proxy";
 /// The value of annotation `key` in an OCI configuration, if it is a string.
 pub fn annotation<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
     config.get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
@@ -163,6 +169,9 @@ pub struct Inputs<'a> {
     pub runsc: Option<&'a RunscInputs>,
     /// Record the container's syscalls instead of enforcing the policy's seccomp profile.
     pub record: bool,
+    /// The container's resolvers (its `resolv.conf`, as the engine wrote it): with `dns: true`,
+    /// what the egress guard lets it reach on port 53.
+    pub resolvers: &'a [std::net::IpAddr],
 }
 
 /// What the gVisor backend needs to know about the host and the bundle.
@@ -211,6 +220,8 @@ pub struct Applied {
     pub backend_flags: Vec<String>,
     /// The seccomp supervisor the container needs (explanations or recording).
     pub notify: Option<NotifyMode>,
+    /// The egress guard to attach to the container's cgroup before its workload runs.
+    pub egress: Option<crate::egress::Guard>,
 }
 
 /// What the seccomp supervisor does for a container.
@@ -269,6 +280,12 @@ pub enum Refusal {
     /// The request's own seccomp profile cannot be kept.
     #[error("the container's own seccomp profile cannot be stacked: {0}")]
     Seccomp(String),
+    /// A kept network namespace needs the egress guard, which this host cannot attach.
+    #[error("policy `{0}` (network mode `{1}`) keeps the container's network namespace (ingress, or a pod's), and cutting its egress needs semble's egress guard, which cannot be attached here: {2}; run it without ingress ports, or as root on a host with cgroup v2")]
+    NoEgressGuard(String, String, String),
+    /// A pod's workload would have no way to its gateway proxy.
+    #[error("policy `{0}` (network mode `proxy`, placement `gateway`) runs in a pod here, and the node's egress guard lets the workload reach only loopback and its resolvers: set `spec.network.proxy.address` to the gateway Service's ClusterIP (and compile the Kubernetes objects with it), or use `placement: sidecar`")]
+    NoGatewayAddress(String),
     /// The open network is the host's.
     #[error("policy `{0}` allows the runtime's network, not the host's; remove `--network host` or use a policy with `mode: none` or `proxy`")]
     HostNetwork(String),
@@ -337,6 +354,42 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     let net = apply_namespaces(&mut cfg, inputs, is_pod)?;
     controls.push(Control { control: "network", by: "runtime namespaces", detail: net.detail.clone() });
     let gvisor = inputs.backend == BackendKind::Runsc;
+    // The proxy's own native sidecar (sidecar placement) is the pod's way out: its egress is
+    // not cut. Who writes the pod spec decides what runs there; gateway placement trusts no one
+    // in the pod (docs/security.md).
+    let container_name = annotations.get(CRI_CONTAINER_NAME).or_else(|| annotations.get(CRIO_CONTAINER_NAME));
+    let proxy_sidecar = is_pod
+        && policy.network.mode == NetworkMode::Proxy
+        && policy.network.proxy.placement == semble_policy::model::ProxyPlacement::Sidecar
+        && container_name.map(String::as_str) == Some(PROXY_SIDECAR_NAME);
+    let egress = if net.kept && !gvisor && !proxy_sidecar {
+        if let Some(why) = &inputs.facts.no_egress_guard {
+            return Err(Refusal::NoEgressGuard(name.clone(), policy.network.mode.as_str().into(), why.clone()));
+        }
+        let proxy = policy.network.proxy.address.map(|ip| std::net::SocketAddr::new(ip, policy.network.proxy.port));
+        if is_pod
+            && policy.network.mode == NetworkMode::Proxy
+            && policy.network.proxy.placement == semble_policy::model::ProxyPlacement::Gateway
+            && proxy.is_none()
+        {
+            return Err(Refusal::NoGatewayAddress(name.clone()));
+        }
+        let dns = policy.network.dns;
+        let guard = crate::egress::Guard::new(dns, inputs.resolvers, proxy);
+        controls.push(Control {
+            control: "egress",
+            by: "semble-shim (cgroup BPF), verified by semble-init",
+            detail: guard.describe(),
+        });
+        Some(guard)
+    } else {
+        if proxy_sidecar {
+            notes.push(format!(
+                "network: container `{PROXY_SIDECAR_NAME}` is policy `{name}`'s proxy sidecar: its egress is not cut"
+            ));
+        }
+        None
+    };
     let bridge = policy.network.mode == NetworkMode::Proxy && !is_pod;
     let mut backend_flags = Vec::new();
     if gvisor {
@@ -541,7 +594,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         }
     }
     let mut ruleset = if is_pod_sandbox || gvisor { None } else { landlock::ruleset(policy) };
-    if net.cut_by_landlock && !gvisor {
+    if net.cut_by_landlock && !gvisor && !proxy_sidecar {
         let rules = landlock::net_rules(policy);
         match inputs.facts.landlock_abi {
             Some(abi) if abi >= 4 => {}
@@ -635,6 +688,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
                 socket: format!("{PROXY_DIR}/{PROXY_SOCKET}"),
             }),
             notify: notify.map(|_| NOTIFY_PATH.to_string()),
+            egress_guard: egress.is_some(),
         })
     };
     if init.is_some() {
@@ -659,6 +713,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         controls,
         notes,
         notify,
+        egress,
     })
 }
 
@@ -1118,7 +1173,7 @@ fn apply_namespaces(cfg: &mut Value, inputs: &Inputs<'_>, is_pod: bool) -> Resul
                 }
                 (Some(_), Some(_)) => Ok(NetPlan {
                     kept: true,
-                    detail: format!("the {} network namespace, kept for ingress; outbound TCP cut by Landlock, other IP sockets by seccomp", if is_pod { "pod's" } else { "runtime's" }),
+                    detail: format!("the {} network namespace, kept for ingress; egress cut by the egress guard (and TCP by Landlock), other IP sockets by seccomp", if is_pod { "pod's" } else { "runtime's" }),
                     note: None,
                     cut_by_landlock: true,
                 }),

@@ -79,6 +79,12 @@ pub struct Cli {
     /// Directory of the egress proxy's sockets (`DIR/POLICY/proxy.sock`).
     #[arg(long, env = "SEMBLE_PROXY_DIR")]
     pub proxy_dir: Option<PathBuf>,
+    /// The resolvers a `dns: true` workload may reach on port 53 when its egress is guarded (a
+    /// pod's, or one kept for ingress): the cluster's DNS Service on a Kubernetes node. Repeat,
+    /// or separate with commas. Default: the policy's `network.resolvers`, else the node's own
+    /// (`/etc/resolv.conf`). Never the container's: its `resolv.conf` is the pod author's.
+    #[arg(long = "resolver", value_name = "IP", env = "SEMBLE_RESOLVERS", value_delimiter = ',')]
+    pub resolvers: Vec<std::net::IpAddr>,
     /// Record the container's syscalls into a policy at FILE instead of filtering them
     /// (development only: nothing is filtered while recording).
     #[arg(long, value_name = "FILE")]

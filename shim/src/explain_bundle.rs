@@ -74,6 +74,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
         .then(|| crate::backend::find(settings, backend_kind).ok())
         .flatten()
         .map(|b| crate::ops::runsc_inputs(settings, &b, dir, &original, policy));
+    let resolvers = settings.resolvers_for(policy);
     let mounts = Mounts {
         box_dir: paths.box_dir(),
         init_binary: settings.init_binary().unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
@@ -89,6 +90,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             mounts: &mounts,
             runsc: runsc.as_ref(),
             record: settings.record.is_some(),
+            resolvers: &resolvers,
         },
     );
     let fields = [

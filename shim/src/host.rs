@@ -18,6 +18,9 @@ pub struct HostFacts {
     pub host_namespaces: BTreeMap<String, (u64, u64)>,
     /// The shim's hard resource limits (a container cannot be given more).
     pub hard_limits: BTreeMap<Rlimit, u64>,
+    /// Why the egress guard cannot be attached here (`None`: it can): it needs root (loading
+    /// and attaching cgroup BPF) and a cgroup v2 hierarchy.
+    pub no_egress_guard: Option<String>,
 }
 
 /// OCI namespace type → `/proc/self/ns` entry.
@@ -52,11 +55,17 @@ pub fn probe() -> HostFacts {
             }
         }
     }
+    let no_egress_guard = if !nix::unistd::geteuid().is_root() {
+        Some("the shim does not run as root (rootless): attaching cgroup BPF programs needs CAP_BPF and CAP_NET_ADMIN on the host".to_string())
+    } else {
+        crate::egress::unified_mount().err().map(|e| format!("{e} (the guard attaches to the container's cgroup v2)"))
+    };
     HostFacts {
         landlock_abi: crate::sys::landlock_abi(),
         selinux_enabled: Path::new("/sys/fs/selinux/enforce").exists(),
         host_namespaces,
         hard_limits,
+        no_egress_guard,
     }
 }
 

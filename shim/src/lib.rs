@@ -32,6 +32,7 @@ pub mod backend;
 pub mod bundle;
 pub mod cli;
 pub mod doctor;
+pub mod egress;
 pub mod explain_bundle;
 pub mod host;
 pub mod log;

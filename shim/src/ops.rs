@@ -221,6 +221,8 @@ struct Prepared {
     rootfs_mountpoint: Option<PathBuf>,
     /// The seccomp supervisor started for the container (settings, container ID).
     supervised: Option<(Settings, String)>,
+    /// The cgroup semble made for the container's egress guard.
+    guard_cgroup: Option<PathBuf>,
 }
 
 impl Prepared {
@@ -242,6 +244,9 @@ impl Prepared {
         if let Some((settings, id)) = &self.supervised {
             supervisor::stop(settings, &self.paths, id);
         }
+        if let Some(cg) = &self.guard_cgroup {
+            remove_cgroup(cg);
+        }
         let _ = fs::remove_dir_all(&self.paths.dir);
         if let Some(mp) = &self.rootfs_mountpoint {
             // The runtime may have created the mountpoint in a plain-directory rootfs.
@@ -249,6 +254,16 @@ impl Prepared {
             let _ = fs::remove_dir(mp.join("proxy"));
             let _ = fs::remove_dir(mp);
         }
+    }
+}
+
+/// Remove a cgroup semble made, once its processes are gone (they may take a moment to exit).
+fn remove_cgroup(dir: &Path) {
+    for _ in 0..200 {
+        if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -355,6 +370,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     let paths = Paths::new(&records, id);
     let runsc_inputs =
         (backend.kind == BackendKind::Runsc).then(|| runsc_inputs(settings, &backend, &bundle, &config, policy));
+    let resolvers = settings.resolvers_for(policy);
     let mounts = Mounts {
         box_dir: paths.box_dir(),
         init_binary: init_binary.clone(),
@@ -370,6 +386,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             mounts: &mounts,
             runsc: runsc_inputs.as_ref(),
             record: record_to.is_some(),
+            resolvers: &resolvers,
         },
     )?;
     let mut backend = backend;
@@ -397,6 +414,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         wrote_config: false,
         rootfs_mountpoint,
         supervised: None,
+        guard_cgroup: None,
     };
     let mut supervisor_child = None;
     let mut filters = semble_init::Filters::default();
@@ -436,6 +454,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             fallback_reason: fallback_reason.clone(),
             backend_flags: applied.backend_flags.clone(),
+            guard_cgroup: None,
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
         if let Some(m) = applied.notify {
@@ -500,6 +519,27 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 return fail(format!("{}; nothing was left behind", e.0));
             }
         };
+        if let Some(guard) = &applied.egress {
+            let pid = container.pid().and_then(|p| u32::try_from(p.as_raw()).ok());
+            let attached = match pid {
+                Some(pid) => attach_guard(guard, id, pid, true),
+                None => fail(format!("container `{id}` has no process to guard")),
+            };
+            match attached {
+                Ok(own) => prepared.guard_cgroup = own,
+                Err(e) => {
+                    prepared.undo(Some((&backend, settings, id)));
+                    return fail(format!("{}; nothing was left behind", e.0));
+                }
+            }
+            if let Some(own) = &prepared.guard_cgroup {
+                let mut record = state::load(&records, id).ok().flatten();
+                if let Some(r) = record.as_mut() {
+                    r.guard_cgroup = Some(own.clone());
+                    write_file(&paths.record(), &serde_json::to_vec_pretty(r)?, 0o600)?;
+                }
+            }
+        }
         // libcontainer reads the configuration again for `exec` and checks the network
         // namespace's path: name the container's own, which lives as long as it does (the
         // namespace semble or the engine made may be gone by then).
@@ -581,6 +621,14 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                         prepared.undo(Some((&backend, settings, id)));
                         return fail(format!("{}; nothing was left behind", e.0));
                     }
+                    if let Some(guard) = &applied.egress {
+                        let attached = container_pid(settings, &backend, id, args.pid_file.as_deref())
+                            .and_then(|pid| attach_guard(guard, id, pid, false));
+                        if let Err(e) = attached {
+                            prepared.undo(Some((&backend, settings, id)));
+                            return fail(format!("{}; nothing was left behind", e.0));
+                        }
+                    }
                     Ok(0)
                 }
                 Ok(s) => {
@@ -604,9 +652,46 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             if keep {
                 flags.push("--keep".into());
             }
+            // With an egress guard, the container's process must be known as soon as it exists:
+            // semble-init waits for the guard before the workload runs.
+            let guard_pid_file = match (&applied.egress, &args.pid_file) {
+                (Some(_), Some(p)) => Some(absolute(p)),
+                (Some(_), None) => {
+                    let p = paths.dir.join("run.pid");
+                    flags.push("--pid-file".into());
+                    flags.push(p.clone().into());
+                    Some(p)
+                }
+                (None, _) => None,
+            };
             flags.push(id.into());
             log.debug("starting the backend", &[]);
-            let status = run_forwarding_signals(backend.command(settings, "run", flags));
+            let guard_failed: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+            let on_started: Option<Box<dyn FnOnce() + Send>> = match (&applied.egress, guard_pid_file) {
+                (Some(guard), Some(pid_file)) => {
+                    let (guard, id, failed) = (guard.clone(), id.to_string(), guard_failed.clone());
+                    let (killer, s2) = (backend.clone(), settings.clone());
+                    Some(Box::new(move || {
+                        let attached =
+                            wait_for_pid_file(&pid_file).and_then(|pid| attach_guard(&guard, &id, pid, false));
+                        if let Err(e) = attached {
+                            // semble-init never runs the workload without the guard; stop it now.
+                            let _ = killer.command(&s2, "kill", vec![id.clone().into(), "KILL".into()]).status();
+                            if let Ok(mut f) = failed.lock() {
+                                *f = Some(e.0);
+                            }
+                        }
+                    }))
+                }
+                _ => None,
+            };
+            let status = run_forwarding_signals(backend.command(settings, "run", flags), on_started);
+            if let Some(e) = guard_failed.lock().ok().and_then(|mut f| f.take()) {
+                if !backend.exists(id) {
+                    prepared.undo(None);
+                }
+                return fail(e);
+            }
             log.debug("backend exited", &[]);
             let status = match status {
                 Ok(s) => s,
@@ -622,6 +707,73 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             Ok(code(status))
         }
     }
+}
+
+/// The process of a just-created container: from `--pid-file`, else from the backend's `state`.
+fn container_pid(settings: &Settings, backend: &Backend, id: &str, pid_file: Option<&Path>) -> Result<u32, Failure> {
+    if let Some(p) = pid_file {
+        if let Some(pid) = fs::read_to_string(absolute(p)).ok().and_then(|t| t.trim().parse().ok()) {
+            return Ok(pid);
+        }
+    }
+    let out = backend
+        .command(settings, "state", vec![id.into()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.get("pid").and_then(Value::as_u64))
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Failure(format!("cannot find the process of container `{id}` to guard its egress")))
+}
+
+/// Wait (up to 10 s) for `runc run` to write the container's PID.
+fn wait_for_pid_file(path: &Path) -> Result<u32, Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(pid) = fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()) {
+            return Ok(pid);
+        }
+        if std::time::Instant::now() > deadline {
+            return fail(format!("the container's PID did not appear in `{}`: its egress guard was not attached and the container was stopped", path.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Attach the egress guard to the cgroup of container `id`, whose process is `pid`. The cgroup
+/// must be the container's own: nothing but `pid` in it. The embedded backend on a hybrid
+/// cgroup host does not put the container in a cgroup v2 of its own; then the process moves to
+/// `UNIFIED/semble/ID`, returned to be removed on `delete`.
+fn attach_guard(guard: &crate::egress::Guard, id: &str, pid: u32, embedded: bool) -> Result<Option<PathBuf>, Failure> {
+    use crate::egress;
+    let cgroup =
+        egress::cgroup_of(pid).map_err(|e| Failure(format!("container `{id}`: {e}; its egress cannot be guarded")))?;
+    let unified = egress::unified_mount().map_err(|e| Failure(e.to_string()))?;
+    let procs = egress::procs(&cgroup).unwrap_or_default();
+    let own = cgroup != unified && !procs.is_empty() && procs.iter().all(|p| *p == pid);
+    if own {
+        egress::install(guard, &cgroup).map_err(Failure)?;
+        return Ok(None);
+    }
+    if !embedded {
+        return fail(format!(
+            "container `{id}` shares cgroup `{}` with other processes; semble's egress guard attaches to a container's own cgroup (give the container its own cgroupsPath)",
+            cgroup.display()
+        ));
+    }
+    let dir = unified.join("semble").join(id);
+    fs::create_dir_all(&dir).map_err(|e| Failure(format!("cannot create cgroup `{}`: {e}", dir.display())))?;
+    let moved = fs::write(dir.join("cgroup.procs"), pid.to_string())
+        .map_err(|e| Failure(format!("cannot move container `{id}` into cgroup `{}`: {e}", dir.display())))
+        .and_then(|()| egress::install(guard, &dir).map_err(Failure));
+    if let Err(e) = moved {
+        let _ = fs::remove_dir(&dir);
+        return Err(e);
+    }
+    Ok(Some(dir))
 }
 
 /// The annotation asking for a recording (honoured only with `--allow-record-annotation`).
@@ -682,7 +834,10 @@ fn fresh_netns_for_embedded(config: &mut Value) -> Result<Option<embedded::Netns
 }
 
 /// Spawn `cmd` and forward every signal the shim receives to it until it exits.
-fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
+fn run_forwarding_signals(
+    mut cmd: Command,
+    on_started: Option<Box<dyn FnOnce() + Send>>,
+) -> std::io::Result<ExitStatus> {
     use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
     use nix::unistd::Pid;
     let all = SigSet::all();
@@ -697,8 +852,13 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<ExitStatus> {
         }
     };
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    // A helper thread started here inherits the blocked mask: signals stay with this loop.
+    let helper = on_started.map(std::thread::spawn);
     loop {
         if let Some(status) = child.try_wait()? {
+            if let Some(h) = helper {
+                let _ = h.join();
+            }
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
             return Ok(status);
         }
@@ -948,6 +1108,9 @@ pub fn delete(settings: &Settings, log: &mut Logger, id: &str, force: bool) -> O
         }
         supervisor::stop(settings, &paths, id);
         crate::subcontainer::stop(&paths, id);
+        if let Some(cg) = &rec.guard_cgroup {
+            remove_cgroup(cg);
+        }
         let _ = fs::remove_dir_all(&paths.dir);
         log.info("container deleted", &[]);
     }
@@ -1074,6 +1237,12 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             embedded::exec(&backend.root, id, &scratch, &opts, args.detach, embedded::Payload { init, filters });
         let _ = fs::remove_file(&scratch);
         let pid = result?;
+        if let Some(cg) = &rec.guard_cgroup {
+            // The exec'd process joined the container's cgroups but not the guard's (v2) one;
+            // it waits (semble-init) until it is there.
+            fs::write(cg.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| Failure(format!("cannot put the exec process into the egress guard's cgroup: {e}")))?;
+        }
         return Ok(if args.detach { 0 } else { embedded::wait_pid(pid) });
     }
     let mut flags: Vec<OsString> = vec!["--process".into(), scratch.clone().into()];
@@ -1102,7 +1271,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     let status = if args.detach {
         backend.command(settings, "exec", flags).status()
     } else {
-        run_forwarding_signals(backend.command(settings, "exec", flags))
+        run_forwarding_signals(backend.command(settings, "exec", flags), None)
     };
     let _ = fs::remove_file(&scratch);
     match status {

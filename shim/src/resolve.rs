@@ -177,6 +177,7 @@ mod tests {
             passthrough: Passthrough::default(),
             record: None,
             allow_record_annotation: false,
+            resolvers: Vec::new(),
         }
     }
 

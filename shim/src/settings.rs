@@ -55,9 +55,35 @@ pub struct Settings {
     pub record: Option<PathBuf>,
     /// `--allow-record-annotation`: honour `semble.dev/record: "true"`.
     pub allow_record_annotation: bool,
+    /// `--resolver`: what a guarded `dns: true` workload may reach on port 53.
+    pub resolvers: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
+    /// The resolvers a guarded `dns: true` workload under `policy` may reach: the policy's
+    /// `network.resolvers`, else `--resolver`, else the node's own (its `resolv.conf`, or
+    /// systemd-resolved's upstreams when that holds only its loopback stub).
+    pub fn resolvers_for(&self, policy: &semble_policy::SandboxPolicy) -> Vec<std::net::IpAddr> {
+        if !policy.network.resolvers.is_empty() {
+            return policy.network.resolvers.clone();
+        }
+        if !self.resolvers.is_empty() {
+            return self.resolvers.clone();
+        }
+        for f in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
+            let found: Vec<std::net::IpAddr> = std::fs::read_to_string(f)
+                .map(|t| crate::egress::resolvers(&t))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|ip| !ip.is_loopback())
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+        }
+        Vec::new()
+    }
+
     /// From parsed flags.
     pub fn from_cli(cli: &Cli) -> Settings {
         Settings {
@@ -72,6 +98,7 @@ impl Settings {
             proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
             record: cli.record.clone(),
             allow_record_annotation: cli.allow_record_annotation,
+            resolvers: cli.resolvers.clone(),
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,

@@ -37,6 +37,9 @@ pub struct Record {
     /// Why a fallback backend was used, if one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The cgroup (v2) semble made to hold the container's egress guard, removed on `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_cgroup: Option<PathBuf>,
 }
 
 /// Paths of one container's semble state.

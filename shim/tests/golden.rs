@@ -63,6 +63,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         selinux_enabled: false,
         host_namespaces: BTreeMap::new(),
         hard_limits: [(semble_policy::model::Rlimit::Nofile, 1_048_576u64)].into_iter().collect(),
+        no_egress_guard: None,
     };
     let mounts = Mounts {
         box_dir: "/run/semble-shim/semble/c1/box".into(),
@@ -133,6 +134,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 mounts: &m,
                 runsc: (backend == BackendKind::Runsc).then_some(&runsc),
                 record: false,
+                resolvers: &[],
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

@@ -45,6 +45,11 @@ pub struct InitConfig {
     /// Bridge `listen` (inside the container) to the proxy's Unix socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_bridge: Option<Bridge>,
+    /// The node's egress guard is attached to the container's cgroup: before the workload runs,
+    /// `semble-init` checks it is in force (waiting for it, as `run` attaches it once the
+    /// container exists), and refuses to start the workload otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress_guard: bool,
     /// The supervisor's socket (path inside the container): the policy's filter is loaded with
     /// a notify listener, which is handed over there before anything else runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

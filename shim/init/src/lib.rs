@@ -24,6 +24,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod egress_check;
 pub mod landlock_apply;
 pub mod supervise;
 mod sys;
@@ -141,6 +142,9 @@ pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
         ));
     }
     let ctx = |e: String| format!("container `{}`, policy `{}`: {e}", cfg.container_id, cfg.policy);
+    if cfg.egress_guard {
+        egress_check::wait(std::time::Duration::from_secs(10)).map_err(ctx)?;
+    }
     verify::verify(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
     if let Some(program) = &filters.policy {
         match (&cfg.notify, &filters.notify) {

@@ -64,6 +64,7 @@ fn facts() -> HostFacts {
         selinux_enabled: false,
         host_namespaces: BTreeMap::new(),
         hard_limits: BTreeMap::new(),
+        no_egress_guard: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal
             mounts: &mounts(),
             runsc: None,
             record: false,
+            resolvers: &[],
         },
     )
 }
@@ -203,12 +205,20 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         mounts: &m,
         runsc: None,
         record: true,
+        resolvers: &[],
     };
     let a = apply(&config(), &inputs).unwrap();
     assert_eq!(a.notify, Some(NotifyMode::Record));
     let prof = a.policy_seccomp.as_ref().unwrap();
     assert_eq!(prof.default_action, "SCMP_ACT_NOTIFY");
-    assert!(prof.syscalls.iter().all(|r| r.names == ["sendmsg"]), "recording allows only the handover");
+    assert!(
+        prof.syscalls.iter().filter(|r| r.action == "SCMP_ACT_ALLOW").all(|r| r.names == ["sendmsg"]),
+        "recording allows only the handover"
+    );
+    assert!(
+        prof.syscalls.iter().any(|r| r.names == ["seccomp"] && r.action == "SCMP_ACT_ERRNO"),
+        "even a recording refuses a notify listener to the workload"
+    );
     assert!(a.notes.iter().any(|n| n.contains("NOT enforced")), "{:?}", a.notes);
 }
 

@@ -63,3 +63,102 @@ pub fn inherited_fd(fd: i32) -> std::io::Result<std::os::fd::OwnedFd> {
     // parent passed it by number for this single use, and the caller takes it once, at start-up.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Load an eBPF program of type `BPF_PROG_TYPE_CGROUP_SOCK_ADDR` for `attach_type`. `program`
+/// is `struct bpf_insn`s as bytes. On a verifier refusal, the error carries the verifier's log.
+pub fn bpf_load_sock_addr(program: &[u8], attach_type: u32, name: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+    // The part of `union bpf_attr` BPF_PROG_LOAD reads, up to `expected_attach_type`; the
+    // kernel takes a shorter attribute as zero-filled.
+    #[repr(C)]
+    struct LoadAttr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    if program.is_empty() || program.len() % 8 != 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a whole number of BPF instructions"));
+    }
+    // 8-byte aligned storage for the instructions.
+    let words: Vec<u64> =
+        program.chunks_exact(8).map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect();
+    let license = b"Apache-2.0\0";
+    let mut log = vec![0u8; 16 * 1024];
+    let mut prog_name = [0u8; 16];
+    for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    let attr = LoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+        insn_cnt: u32::try_from(words.len()).map_err(|_| std::io::Error::from_raw_os_error(libc::E2BIG))?,
+        insns: words.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: u32::try_from(log.len()).unwrap_or(0),
+        log_buf: log.as_mut_ptr() as u64,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: attach_type,
+    };
+    // SAFETY: `attr` is a valid BPF_PROG_LOAD attribute whose pointers (instructions, license,
+    // log buffer) point into buffers that outlive the call; the kernel writes at most
+    // `log_size` bytes into `log`.
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const LoadAttr, std::mem::size_of::<LoadAttr>())
+    };
+    if r < 0 {
+        let err = std::io::Error::last_os_error();
+        let text = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)]).replace('\n', " ");
+        return Err(std::io::Error::new(err.kind(), format!("{err}; verifier: {}", text.trim())));
+    }
+    let fd = i32::try_from(r).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel returned a new descriptor for the program; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Attach program `prog` to cgroup directory `cgroup` at `attach_type`, with
+/// `BPF_F_ALLOW_MULTI` (other programs attached there, or above, keep running: every one must
+/// allow). The attachment lives as long as the cgroup.
+pub fn bpf_attach(cgroup: &std::fs::File, prog: &std::os::fd::OwnedFd, attach_type: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    #[repr(C)]
+    struct AttachAttr {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    let fd = |f: i32| u32::try_from(f).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF));
+    let attr = AttachAttr {
+        target_fd: fd(cgroup.as_raw_fd())?,
+        attach_bpf_fd: fd(prog.as_raw_fd())?,
+        attach_type,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is a valid BPF_PROG_ATTACH attribute naming two open descriptors; the kernel
+    // only reads it.
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, &attr as *const AttachAttr, std::mem::size_of::<AttachAttr>())
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
