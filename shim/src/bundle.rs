@@ -31,7 +31,7 @@ use semble_init::config::{
     Bridge, Expect, InitConfig, CONFIG_PATH, INIT_PATH, MOUNT_DIR, NOTIFY_PATH, PROXY_DIR, VERSION,
 };
 use semble_policy::compile::landlock;
-use semble_policy::compile::oci::{MASKED_PATHS, NVIDIA_MAJOR, POLICY_ANNOTATION, READONLY_PATHS};
+use semble_policy::compile::oci::{MASKED_PATHS, POLICY_ANNOTATION, READONLY_PATHS};
 use semble_policy::model::{Enforcement, NetworkMode, SandboxPolicy, SelinuxLevel};
 use semble_policy::seccomp_profile::SeccompProfile;
 use semble_policy::Capability;
@@ -44,6 +44,10 @@ pub const BACKEND_ANNOTATION: &str = "semble.dev/backend";
 pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// CRI annotation naming the pod sandbox.
 pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+/// CRI annotation holding the pod's UID (containerd).
+pub const CRI_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
+/// CRI-O's annotation holding the pod's UID.
+pub const CRIO_POD_UID: &str = "io.kubernetes.pod.uid";
 /// CRI annotation naming the container within its pod (containerd).
 pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 /// CRI-O's annotation naming the container within its pod.
@@ -81,41 +85,6 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_keepalive_probes",
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
-];
-
-/// Host paths whose bind-mount into a sandbox is a way out.
-const DANGEROUS_SOURCES: &[&str] = &[
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/home",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var/lib",
-    "/var/lib/containerd",
-    "/var/lib/containers",
-    "/var/lib/docker",
-    "/var/lib/kubelet",
-    "/var/run",
-];
-
-/// Runtime sockets: whoever can connect to one can start a privileged container.
-const RUNTIME_SOCKETS: &[&str] = &[
-    "docker.sock",
-    "containerd.sock",
-    "podman.sock",
-    "crio.sock",
-    "kubelet.sock",
-    "dockershim.sock",
-    "buildkitd.sock",
 ];
 
 /// Which runtime will run the container.
@@ -169,6 +138,10 @@ pub struct Inputs<'a> {
     pub runsc: Option<&'a RunscInputs>,
     /// Record the container's syscalls instead of enforcing the policy's seccomp profile.
     pub record: bool,
+    /// The host's device nodes at the paths the configuration's devices name ([`host_devices`]).
+    pub devices: &'a HostDevices,
+    /// What each bind source resolves to on this host ([`crate::mounts::resolve_sources`]).
+    pub sources: &'a crate::mounts::Sources,
     /// The container's resolvers (its `resolv.conf`, as the engine wrote it): with `dns: true`,
     /// what the egress guard lets it reach on port 53.
     pub resolvers: &'a [std::net::IpAddr],
@@ -248,14 +221,20 @@ pub enum Refusal {
     /// A host namespace.
     #[error("the container asks to share the host's {0} namespace, which policy `{1}` forbids")]
     HostNamespace(String, String),
+    /// A device whose type and number are not what the policy allows.
+    #[error("device `{0}` is refused by policy `{1}`: {2}")]
+    DeviceNumber(String, String, String),
     /// A device not in the policy.
     #[error(
         "device `{0}` is not allowed by policy `{1}`; add it to `spec.devices.allow` or remove it from the container"
     )]
     Device(String, String),
-    /// A mount of a sensitive host path.
-    #[error("bind mount of host `{0}` into `{1}` is refused by policy `{2}`: it exposes the host; mount a narrower directory")]
-    Mount(String, String, String),
+    /// A bind mount of a host path the sandbox must not see.
+    #[error("bind mount of host `{0}` into `{1}` is refused by policy `{2}`: {3}")]
+    Mount(String, String, String, String),
+    /// A mount type, or a kernel filesystem where engines do not put it.
+    #[error("mount refused by policy `{0}`: {1}")]
+    MountType(String, String),
     /// gVisor cannot enforce the policy here.
     #[error("{0}")]
     Gvisor(String),
@@ -346,9 +325,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- privileged and host-level requests -------------------------------------------------
     check_privileged(&cfg, &name)?;
-    check_mounts(&cfg, &name)?;
+    check_mounts(&mut cfg, inputs, &annotations)?;
     check_sysctls(&cfg, &name)?;
-    let (allowed_devices, device_controls) = check_devices(&cfg, policy)?;
+    let (allowed_devices, device_controls) = check_devices(&cfg, policy, inputs.facts, inputs.devices)?;
 
     // --- namespaces and network -----------------------------------------------------------
     let net = apply_namespaces(&mut cfg, inputs, is_pod)?;
@@ -462,7 +441,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     });
 
     // --- cgroups ----------------------------------------------------------------------------
-    let res_detail = apply_resources(linux, policy, &allowed_devices)?;
+    let res_detail = apply_resources(linux, policy, &allowed_devices, &inputs.facts.nvidia_majors)?;
     controls.push(Control { control: "cgroup limits", by: "runtime", detail: res_detail });
     controls.extend(device_controls);
 
@@ -925,37 +904,59 @@ fn check_privileged(cfg: &Value, policy: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn mount_is_bind(m: &Value) -> bool {
-    m.get("type").and_then(Value::as_str) == Some("bind")
-        || m.get("options")
-            .and_then(Value::as_array)
-            .is_some_and(|o| o.iter().any(|x| matches!(x.as_str(), Some("bind") | Some("rbind"))))
-}
-
 fn normalise(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    format!("/{}", parts.join("/"))
+    crate::mounts::normalise(p)
 }
 
-fn check_mounts(cfg: &Value, policy: &str) -> Result<(), Refusal> {
-    let Some(mounts) = cfg.get("mounts").and_then(Value::as_array) else {
+/// Judge every mount: types, reserved destinations, and each bind source by the object it
+/// resolves to ([`crate::mounts`]); bind sources are rewritten to their real paths and the
+/// kernel's view of the host (`sysfs`, `cgroup`) is made read-only.
+fn check_mounts(cfg: &mut Value, inputs: &Inputs<'_>, annotations: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    use crate::mounts::{is_bind, is_read_only, judge_source, judge_type, Owner, Source};
+    let policy = inputs.policy.name.clone();
+    let owner = Owner {
+        id: inputs.id,
+        sandbox: annotations.get(CRI_SANDBOX_ID).map(String::as_str),
+        pod_uid: annotations.get(CRI_SANDBOX_UID).or_else(|| annotations.get(CRIO_POD_UID)).map(String::as_str),
+        gpu: inputs.policy.devices.gpu.is_some(),
+    };
+    let Some(mounts) = cfg.get_mut("mounts").and_then(Value::as_array_mut) else {
         return Ok(());
     };
-    for m in mounts {
-        let dest = m.get("destination").and_then(Value::as_str).unwrap_or("");
-        let d = normalise(dest);
+    let mut seen_proc = false;
+    for m in mounts.iter_mut() {
+        let dest = m.get("destination").and_then(Value::as_str).unwrap_or("").to_string();
+        let d = normalise(&dest);
         if d == MOUNT_DIR || d.starts_with(&format!("{MOUNT_DIR}/")) {
-            return Err(Refusal::Reserved(dest.into()));
+            return Err(Refusal::Reserved(dest));
         }
-        if !mount_is_bind(m) {
+        judge_type(m, &mut seen_proc).map_err(|why| Refusal::MountType(policy.clone(), why))?;
+        let kind = m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        if matches!(kind.as_str(), "sysfs" | "cgroup" | "cgroup2") && !is_read_only(m) {
+            if let Some(o) = m.as_object_mut() {
+                let opts = o.entry("options").or_insert_with(|| json!([]));
+                if let Some(list) = opts.as_array_mut() {
+                    list.retain(|x| x.as_str() != Some("rw"));
+                    list.push(json!("ro"));
+                }
+            }
+        }
+        if !is_bind(m) {
             continue;
         }
-        let src = m.get("source").and_then(Value::as_str).unwrap_or("");
-        let s = normalise(src);
-        let file = s.rsplit('/').next().unwrap_or("");
-        if DANGEROUS_SOURCES.contains(&s.as_str()) || RUNTIME_SOCKETS.contains(&file) {
-            return Err(Refusal::Mount(src.into(), dest.into(), policy.into()));
-        }
+        let src = m.get("source").and_then(Value::as_str).unwrap_or("").to_string();
+        let refuse = |why: String| Refusal::Mount(src.clone(), dest.clone(), policy.clone(), why);
+        let real = match inputs.sources.get(&src) {
+            Some(Source::Resolved { real, unsafe_ancestor: None }) => real.clone(),
+            Some(Source::Resolved { unsafe_ancestor: Some(why), .. }) => {
+                return Err(refuse(format!("another user could swap a directory on its way before the runtime mounts it ({why}); mount a path whose directories only root can change")))
+            }
+            Some(Source::Refused(why)) => return Err(refuse(why.clone())),
+            None => return Err(refuse("it was not examined on this host".into())),
+        };
+        judge_source(&real, is_read_only(m), &owner)
+            .map_err(|why| refuse(format!("{why}; mount a narrower directory")))?;
+        m["source"] = json!(real.to_string_lossy());
     }
     Ok(())
 }
@@ -974,20 +975,96 @@ fn check_sysctls(cfg: &Value, policy: &str) -> Result<(), Refusal> {
 /// `(type, major, minor)` of devices the container may use.
 type DeviceId = (String, i64, Option<i64>);
 
-fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
+/// The host's device nodes at the paths a configuration's `linux.devices` names: the type
+/// (`c`, `b`) and numbers of each, `None` where the host has no device node there.
+pub type HostDevices = BTreeMap<String, Option<(String, i64, i64)>>;
+
+/// Look at the host's `/dev` for each device a configuration asks for (I/O; the merge is pure).
+pub fn host_devices(cfg: &Value) -> HostDevices {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = HostDevices::new();
+    for d in cfg.pointer("/linux/devices").and_then(Value::as_array).into_iter().flatten() {
+        let Some(path) = d.get("path").and_then(Value::as_str) else { continue };
+        let node = std::fs::symlink_metadata(path).ok().and_then(|m| {
+            let t = m.file_type();
+            let kind = if t.is_char_device() {
+                "c"
+            } else if t.is_block_device() {
+                "b"
+            } else {
+                return None;
+            };
+            let rdev = m.rdev();
+            Some((
+                kind.to_string(),
+                i64::from(nix::sys::stat::major(rdev) as u32),
+                i64::from(nix::sys::stat::minor(rdev) as u32),
+            ))
+        });
+        out.insert(path.to_string(), node);
+    }
+    out
+}
+
+/// Whether `path` is one of the NVIDIA driver's device node names.
+pub fn is_nvidia_name(path: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = path.strip_prefix("/dev/nvidia") else { return false };
+    digits(rest)
+        || matches!(rest, "ctl" | "-uvm" | "-uvm-tools" | "-modeset" | "-nvswitchctl")
+        || rest.strip_prefix("-caps/nvidia-cap").is_some_and(digits)
+        || rest.strip_prefix("-nvswitch").is_some_and(digits)
+}
+
+fn check_devices(
+    cfg: &Value,
+    policy: &SandboxPolicy,
+    facts: &HostFacts,
+    host: &HostDevices,
+) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
     let mut allowed = Vec::new();
     let mut names = Vec::new();
+    let refuse = |path: &str, why: String| Refusal::DeviceNumber(path.into(), policy.name.clone(), why);
     if let Some(devs) = cfg.pointer("/linux/devices").and_then(Value::as_array) {
         for d in devs {
             let path = d.get("path").and_then(Value::as_str).unwrap_or("");
-            let gpu = policy.devices.gpu.is_some() && path.starts_with("/dev/nvidia");
-            if !gpu && !policy.devices.allow.iter().any(|a| a.path == path) {
+            let kind = d.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+            let major = d.get("major").and_then(Value::as_i64);
+            let minor = d.get("minor").and_then(Value::as_i64);
+            let (Some(major), Some(minor)) = (major, minor) else {
+                return Err(refuse(path, "it has no device number; give its type, major and minor".into()));
+            };
+            if policy.devices.gpu.is_some() && is_nvidia_name(path) {
+                if kind != "c" || !facts.nvidia_majors.contains(&major) {
+                    let majors: Vec<String> = facts.nvidia_majors.iter().map(ToString::to_string).collect();
+                    return Err(refuse(
+                        path,
+                        format!(
+                            "`{kind} {major}:{minor}` is not an NVIDIA device (a character device with major {})",
+                            majors.join(" or ")
+                        ),
+                    ));
+                }
+            } else if policy.devices.allow.iter().any(|a| a.path == path) {
+                match host.get(path).cloned().flatten() {
+                    Some((hk, hmaj, hmin)) if hk == kind && hmaj == major && hmin == minor => {}
+                    Some((hk, hmaj, hmin)) => return Err(refuse(
+                        path,
+                        format!(
+                            "the request says `{kind} {major}:{minor}` and the host's `{path}` is `{hk} {hmaj}:{hmin}`"
+                        ),
+                    )),
+                    None => {
+                        return Err(refuse(
+                            path,
+                            format!("the host has no device node `{path}` to check its number against"),
+                        ))
+                    }
+                }
+            } else {
                 return Err(Refusal::Device(path.into(), policy.name.clone()));
             }
-            let kind = d.get("type").and_then(Value::as_str).unwrap_or("c").to_string();
-            if let Some(major) = d.get("major").and_then(Value::as_i64) {
-                allowed.push((kind, major, d.get("minor").and_then(Value::as_i64)));
-            }
+            allowed.push((kind, major, Some(minor)));
             names.push(path.to_string());
         }
     }
@@ -998,7 +1075,8 @@ fn check_devices(cfg: &Value, policy: &SandboxPolicy) -> Result<(Vec<DeviceId>, 
             if !detail.is_empty() {
                 detail.push_str("; ");
             }
-            detail.push_str("NVIDIA (char major 195)");
+            let majors: Vec<String> = facts.nvidia_majors.iter().map(ToString::to_string).collect();
+            detail.push_str(&format!("NVIDIA (char majors {})", majors.join(", ")));
         }
         controls.push(Control { control: "devices", by: "runtime (device cgroup)", detail });
     }
@@ -1016,6 +1094,7 @@ fn apply_resources(
     linux: &mut Map<String, Value>,
     policy: &SandboxPolicy,
     allowed: &[DeviceId],
+    nvidia_majors: &std::collections::BTreeSet<i64>,
 ) -> Result<String, Refusal> {
     let res = linux.entry("resources").or_insert_with(|| json!({}));
     if res.is_null() {
@@ -1069,15 +1148,22 @@ fn apply_resources(
         let kind = d.get("type").and_then(Value::as_str).unwrap_or("a");
         let major = d.get("major").and_then(Value::as_i64);
         let minor = d.get("minor").and_then(Value::as_i64);
-        let ok = major.is_some_and(|maj| {
-            allowed.iter().any(|(k, am, an)| k == kind && *am == maj && (an.is_none() || *an == minor))
-        }) || (policy.devices.gpu.is_some() && major == Some(NVIDIA_MAJOR));
+        // Exactly a device the container was given; or, for a GPU policy, an NVIDIA major.
+        let ok =
+            major.is_some_and(|maj| {
+                allowed.iter().any(|(k, am, an)| k == kind && *am == maj && minor.is_some() && *an == minor)
+            }) || (policy.devices.gpu.is_some() && kind == "c" && major.is_some_and(|m| nvidia_majors.contains(&m)));
         if ok {
             devices.push(d);
         }
     }
     if policy.devices.gpu.is_some() {
-        devices.push(json!({"allow": true, "type": "c", "major": NVIDIA_MAJOR, "access": "rwm"}));
+        for m in nvidia_majors {
+            let rule = json!({"allow": true, "type": "c", "major": m, "access": "rwm"});
+            if !devices.contains(&rule) {
+                devices.push(rule);
+            }
+        }
     }
     for (kind, major, minor) in allowed {
         let rule = match minor {

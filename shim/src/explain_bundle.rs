@@ -75,6 +75,8 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
         .flatten()
         .map(|b| crate::ops::runsc_inputs(settings, &b, dir, &original, policy));
     let resolvers = settings.resolvers_for(policy);
+    let sources = crate::mounts::resolve_sources(&original, dir);
+    let devices = crate::bundle::host_devices(&original);
     let mounts = Mounts {
         box_dir: paths.box_dir(),
         init_binary: settings.init_binary().unwrap_or_else(|| "/usr/local/lib/semble/semble-init".into()),
@@ -91,6 +93,8 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             runsc: runsc.as_ref(),
             record: settings.record.is_some(),
             resolvers: &resolvers,
+            sources: &sources,
+            devices: &devices,
         },
     );
     let fields = [

@@ -18,6 +18,9 @@ pub struct HostFacts {
     pub host_namespaces: BTreeMap<String, (u64, u64)>,
     /// The shim's hard resource limits (a container cannot be given more).
     pub hard_limits: BTreeMap<Rlimit, u64>,
+    /// The NVIDIA driver's character device majors: 195, and those `/proc/devices` lists for
+    /// the driver's other nodes (`nvidia-uvm`, `nvidia-caps`…).
+    pub nvidia_majors: std::collections::BTreeSet<i64>,
     /// Why the egress guard cannot be attached here (`None`: it can): it needs root (loading
     /// and attaching cgroup BPF) and a cgroup v2 hierarchy.
     pub no_egress_guard: Option<String>,
@@ -61,12 +64,29 @@ pub fn probe() -> HostFacts {
         crate::egress::unified_mount().err().map(|e| format!("{e} (the guard attaches to the container's cgroup v2)"))
     };
     HostFacts {
+        nvidia_majors: nvidia_majors(&std::fs::read_to_string("/proc/devices").unwrap_or_default()),
         landlock_abi: crate::sys::landlock_abi(),
         selinux_enabled: Path::new("/sys/fs/selinux/enforce").exists(),
         host_namespaces,
         hard_limits,
         no_egress_guard,
     }
+}
+
+/// The NVIDIA majors: 195 (the driver's fixed one) and the character devices of
+/// `/proc/devices` whose name starts with `nvidia`.
+pub fn nvidia_majors(proc_devices: &str) -> std::collections::BTreeSet<i64> {
+    let mut out: std::collections::BTreeSet<i64> = [semble_policy::compile::oci::NVIDIA_MAJOR].into_iter().collect();
+    let chars = proc_devices.split("Block devices:").next().unwrap_or("");
+    for line in chars.lines() {
+        let mut w = line.split_whitespace();
+        if let (Some(n), Some(name)) = (w.next().and_then(|n| n.parse::<i64>().ok()), w.next()) {
+            if name.starts_with("nvidia") {
+                out.insert(n);
+            }
+        }
+    }
+    out
 }
 
 fn nix_resource(r: Rlimit) -> Option<nix::sys::resource::Resource> {

@@ -36,6 +36,7 @@ pub mod egress;
 pub mod explain_bundle;
 pub mod host;
 pub mod log;
+pub mod mounts;
 pub mod ops;
 pub mod resolve;
 pub mod settings;

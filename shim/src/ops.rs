@@ -371,6 +371,8 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
     let runsc_inputs =
         (backend.kind == BackendKind::Runsc).then(|| runsc_inputs(settings, &backend, &bundle, &config, policy));
     let resolvers = settings.resolvers_for(policy);
+    let sources = crate::mounts::resolve_sources(&config, &bundle);
+    let devices = bundle::host_devices(&config);
     let mounts = Mounts {
         box_dir: paths.box_dir(),
         init_binary: init_binary.clone(),
@@ -387,6 +389,8 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             runsc: runsc_inputs.as_ref(),
             record: record_to.is_some(),
             resolvers: &resolvers,
+            sources: &sources,
+            devices: &devices,
         },
     )?;
     let mut backend = backend;

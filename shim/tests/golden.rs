@@ -64,6 +64,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         host_namespaces: BTreeMap::new(),
         hard_limits: [(semble_policy::model::Rlimit::Nofile, 1_048_576u64)].into_iter().collect(),
         no_egress_guard: None,
+        nvidia_majors: [195].into_iter().collect(),
     };
     let mounts = Mounts {
         box_dir: "/run/semble-shim/semble/c1/box".into(),
@@ -126,6 +127,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         let m =
             Mounts { proxy_dir: mounts.proxy_dir.to_string_lossy().replace("POLICY", name).into(), ..mounts.clone() };
         for backend in [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded] {
+            let sources = semble_shim::mounts::sources_as_written(&config);
             let inputs = Inputs {
                 id: "c1",
                 policy: &policy,
@@ -135,6 +137,8 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 runsc: (backend == BackendKind::Runsc).then_some(&runsc),
                 record: false,
                 resolvers: &[],
+                sources: &sources,
+                devices: &semble_shim::bundle::HostDevices::new(),
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

@@ -65,7 +65,23 @@ fn facts() -> HostFacts {
         host_namespaces: BTreeMap::new(),
         hard_limits: BTreeMap::new(),
         no_egress_guard: None,
+        nvidia_majors: [195, 237].into_iter().collect(),
     }
+}
+
+/// The host has exactly the devices the request names (a test host has none of them).
+fn devices_as_requested(cfg: &Value) -> HostDevices {
+    cfg.pointer("/linux/devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d.get("path")?.as_str()?.to_string(),
+                Some((d.get("type")?.as_str()?.to_string(), d.get("major")?.as_i64()?, d.get("minor")?.as_i64()?)),
+            ))
+        })
+        .collect()
 }
 
 fn mounts() -> Mounts {
@@ -77,6 +93,7 @@ fn mounts() -> Mounts {
 }
 
 fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal> {
+    let sources = crate::mounts::sources_as_written(cfg);
     apply(
         cfg,
         &Inputs {
@@ -88,6 +105,8 @@ fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal
             runsc: None,
             record: false,
             resolvers: &[],
+            sources: &sources,
+            devices: &devices_as_requested(cfg),
         },
     )
 }
@@ -206,6 +225,8 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         runsc: None,
         record: true,
         resolvers: &[],
+        sources: &crate::mounts::Sources::new(),
+        devices: &HostDevices::new(),
     };
     let a = apply(&config(), &inputs).unwrap();
     assert_eq!(a.notify, Some(NotifyMode::Record));
@@ -453,4 +474,60 @@ fn under_gvisor_the_engines_writable_mounts_lose_exec_unless_the_policy_runs_cod
     open.filesystem.as_mut().unwrap().execute.push("/tmp/bin".into());
     let mut again = vec![json!({"destination": "/tmp", "type": "bind", "source": "/x", "options": ["rbind"]})];
     assert!(noexec_writable_mounts(&mut again, &open).unwrap().is_empty());
+}
+
+#[test]
+fn devices_are_judged_by_type_and_number_not_by_name() {
+    let gpu = policy("  devices: {gpu: nvidia}\n  network: {mode: none}\n");
+    // The host's disk under an NVIDIA name: block 254:0.
+    for (kind, major) in [("b", 254), ("c", 254), ("b", 195)] {
+        let mut c = config();
+        c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": kind, "major": major, "minor": 0}]);
+        let e = run(&c, &gpu, &facts()).unwrap_err().to_string();
+        assert!(e.contains("/dev/nvidia0") && e.contains("not an NVIDIA device"), "{e}");
+    }
+    // A made-up name under /dev/nvidia is no NVIDIA device node.
+    let mut c = config();
+    c["linux"]["devices"] = json!([{"path": "/dev/nvidia-disk", "type": "c", "major": 195, "minor": 0}]);
+    assert!(matches!(run(&c, &gpu, &facts()), Err(Refusal::Device(..))));
+    // The real ones: 195 and the uvm major the host lists.
+    let mut c = config();
+    c["linux"]["devices"] = json!([
+        {"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0},
+        {"path": "/dev/nvidiactl", "type": "c", "major": 195, "minor": 255},
+        {"path": "/dev/nvidia-uvm", "type": "c", "major": 237, "minor": 0}
+    ]);
+    c["linux"]["resources"]["devices"] = json!([
+        {"allow": true, "type": "b", "major": 254, "minor": 0, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 237, "minor": 0, "access": "rwm"}
+    ]);
+    let a = run(&c, &gpu, &facts()).unwrap();
+    let rules = a.config["linux"]["resources"]["devices"].as_array().unwrap();
+    assert!(!rules.iter().any(|r| r["type"] == "b"), "the disk's cgroup rule must go: {rules:?}");
+    assert!(rules.contains(&json!({"allow": true, "type": "c", "major": 237, "access": "rwm"})), "{rules:?}");
+
+    // An allow-listed path must carry the host's numbers for that path.
+    let fuse = policy("  devices: {allow: [{path: /dev/fuse}]}\n  network: {mode: none}\n");
+    let mut c = config();
+    c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "b", "major": 254, "minor": 0}]);
+    let sources = crate::mounts::sources_as_written(&c);
+    let host: HostDevices = [("/dev/fuse".to_string(), Some(("c".to_string(), 10, 229)))].into_iter().collect();
+    let f = facts();
+    let m = mounts();
+    let inputs = Inputs {
+        id: "c1",
+        policy: &fuse,
+        facts: &f,
+        backend: BackendKind::Runc,
+        mounts: &m,
+        runsc: None,
+        record: false,
+        resolvers: &[],
+        sources: &sources,
+        devices: &host,
+    };
+    let e = apply(&c, &inputs).unwrap_err().to_string();
+    assert!(e.contains("the host's `/dev/fuse` is `c 10:229`"), "{e}");
+    c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+    assert!(apply(&c, &inputs).is_ok());
 }

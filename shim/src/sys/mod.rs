@@ -162,3 +162,20 @@ pub fn bpf_attach(cgroup: &std::fs::File, prog: &std::os::fd::OwnedFd, attach_ty
     }
     Ok(())
 }
+
+/// The real path of the object `path` names, following ordinary symbolic links but refusing
+/// magic links (`/proc/PID/root`, `/proc/PID/fd/N`, which lead into other processes' views:
+/// `ELOOP`). The kernel's own name for the opened object, so nothing can differ from what a
+/// later open of that path finds, short of someone renaming directories on the way.
+pub fn real_path_no_magic_links(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::FromRawFd;
+    let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let raw = openat2(libc::AT_FDCWD, path, how)?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns; it is closed when `fd`
+    // is dropped at the end of this function.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    let real = std::fs::read_link(format!("/proc/self/fd/{raw}"))?;
+    drop(fd);
+    Ok(real)
+}
