@@ -1,0 +1,391 @@
+//! The ways around the sandbox an adversarial review found, each mounted as an attacker would:
+//! a real container, with the probe (`semble-probe`'s attack modes) as the hostile code, or a
+//! hostile `config.json` as the container author would write it. Every scenario also checks
+//! that the legitimate path still works. Run against each backend by `tests/tests/attacks_*.rs`.
+//!
+//! Network: the "other host" is a second network namespace the test creates, joined to the
+//! sandbox's by a veth pair; nothing is routed beyond the pair.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::scenarios::*;
+use crate::*;
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn probe_blocks(text: &str) -> Vec<Probe> {
+    text.split_inclusive("PROBE DONE").filter(|b| b.contains("PROBE DONE")).map(Probe::parse).collect()
+}
+
+fn workspace_annotation(b: &Path) {
+    edit_config(b, |c| c["annotations"] = json!({"semble.dev/policy": "workspace"}));
+}
+
+/// A container made with `create` (stdio to a file) and started.
+struct Started {
+    root: PathBuf,
+    id: String,
+    out: PathBuf,
+    backend: &'static str,
+    extra: Vec<String>,
+}
+
+impl Started {
+    fn shim(&self) -> Command {
+        let mut c = shim_for(&self.root, self.backend);
+        c.args(&self.extra);
+        c
+    }
+
+    fn new(t: &Path, backend: &'static str, b: &Path, extra: &[String], start: bool) -> Started {
+        let s = Started {
+            root: t.join("state"),
+            id: unique("atk"),
+            out: t.join("container.out"),
+            backend,
+            extra: extra.to_vec(),
+        };
+        let stdio = std::fs::File::create(&s.out).unwrap();
+        let status = s
+            .shim()
+            .args(["create", "--bundle"])
+            .arg(b)
+            .arg(&s.id)
+            .stdout(stdio.try_clone().unwrap())
+            .stderr(stdio)
+            .status()
+            .unwrap();
+        assert!(status.success(), "create failed:\n{}", s.output());
+        if start {
+            run(s.shim().args(["start", &s.id]), true);
+        }
+        s
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join("semble").join(&self.id)
+    }
+
+    fn supervisor(&self) -> i32 {
+        std::fs::read_to_string(self.dir().join("supervisor.pid")).unwrap().trim().parse().unwrap()
+    }
+
+    fn delete(&self) -> std::process::Output {
+        let _ = run(self.shim().args(["kill", &self.id, "KILL"]), false);
+        let t0 = Instant::now();
+        loop {
+            let out = run(self.shim().args(["delete", &self.id]), false);
+            if out.status.success() || t0.elapsed() > Duration::from_secs(10) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The seccomp listener hijack: the supervisor is killed, then the workload installs a filter
+/// with a notify listener of its own, answers "continue" to its own `unshare(CLONE_NEWUSER)`,
+/// which the policy refuses. The listener must be refused (every filter semble loads refuses
+/// the flag) and the unshare must stay refused — in the container's first process and in an
+/// `exec` made after the supervisor died. The death is reported by `denials` and `delete`.
+pub fn listener_hijack(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    // The workload waits at a FIFO (host side: the test) until the supervisor is dead. gVisor
+    // has no supervisor (no seccomp user notification): there, the attack runs at once.
+    let supervised = backend != "runsc";
+    let script = if supervised { "cat /etc/gate >/dev/null; /bin/probe hijack; sleep 600" } else { "/bin/probe hijack; sleep 600" };
+    let b = bundle(&t.path().join("bundle"), &["sh", "-c", script]);
+    workspace_annotation(&b);
+    let gate = b.join("rootfs/etc/gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let c = Started::new(t.path(), backend, &b, &["--proxy-dir".into(), t.path().join("proxy").display().to_string()], true);
+    if supervised {
+        // The legitimate path first: a refusal is explained while the supervisor lives.
+        let out = run(c.shim().args(["exec", &c.id, "/bin/probe"]), true);
+        assert_eq!(Probe::parse(&String::from_utf8_lossy(&out.stdout)).get("unshare_user"), "EPERM");
+        wait_for("an explained denial", Duration::from_secs(5), || {
+            std::fs::read_to_string(c.dir().join("denials.jsonl")).unwrap_or_default().contains("\"unshare\"")
+        });
+        let pid = nix::unistd::Pid::from_raw(c.supervisor());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        wait_for("the supervisor's death", Duration::from_secs(5), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        });
+    }
+    if supervised {
+        std::fs::write(&gate, b"go\n").unwrap();
+    }
+    wait_for("the hijack attempt", Duration::from_secs(20), || c.output().contains("PROBE DONE"));
+    let p = probe_blocks(&c.output()).remove(0);
+    assert_ne!(p.get("new_listener"), "ok", "the workload created a seccomp listener: {p:?}");
+    assert_ne!(p.get("hijack_unshare"), "ok", "unshare(CLONE_NEWUSER) went through: {p:?}");
+    // The same from an exec made after the supervisor is gone.
+    let out = run(c.shim().args(["exec", &c.id, "/bin/probe", "hijack"]), false);
+    let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_ne!(p.get("new_listener"), "ok", "{p:?}");
+    assert_ne!(p.get("hijack_unshare"), "ok", "{p:?}");
+    if supervised {
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("supervisor"),
+            "the exec must say its refusals are unexplained: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d = run(c.shim().args(["denials", &c.id]), true);
+        let note = String::from_utf8_lossy(&d.stderr);
+        assert!(note.contains("is not running") && note.contains("ENOSYS"), "denials must report it: {note}");
+        let del = c.delete();
+        assert!(String::from_utf8_lossy(&del.stderr).contains("not running"), "{}", String::from_utf8_lossy(&del.stderr));
+    } else {
+        c.delete();
+    }
+}
+
+/// On a fresh machine containerd creates `/run/containerd` mode 0600: the supervisor, which
+/// drops its capabilities, must still serve the container under it (it opens what it needs
+/// first), and explain the refusals.
+pub fn supervisor_behind_an_untraversable_root(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let locked = t.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let b = bundle(&t.path().join("bundle"), &["sh", "-c", "/bin/probe; sleep 600"]);
+    workspace_annotation(&b);
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let c = Started::new(&locked, backend, &b, &["--proxy-dir".into(), t.path().join("proxy").display().to_string()], true);
+    wait_for("the probe", Duration::from_secs(20), || c.output().contains("PROBE DONE"));
+    let p = probe_blocks(&c.output()).remove(0);
+    assert_eq!(p.get("unshare_user"), "EPERM", "the policy's errno, from a live supervisor: {p:?}\n{}", c.output());
+    wait_for("the explanation", Duration::from_secs(5), || {
+        std::fs::read_to_string(c.dir().join("denials.jsonl")).unwrap_or_default().contains("\"unshare\"")
+    });
+    c.delete();
+}
+
+/// Egress from a network namespace the engine kept (the policy has ingress): TCP to the proxy's
+/// port on another host, TCP 443, UDP 53 to a host that is not a resolver, in both families and
+/// through an IPv4-mapped address — none may reach the other host. The resolver on 53, the
+/// proxy bridge and ingress keep working.
+pub fn egress_from_a_kept_namespace(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let sandbox = TestNetns::new(&[]);
+    let other = TestNetns::new(&[]);
+    sandbox.link(&other, &["10.77.0.1/24", "fd00:77::1/64"], &["10.77.0.2/24", "10.77.0.3/24", "fd00:77::2/64"]);
+    let tcp = ["10.77.0.2:8080", "10.77.0.2:443", "[fd00:77::2]:8080"].map(|a| (a, other.recorder(a.parse().unwrap())));
+    let udp_other = other.udp_recorder("10.77.0.2:53".parse().unwrap());
+    let udp_v6 = other.udp_recorder("[fd00:77::2]:53".parse().unwrap());
+    let resolver = other.udp_recorder("10.77.0.3:53".parse().unwrap());
+    let attempts = [
+        "tcp:10.77.0.2:8080",
+        "tcp:10.77.0.2:443",
+        "udp:10.77.0.2:53",
+        "udpc:10.77.0.2:53",
+        "tcp:[fd00:77::2]:8080",
+        "udp:[fd00:77::2]:53",
+        "tcp:[::ffff:10.77.0.2]:8080",
+        "udp:[::ffff:10.77.0.2]:53",
+        "udp:10.77.0.3:53",
+    ];
+    let script = format!("/bin/probe; /bin/probe egress {}; /bin/probe serve 8081; sleep 600", attempts.join(" "));
+    let b = bundle(&t.path().join("bundle"), &["sh", "-c", &script]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(sandbox.path());
+            }
+        }
+    });
+    let proxy_dir = t.path().join("proxy");
+    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
+    let c = Started::new(
+        t.path(),
+        backend,
+        &b,
+        &["--proxy-dir".into(), proxy_dir.display().to_string(), "--resolver".into(), "10.77.0.3".into()],
+        true,
+    );
+    wait_for("the egress attempts", Duration::from_secs(30), || c.output().matches("PROBE DONE").count() >= 2);
+    wait_for("the ingress listener", Duration::from_secs(10), || c.output().contains("CHECK serve listening"));
+    // Ingress from the other host still reaches the workload.
+    let answer = other.read_from("10.77.0.1:8081".parse().unwrap());
+    assert_eq!(answer.as_deref().map(str::trim).ok(), Some("ingress-ok"), "ingress must keep working: {answer:?}");
+    let blocks = probe_blocks(&c.output());
+    blocks[0].assert_workspace_for(backend);
+    assert_eq!(blocks[0].get("proxy"), PROXIED, "the proxy bridge must keep working");
+    let e = &blocks[1];
+    for a in &attempts[..attempts.len() - 1] {
+        let r = e.get(&format!("egress_{a}"));
+        assert!(matches!(r, "EPERM" | "EACCES"), "{a} was not refused at once: {r}\n{e:?}");
+    }
+    // The guard itself, not only Landlock (which matches TCP ports only): the proxy's port.
+    assert_eq!(e.get("egress_tcp:10.77.0.2:8080"), "EPERM", "{e:?}");
+    assert_eq!(e.get("egress_udp:10.77.0.3:53"), "ok", "the resolver on 53 stays reachable: {e:?}");
+    wait_for("the resolver's datagram", Duration::from_secs(5), || resolver.load(Ordering::SeqCst) >= 1);
+    for (a, hits) in &tcp {
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "{a} on the other host was reached");
+    }
+    assert_eq!(udp_other.load(Ordering::SeqCst), 0, "UDP 53 reached a host that is no resolver");
+    assert_eq!(udp_v6.load(Ordering::SeqCst), 0, "UDP 53 over IPv6 reached the other host");
+    // The recorders record: the other host can reach itself.
+    other.connect("10.77.0.2:8080".parse().unwrap()).unwrap();
+    wait_for("the recorder", Duration::from_secs(2), || tcp[0].1.load(Ordering::SeqCst) == 1);
+    c.delete();
+}
+
+/// `runAsNonRoot` holds for the process's life: a policy granting SETUID and SETGID (the engine
+/// default a CRI pod gets) still cannot make the workload uid or gid 0, high bits or not.
+pub fn identity_pinned(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let policies = t.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let src = std::fs::read_to_string(policy_dir_for(if backend == "runsc" { "gvisor" } else { backend }).join("workspace.yaml")).unwrap();
+    let ids = src
+        .replace("name: workspace", "name: ids")
+        .replace("add: [CHOWN, DAC_OVERRIDE]", "add: [CHOWN, DAC_OVERRIDE, SETUID, SETGID]");
+    assert!(ids.contains("SETUID"), "the workspace example changed: {ids}");
+    std::fs::write(policies.join("ids.yaml"), ids).unwrap();
+    let b = bundle(&t.path().join("bundle"), &["/bin/probe", "identity"]);
+    edit_config(&b, |c| c["annotations"] = json!({"semble.dev/policy": "ids"}));
+    let mut cmd = Command::new(bin("semble-shim"));
+    cmd.arg("--root").arg(t.path().join("state")).arg("--policy-dir").arg(&policies).stdin(Stdio::null());
+    if backend == "runsc" {
+        cmd.arg("--runsc").arg(runsc());
+    }
+    let out = run(cmd.arg("--proxy-dir").arg(t.path().join("proxy")).args(["run", "-b"]).arg(&b).arg(unique("ids")), true);
+    let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    for k in ["setuid_0", "setuid_0_high_bits", "setresuid_0", "setreuid_keep_0", "setgid_0", "setresgid_0", "setgroups_0"] {
+        assert!(matches!(p.get(k), "EPERM" | "ENOSYS"), "{k}: {p:?}");
+    }
+    for k in ["uid_after", "euid_after", "gid_after"] {
+        assert_eq!(p.get(k), "1000", "{k}: {p:?}");
+    }
+    assert_eq!(p.get("setuid_self"), "ok", "{p:?}");
+    assert_eq!(p.get("setresgid_self"), "ok", "{p:?}");
+}
+
+/// Device nodes need CAP_MKNOD, under gVisor too (its own check ignores the capability): a
+/// character device in /tmp is refused, a FIFO is not.
+pub fn device_nodes(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("bundle"), &["/bin/probe", "mknod"]);
+    workspace_annotation(&b);
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(t.path().join("proxy"))
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("mknod")),
+        true,
+    );
+    let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(p.get("mknod_char"), "EPERM", "{p:?}");
+    assert_eq!(p.get("mknod_fifo"), "ok", "{p:?}");
+}
+
+/// Host bind mounts judged by what they resolve to: each spelling of a way out is refused with
+/// one line naming the mount, and nothing is left behind; a plain volume still works.
+pub fn host_mounts(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let link = t.path().join("to-etc");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    let theirs = t.path().join("theirs");
+    std::fs::create_dir_all(theirs.join("vol")).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+    let bind = |src: &str, dst: &str| json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro"]});
+    let attacks = vec![
+        ("/tmp/.. (the host's root)", bind("/tmp/..", "/host")),
+        ("a relative way up from the bundle", bind("../../../../../../../../etc", "/hostetc")),
+        ("another process's root", bind("/proc/1/root", "/p1")),
+        ("a symbolic link to /etc", bind(&link.display().to_string(), "/l")),
+        ("the engines' socket directory", bind("/run", "/r")),
+        ("/var/run's spelling of it", bind("/var/run", "/vr")),
+        ("a directory another user can swap", bind(&theirs.join("vol").display().to_string(), "/v")),
+        ("an extra proc", json!({"destination": "/hostproc", "type": "proc", "source": "proc"})),
+        ("a sysfs elsewhere", json!({"destination": "/s2", "type": "sysfs", "source": "sysfs"})),
+        ("an overlay", json!({"destination": "/o", "type": "overlay", "source": "overlay", "options": ["lowerdir=/etc"]})),
+    ];
+    let root = t.path().join("state");
+    for (what, m) in attacks {
+        let b = bundle(&t.path().join(format!("b-{}", unique("m"))), &["/bin/cat", "/host/etc/shadow"]);
+        edit_config(&b, |c| {
+            c["annotations"] = json!({"semble.dev/policy": "workspace"});
+            c["mounts"].as_array_mut().unwrap().push(m.clone());
+        });
+        let original = std::fs::read(b.join("config.json")).unwrap();
+        let id = unique("mnt");
+        let out = run(
+            shim_for(&root, backend).arg("--proxy-dir").arg(t.path().join("proxy")).args(["create", "-b"]).arg(&b).arg(&id),
+            false,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: the container was created");
+        assert!(err.contains("refused by policy `workspace`"), "{what}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+        assert_gone(&root, backend, &id, &b, &original);
+    }
+    // A volume of the test's own (root's directories all the way) is mounted as judged.
+    let vol = t.path().join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data"), "volume-ok\n").unwrap();
+    let b = bundle(&t.path().join("ok"), &["/bin/cat", "/workspace/data"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        c["mounts"].as_array_mut().unwrap().push(bind(&vol.display().to_string(), "/workspace"));
+    });
+    let out = run(
+        shim_for(&root, backend).arg("--proxy-dir").arg(t.path().join("proxy")).args(["run", "-b"]).arg(&b).arg(unique("vol")),
+        true,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "volume-ok");
+}
+
+/// GPU devices are NVIDIA character devices by number: the host's disk renamed `/dev/nvidia0`
+/// is refused; a real NVIDIA number gets its node and its device-cgroup rule (opening it reaches
+/// the driver, absent here: ENXIO, not the cgroup's EPERM).
+pub fn gpu_devices_by_number(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let disk = |c: &mut serde_json::Value| {
+        c["annotations"] = json!({"semble.dev/policy": "llm-server"});
+        c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": "b", "major": 254, "minor": 0, "fileMode": 438, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "b", "major": 254, "minor": 0, "access": "rwm"}]);
+    };
+    let b = bundle(&t.path().join("disk"), &["/bin/true"]);
+    edit_config(&b, disk);
+    let root = t.path().join("state");
+    let out = run(shim_for(&root, backend).args(["create", "-b"]).arg(&b).arg(unique("disk")), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not an NVIDIA device"), "{err}");
+    let b = bundle(&t.path().join("gpu"), &["sh", "-c", "ls -ln /dev/nvidia0; cat /dev/nvidia0"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "llm-server"});
+        c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0, "fileMode": 438, "uid": 0, "gid": 0}]);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let out = run(shim_for(&root, backend).args(["run", "-b"]).arg(&b).arg(unique("gpu")), false);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("195,") && text.contains("0 "), "the node must exist with its number: {text}");
+    assert!(text.contains("No such device or address"), "the device cgroup must let it through to the (absent) driver: {text}");
+}
