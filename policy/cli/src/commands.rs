@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use semble_policy::{Diagnostic, Severity};
 use serde::Serialize;
 
-use crate::atomic;
 use crate::exit;
 use crate::targets::{self, Target};
 
@@ -114,7 +113,7 @@ pub fn compile(file: &Path, target: Target, out: Option<&Path>, k8s: &semble_k8s
                 .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
             for a in &artifacts {
                 let path = dir.join(&a.file);
-                atomic::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
+                semble_files::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }

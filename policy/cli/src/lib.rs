@@ -7,12 +7,10 @@
 //! `semble-seccomp`: that crate depends on it.)
 //!
 //! * [`targets`] — every compile target, built in memory before anything is written;
-//! * [`atomic`] — file output that is all-or-nothing;
 //! * [`commands`] — one function per subcommand, returning an exit code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod atomic;
 pub mod commands;
 pub mod lint;
 pub mod targets;
