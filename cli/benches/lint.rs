@@ -17,7 +17,7 @@ fn manifest(i: usize) -> String {
         1 => format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: np-{i}}}\nspec:\n  podSelector: {{matchLabels: {{app: app-{i}}}}}\n  policyTypes: [Ingress, Egress]\n  egress:\n    - to: [{{ipBlock: {{cidr: 0.0.0.0/0}}}}]\n      ports: [{{port: 443}}]\n    - ports: [{{port: 53, protocol: UDP}}]\n  ingress:\n    - from: [{{namespaceSelector: {{matchLabels: {{team: a}}}}, podSelector: {{matchLabels: {{role: api}}}}}}]\n"),
         2 => format!("services:\n  web-{i}:\n    image: nginx\n    ports: [\"8080:80\"]\n    privileged: true\n  db-{i}:\n    image: postgres:16\n    environment: {{POSTGRES_PASSWORD: postgres}}\n    network_mode: host\n"),
         3 => "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"architectures\": [\"SCMP_ARCH_X86_64\"], \"syscalls\": [{\"names\": [\"read\", \"write\", \"open\", \"close\", \"stat\", \"fstat\"], \"action\": \"SCMP_ACT_ALLOW\"}]}".into(),
-        _ => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workspace.yaml")).unwrap(),
+        _ => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/workspace.yaml")).unwrap(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_semble-policy"));
-    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
     // Errors must stay one line even when backtraces are on.
     c.env("RUST_BACKTRACE", "1");
     c
@@ -129,7 +129,7 @@ fn stdin_is_accepted() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    let src = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/llm-server.yaml")).unwrap();
+    let src = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/llm-server.yaml")).unwrap();
     child.stdin.take().unwrap().write_all(&src).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());

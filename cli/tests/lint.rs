@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use semble_cli::lint::{lint_text, Finding, RULES};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn run(args: &[&str]) -> Output {
@@ -162,7 +162,7 @@ fn semble_own_files_have_no_error_findings() {
 
 #[test]
 fn formats_and_exit_codes() {
-    let f = "policy/cli/tests/lint/compose-ai-stack.yaml";
+    let f = "cli/tests/lint/compose-ai-stack.yaml";
     let out = run(&["lint", f]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -185,7 +185,7 @@ fn formats_and_exit_codes() {
     let out = run(&["lint", "--format", "json", "examples"]);
     assert_eq!(out.status.code(), Some(0));
     // Warnings fail only with --fail-on warning.
-    let out = run(&["lint", "--fail-on", "warning", "policy/cli/tests/golden/workspace.k8s.yaml"]);
+    let out = run(&["lint", "--fail-on", "warning", "cli/tests/golden/workspace.k8s.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     // Unreadable input: exit 2, the file named, one line.
     let out = run(&["lint", "does/not/exist.yaml"]);
@@ -201,7 +201,7 @@ fn formats_and_exit_codes() {
         "*seccomp.json",
         "--exclude",
         "*sidecar.yaml",
-        "policy/cli/tests/lint",
+        "cli/tests/lint",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
@@ -271,7 +271,7 @@ fn a_configuration_file_turns_rules_off_relevels_them_and_excludes_paths() {
         "rules:\n  SB030: off\n  SB001: warning\n  SB013: warning\nexclude: ['*seccomp.json', '*sidecar.yaml']\n",
     )
     .unwrap();
-    let out = run(&["lint", "--config", cfg.to_str().unwrap(), "policy/cli/tests/lint"]);
+    let out = run(&["lint", "--config", cfg.to_str().unwrap(), "cli/tests/lint"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("SB030") && !text.contains("SB041") && !text.contains("SB022"), "{text}");
     assert!(text.contains("warning SB001") && text.contains("warning SB013"), "{text}");
