@@ -162,8 +162,8 @@ pub enum K8sFormat {
 /// Every manifest document under `paths` (files, directories recursively; `-` for stdin),
 /// as JSON values, named `file#index`. `List` objects are expanded.
 pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, serde_json::Value)>> {
-    let files =
-        crate::lint::collect(paths, &[], crate::lint::MANIFEST_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = semble_lint::walk::collect(paths, &[], semble_lint::walk::MANIFEST_EXTENSIONS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut docs = Vec::new();
     for f in files {
         let src = read_input(&f)?;
@@ -270,19 +270,20 @@ pub fn explain_k8s(
 pub fn lint(
     paths: &[PathBuf],
     format: &str,
-    fail_on: crate::lint::Level,
+    fail_on: &str,
     exclude: &[String],
     list_rules: bool,
     config: Option<&Path>,
 ) -> Result<u8> {
-    use crate::lint;
+    use semble_lint::{output, Level};
+    let fail_on: Level = fail_on.parse().map_err(anyhow::Error::msg)?;
     let mut out = std::io::stdout().lock();
     if list_rules {
         if format == "markdown" {
-            write!(out, "{}", lint::rules_markdown())?;
+            write!(out, "{}", semble_lint::rules::markdown())?;
         } else {
-            for r in lint::RULES {
-                writeln!(out, "{} {:7} {} (fix: {})", r.id, format!("{:?}", r.level).to_lowercase(), r.summary, r.fix)?;
+            for r in semble_lint::RULES {
+                writeln!(out, "{} {:7} {} (fix: {})", r.id, r.level.as_str(), r.summary, r.fix)?;
             }
         }
         return Ok(exit::OK);
@@ -292,30 +293,31 @@ pub fn lint(
     let cfg_path = config.or_else(|| default_cfg.is_file().then_some(default_cfg));
     let cfg = match cfg_path {
         Some(p) => {
-            lint::Config::parse(&p.display().to_string(), &read_input(p)?).map_err(|e| anyhow::anyhow!("{e}"))?
+            semble_lint::Config::parse(&p.display().to_string(), &read_input(p)?).map_err(|e| anyhow::anyhow!("{e}"))?
         }
-        None => lint::Config::default(),
+        None => semble_lint::Config::default(),
     };
     let mut excludes = exclude.to_vec();
     excludes.extend(cfg.exclude.iter().cloned());
-    let files = lint::collect(paths, &excludes, lint::LINT_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = semble_lint::walk::collect(paths, &excludes, semble_lint::walk::LINT_EXTENSIONS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut inputs = Vec::new();
     for f in &files {
         let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };
         inputs.push((name, read_input(f)?));
     }
-    let findings = cfg.apply(lint::lint_all(&inputs).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
+    let findings = cfg.apply(semble_lint::lint_all(&inputs).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
     let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();
     match format {
-        "json" => writeln!(out, "{}", serde_json::json!({"files": names.len(), "findings": findings}))?,
-        "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&lint::sarif(&findings))?)?,
-        "junit" => write!(out, "{}", lint::junit(&names, &findings))?,
+        "json" => writeln!(out, "{}", output::json::render(names.len(), &findings))?,
+        "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&output::sarif::render(&findings))?)?,
+        "junit" => write!(out, "{}", output::junit::render(&names, &findings))?,
         _ => {
             use std::io::IsTerminal;
-            write!(out, "{}", lint::text(&findings, std::io::stdout().is_terminal()))?;
+            write!(out, "{}", output::text::render(&findings, std::io::stdout().is_terminal()))?;
             let (e, w) = (
-                findings.iter().filter(|f| f.level == lint::Level::Error).count(),
-                findings.iter().filter(|f| f.level == lint::Level::Warning).count(),
+                findings.iter().filter(|f| f.level == Level::Error).count(),
+                findings.iter().filter(|f| f.level == Level::Warning).count(),
             );
             eprintln!("{} file(s): {e} error(s), {w} warning(s)", names.len());
         }

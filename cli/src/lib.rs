@@ -12,7 +12,6 @@
 #![warn(missing_docs)]
 
 pub mod commands;
-pub mod lint;
 pub mod targets;
 
 /// Exit codes of `semble-policy` (documented in `--help`).

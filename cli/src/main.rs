@@ -127,8 +127,8 @@ enum Command {
         #[arg(long, value_parser = ["text", "json", "sarif", "junit", "markdown"], default_value = "text")]
         format: String,
         /// Exit 1 when a finding is at least this severe.
-        #[arg(long, value_enum, default_value = "error")]
-        fail_on: semble_cli::lint::Level,
+        #[arg(long, value_parser = ["info", "warning", "error"], default_value = "error")]
+        fail_on: String,
         /// Skip paths matching this glob (repeatable; `*` spans directories).
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             commands::compile(&file, target, out.as_deref(), &k8s)
         }
         Command::Lint { paths, format, fail_on, exclude, list_rules, config } => {
-            commands::lint(&paths, &format, fail_on, &exclude, list_rules, config.as_deref())
+            commands::lint(&paths, &format, &fail_on, &exclude, list_rules, config.as_deref())
         }
         Command::Explain { file, k8s, from, to, port, format } => match file {
             Some(f) => commands::explain(&f),

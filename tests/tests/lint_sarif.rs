@@ -16,7 +16,7 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     let dir = tempfile::tempdir().unwrap();
     // Findings of several kinds: Compose, seccomp, Kubernetes.
     let out = Command::new(bin("semble-policy"))
-        .args(["lint", "--format", "sarif", "cli/tests/lint"])
+        .args(["lint", "--format", "sarif", "lint/tests/fixtures"])
         .current_dir(workspace())
         .output()
         .unwrap();

@@ -2,7 +2,7 @@
 //! files, seccomp profiles, policies in rotation), from text to findings.
 //!
 //! ```sh
-//! cargo bench -p semble-policy-cli --bench lint
+//! cargo bench -p semble-lint --bench lint
 //! ```
 //!
 //! Goal (issue 6): under 1 s.
@@ -30,7 +30,7 @@ fn main() {
         let t = Instant::now();
         count = 0;
         for (name, text) in &files {
-            count += semble_cli::lint::lint_text(name, text).unwrap().len();
+            count += semble_lint::lint_text(name, text).unwrap().len();
         }
         times.push(t.elapsed());
     }

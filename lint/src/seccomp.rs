@@ -1,0 +1,42 @@
+//! seccomp profiles (OCI/Docker/Podman JSON): a default that allows, an allow-list nothing can
+//! start under.
+
+use std::collections::BTreeSet;
+
+use semble_policy::yaml::Node;
+
+use crate::context::{get, str_of, Ctx};
+
+pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
+    let default = get(root, "defaultAction");
+    if let Some(d) = default {
+        if matches!(d.scalar_text().as_deref(), Some("SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")) {
+            ctx.add(
+                "SB040",
+                d.pos,
+                format!("defaultAction {} lets every syscall not listed through", d.scalar_text().unwrap_or_default()),
+            );
+            return;
+        }
+    }
+    let mut allowed = BTreeSet::new();
+    for s in get(root, "syscalls").and_then(Node::as_seq).unwrap_or(&[]) {
+        if str_of(get(s, "action")).as_deref() == Some("SCMP_ACT_ALLOW") {
+            for n in get(s, "names").and_then(Node::as_seq).unwrap_or(&[]) {
+                if let Some(t) = n.scalar_text() {
+                    allowed.insert(t);
+                }
+            }
+        }
+    }
+    let needed = ["execve", "mmap", "exit_group", "brk"];
+    let missing: Vec<&str> = needed.iter().copied().filter(|n| !allowed.contains(*n)).collect();
+    if !missing.is_empty() {
+        let pos = get(root, "syscalls").map_or(root.pos, |n| n.pos);
+        ctx.add(
+            "SB041",
+            pos,
+            format!("{} syscalls allowed, without {}: no program can start", allowed.len(), missing.join(", ")),
+        );
+    }
+}
