@@ -5,21 +5,8 @@ use semble_policy::yaml::Node;
 
 use crate::context::{cap_name, Ctx};
 
-pub(crate) const BASELINE_CAPS: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
+/// The capabilities Pod Security baseline lets a container add ([`semble_policy::facts`]).
+pub(crate) use semble_policy::facts::KUBERNETES_BASELINE_CAPABILITIES as BASELINE_CAPS;
 
 pub(crate) fn check_caps(ctx: &mut Ctx, list: &Node, what: &str) {
     for c in list.as_seq().unwrap_or(&[]) {

@@ -73,7 +73,7 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
             );
         }
     }
-    let policy_ann = ann.iter().any(|(k, _)| k == "semble.dev/policy");
+    let policy_ann = ann.iter().any(|(k, _)| k == semble_policy::facts::POLICY_ANNOTATION);
     if policy_ann {
         let rc = str_of(get(spec, "runtimeClassName")).unwrap_or_default();
         if !rc.starts_with("semble-") && !rc.contains("gvisor") {
