@@ -266,17 +266,29 @@ pub fn explain_k8s(
     Ok(exit::OK)
 }
 
-/// `lint PATH… [--format F] [--fail-on L] [--exclude G]… [--list-rules]`
-pub fn lint(
-    paths: &[PathBuf],
-    format: &str,
-    fail_on: &str,
-    exclude: &[String],
-    list_rules: bool,
-    config: Option<&Path>,
-) -> Result<u8> {
+/// The options of `lint`.
+#[derive(Debug, Clone, Copy)]
+pub struct LintArgs<'a> {
+    /// `text`, `json`, `sarif`, `junit` (or `markdown` with `list_rules`).
+    pub format: &'a str,
+    /// `info`, `warning` or `error`: the least severe finding that fails.
+    pub fail_on: &'a str,
+    /// Globs of paths to skip.
+    pub exclude: &'a [String],
+    /// Print the rule catalogue instead.
+    pub list_rules: bool,
+    /// `--pss-version`.
+    pub pss_version: &'a str,
+}
+
+/// `lint PATH… [--format F] [--fail-on L] [--exclude G]… [--list-rules] [--pss-version V]`
+pub fn lint(paths: &[PathBuf], args: &LintArgs, config: Option<&Path>) -> Result<u8> {
+    let LintArgs { format, fail_on, exclude, list_rules, pss_version } = *args;
     use semble_lint::{output, Level};
     let fail_on: Level = fail_on.parse().map_err(anyhow::Error::msg)?;
+    let opts = semble_lint::Options {
+        pss_version: semble_lint::PssVersion::parse(pss_version).map_err(|e| anyhow::anyhow!("--pss-version: {e}"))?,
+    };
     let mut out = std::io::stdout().lock();
     if list_rules {
         if format == "markdown" {
@@ -306,7 +318,8 @@ pub fn lint(
         let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };
         inputs.push((name, read_input(f)?));
     }
-    let findings = cfg.apply(semble_lint::lint_all(&inputs).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
+    let findings =
+        cfg.apply(semble_lint::lint_all_with(&inputs, &opts).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
     let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();
     match format {
         "json" => writeln!(out, "{}", output::json::render(names.len(), &findings))?,
@@ -315,11 +328,15 @@ pub fn lint(
         _ => {
             use std::io::IsTerminal;
             write!(out, "{}", output::text::render(&findings, std::io::stdout().is_terminal()))?;
+            // Every finding is out before the summary, and the summary starts a line of its own
+            // even where a CI log glues stderr to stdout's last line: a blank line separates it.
+            out.flush()?;
             let (e, w) = (
                 findings.iter().filter(|f| f.level == Level::Error).count(),
                 findings.iter().filter(|f| f.level == Level::Warning).count(),
             );
-            eprintln!("{} file(s): {e} error(s), {w} warning(s)", names.len());
+            let gap = if findings.is_empty() { "" } else { "\n" };
+            eprintln!("{gap}{} file(s): {e} error(s), {w} warning(s)", names.len());
         }
     }
     Ok(if findings.iter().any(|f| f.level >= fail_on) { exit::INVALID } else { exit::OK })

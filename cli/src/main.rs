@@ -117,7 +117,7 @@ enum Command {
     /// Find what makes a sandbox weak in policies, Kubernetes manifests, Compose files, seccomp
     /// profiles and OCI bundles (recognised by content).
     #[command(
-        after_help = "Examples:\n  semble-policy lint examples/ deploy/ k8s/\n  semble-policy lint --format sarif . > semble.sarif      # GitHub code scanning\n  semble-policy lint --fail-on warning --exclude 'vendor/*' manifests/\n  semble-policy lint --list-rules\n\nExit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.\nSuppress with `# semble-lint: ignore=RULE reason=\"...\"` or the annotation ignore-check.semble.dev/RULE."
+        after_help = "Examples:\n  semble-policy lint examples/ deploy/ k8s/\n  semble-policy lint --format sarif . > semble.sarif      # GitHub code scanning\n  semble-policy lint --fail-on warning --exclude 'vendor/*' manifests/\n  semble-policy lint --pss-version v1.31 k8s/      # the Pod Security policy of a 1.31 cluster\n  semble-policy lint --list-rules\n\nExit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.\nSuppress with `# semble-lint: ignore=RULE reason=\"...\"` or the annotation ignore-check.semble.dev/RULE."
     )]
     Lint {
         /// Files or directories (recursively: *.yaml, *.yml, *.json); `-` for standard input.
@@ -139,6 +139,10 @@ enum Command {
         /// in the current directory when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The Pod Security policy version pods are held to (`latest`, `v1.32`), unless their
+        /// namespace in the linted files sets `pod-security.kubernetes.io/enforce-version`.
+        #[arg(long, value_name = "VERSION", default_value = "latest")]
+        pss_version: String,
     },
     /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
     /// reach whom under a set of Kubernetes NetworkPolicies.
@@ -196,8 +200,15 @@ fn main() -> ExitCode {
             };
             commands::compile(&file, target, out.as_deref(), &k8s)
         }
-        Command::Lint { paths, format, fail_on, exclude, list_rules, config } => {
-            commands::lint(&paths, &format, &fail_on, &exclude, list_rules, config.as_deref())
+        Command::Lint { paths, format, fail_on, exclude, list_rules, config, pss_version } => {
+            let lint = commands::LintArgs {
+                format: &format,
+                fail_on: &fail_on,
+                exclude: &exclude,
+                list_rules,
+                pss_version: &pss_version,
+            };
+            commands::lint(&paths, &lint, config.as_deref())
         }
         Command::Explain { file, k8s, from, to, port, format } => match file {
             Some(f) => commands::explain(&f),

@@ -128,3 +128,55 @@ fn a_configuration_file_turns_rules_off_relevels_them_and_excludes_paths() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(".semble-lint.yaml:2:3: unknown rule `SB999`"), "{err}");
 }
+
+#[test]
+fn the_text_summary_is_a_line_of_its_own_after_the_last_finding() {
+    // Both streams into one file, as a terminal or `2>&1` shows them.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("out.txt");
+    let file = std::fs::File::create(&log).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_semble-policy"))
+        .args(["lint", "lint/tests/fixtures/eks-workspace-sidecar.yaml"])
+        .current_dir(root())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("1 file(s): ") && last.ends_with(" warning(s)"), "{text}");
+    assert_eq!(lines[lines.len() - 2], "", "a blank line before the summary: {text}");
+    assert!(lines[lines.len() - 3].starts_with("    fix: "), "{text}");
+    assert!(text.ends_with("warning(s)\n"), "{text:?}");
+    // Read apart, as CI logs that print stdout and then stderr do: the summary still starts its
+    // own line (the last finding's line is not continued by it).
+    let out = run(&["lint", "lint/tests/fixtures/eks-workspace-sidecar.yaml"]);
+    let glued = format!("{}{}", String::from_utf8_lossy(&out.stdout).trim_end(), String::from_utf8_lossy(&out.stderr));
+    let summary = glued.lines().find(|l| l.contains("file(s): ")).unwrap();
+    assert!(summary.starts_with("1 file(s): "), "{glued}");
+}
+
+#[test]
+fn pss_version_picks_the_policy_and_a_bad_one_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {sysctls: [{name: net.ipv4.tcp_rmem, value: '4096 87380 6291456'}]}\n  containers: [{name: c, image: registry.k8s.io/pause:3.10}]\n",
+    )
+    .unwrap();
+    let p = pod.to_str().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_slice(&run(args).stdout).unwrap() };
+    let has_sysctl = |v: &serde_json::Value| v["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "SB017");
+    assert!(!has_sysctl(&json(&["lint", "--format", "json", p])), "latest: tcp_rmem is safe");
+    let old = json(&["lint", "--format", "json", "--pss-version", "v1.31", p]);
+    assert!(has_sysctl(&old), "{old}");
+    let f = old["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "SB017").unwrap().clone();
+    assert_eq!(f["pod_security"], serde_json::json!({"check": "sysctls", "level": "baseline", "version": "v1.31"}));
+    let out = run(&["lint", "--pss-version", "1.x", p]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pss-version") && err.contains("`1.x`") && err.lines().count() == 1, "{err}");
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use semble_policy::diag::Pos;
 use semble_policy::yaml::Node;
 
+use crate::pod_security::PodSecurity;
 use crate::rules::{rule, Level};
 use crate::Finding;
 
@@ -32,8 +33,24 @@ impl<'a> Ctx<'a> {
         self.add_at(id, rule(id).level, pos, message);
     }
 
+    /// A Pod Security finding: at `level`, tagged with the upstream check it comes from.
+    pub(crate) fn add_pss(&mut self, id: &'static str, level: Level, pos: Pos, message: String, tag: PodSecurity) {
+        if let Some(mut f) = self.check(id, level, pos, message) {
+            f.pod_security = Some(tag);
+            self.out.push(f);
+        }
+    }
+
     /// A finding at `level`, unless suppressed (a suppression without a reason is `SL001`).
     pub(crate) fn add_at(&mut self, id: &'static str, level: Level, pos: Pos, message: String) {
+        if let Some(f) = self.check(id, level, pos, message) {
+            self.out.push(f);
+        }
+    }
+
+    /// The finding, or `None` when a suppression covers it (recording `SL001` for one without a
+    /// reason).
+    fn check(&mut self, id: &'static str, level: Level, pos: Pos, message: String) -> Option<Finding> {
         if let Some((_, reason)) = self.ignored.iter().find(|(r, _)| r == id) {
             if reason.trim().is_empty() {
                 self.out.push(finding(
@@ -44,7 +61,7 @@ impl<'a> Ctx<'a> {
                     format!("the annotation ignore-check.semble.dev/{id} has no reason"),
                 ));
             }
-            return;
+            return None;
         }
         // Inline: on this line or the one above.
         for l in [pos.line, pos.line.saturating_sub(1)] {
@@ -61,16 +78,25 @@ impl<'a> Ctx<'a> {
                             format!("`semble-lint: ignore={ids}` has no reason"),
                         ));
                     }
-                    return;
+                    return None;
                 }
             }
         }
-        self.out.push(finding(self.file, id, level, pos, message));
+        Some(finding(self.file, id, level, pos, message))
     }
 }
 
 pub(crate) fn finding(file: &str, id: &'static str, level: Level, pos: Pos, message: String) -> Finding {
-    Finding { rule: id, level, file: file.to_string(), line: pos.line, column: pos.column, message, fix: rule(id).fix }
+    Finding {
+        rule: id,
+        level,
+        file: file.to_string(),
+        line: pos.line,
+        column: pos.column,
+        message,
+        fix: rule(id).fix,
+        pod_security: None,
+    }
 }
 
 pub(crate) fn get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {

@@ -1,31 +1,20 @@
-//! Kubernetes objects: workloads are checked through their pod template (images, credentials in
-//! the environment, privileges, the RuntimeClass a semble policy needs, a proxy running as a
-//! sidecar); NetworkPolicies go to [`crate::network_policy`], Pod Security fields to
-//! [`crate::pod_security`].
+//! Kubernetes objects. Workloads are checked through their pod template: Pod Security
+//! ([`crate::pod_security`], at the version their namespace is held to), then what semble adds
+//! (images, credentials in the environment, the RuntimeClass a semble policy needs, limits, a
+//! writable root, a proxy running as a sidecar, a Localhost seccomp profile found among the linted
+//! files). NetworkPolicies go to [`crate::network_policy`]; Namespaces are checked for a Pod
+//! Security version label the admission controller cannot read.
 
+use semble_policy::diag::Pos;
 use semble_policy::yaml::Node;
 
-use crate::common::{check_caps, check_env_value, check_image};
+use crate::cluster::{namespace_of, pod_spec, Cluster};
+use crate::common::{check_env_value, check_image};
 use crate::context::{cap_name, get, path, str_of, Ctx};
-use crate::rules::Level;
-use crate::{network_policy, pod_security};
+use crate::pod_security::{self, Pod, PssVersion};
+use crate::{network_policy, seccomp, Options};
 
-/// The pod spec of a workload object, if it has one.
-pub(crate) fn pod_spec(root: &Node) -> Option<(&Node, Option<&Node>)> {
-    let kind = str_of(get(root, "kind"))?;
-    match kind.as_str() {
-        "Pod" => Some((get(root, "spec")?, get(root, "metadata"))),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            Some((path(root, &["spec", "template", "spec"])?, path(root, &["spec", "template", "metadata"])))
-        }
-        "CronJob" => Some((
-            path(root, &["spec", "jobTemplate", "spec", "template", "spec"])?,
-            path(root, &["spec", "jobTemplate", "spec", "template", "metadata"]),
-        )),
-        _ => None,
-    }
-}
-
+/// The key/value annotations of a metadata node.
 pub(crate) fn annotations(meta: Option<&Node>) -> Vec<(String, String)> {
     meta.and_then(|m| get(m, "annotations"))
         .and_then(Node::as_map)
@@ -33,79 +22,71 @@ pub(crate) fn annotations(meta: Option<&Node>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
-    let kind = str_of(get(root, "kind")).unwrap_or_default();
+/// The `ignore-check.semble.dev/RULE` annotations of an object (and of its pod template).
+pub(crate) fn ignores(root: &Node) -> Vec<(String, String)> {
     let mut ann = annotations(get(root, "metadata"));
     if let Some((_, tmeta)) = pod_spec(root) {
         ann.extend(annotations(tmeta));
     }
-    ctx.ignored = ann
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("ignore-check.semble.dev/").map(|r| (r.to_string(), v.clone())))
-        .collect();
-    let ns = str_of(path(root, &["metadata", "namespace"])).unwrap_or_else(|| "default".into());
-    if kind == "NetworkPolicy" {
-        ctx.netpol_ns.insert(ns);
-        network_policy::lint(ctx, root);
-        return;
+    ann.into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("ignore-check.semble.dev/").map(|r| (r.to_string(), v)))
+        .collect()
+}
+
+pub(crate) fn lint(ctx: &mut Ctx, root: &Node, cluster: &Cluster, opts: &Options) {
+    let kind = get(root, "kind").and_then(Node::as_str).unwrap_or_default();
+    ctx.ignored = ignores(root);
+    let ns = namespace_of(root);
+    match kind {
+        "NetworkPolicy" => {
+            ctx.netpol_ns.insert(ns);
+            network_policy::lint(ctx, root, cluster);
+            return;
+        }
+        "Namespace" => {
+            namespace(ctx, root);
+            return;
+        }
+        _ => {}
     }
     let Some((spec, tmeta)) = pod_spec(root) else { return };
-    if !truthy_host_network(spec) {
-        ctx.workloads.push((ns, get(root, "kind").map_or(root.pos, |k| k.pos)));
+    if get(spec, "hostNetwork").and_then(Node::as_bool) != Some(true) {
+        ctx.workloads.push((ns.clone(), get(root, "kind").map_or(root.pos, |k| k.pos)));
     }
-    pod_security::lint(ctx, spec, &ann);
+    let mut ann = annotations(get(root, "metadata"));
+    ann.extend(annotations(tmeta));
     let reason = ann.iter().any(|(k, v)| k == "semble.dev/privileged-reason" && !v.trim().is_empty());
-    let pod_sc = get(spec, "securityContext");
-    for key in ["hostNetwork", "hostPID", "hostIPC"] {
-        if let Some(n) = get(spec, key) {
-            if n.as_bool() == Some(true) {
-                ctx.add("SB002", n.pos, format!("{key}: true shares the node's namespace"));
-            }
-        }
-    }
-    for v in get(spec, "volumes").and_then(Node::as_seq).unwrap_or(&[]) {
-        if let Some(h) = get(v, "hostPath") {
-            let p = str_of(get(h, "path")).unwrap_or_default();
-            ctx.add(
-                "SB003",
-                h.pos,
-                format!("volume `{}` mounts the node's {p}", str_of(get(v, "name")).unwrap_or_default()),
-            );
-        }
-    }
-    let policy_ann = ann.iter().any(|(k, _)| k == semble_policy::facts::POLICY_ANNOTATION);
-    if policy_ann {
+    // Pod Security reads the pod's own metadata: a Pod's, or the template's of a controller.
+    pod_security::check(ctx, &Pod { meta: tmeta, spec }, cluster.pss_version(&ns, opts.pss_version), reason);
+
+    if ann.iter().any(|(k, _)| k == semble_policy::facts::POLICY_ANNOTATION) {
         let rc = str_of(get(spec, "runtimeClassName")).unwrap_or_default();
         if !rc.starts_with("semble-") && !rc.contains("gvisor") {
             let pos = get(spec, "runtimeClassName").map_or(spec.pos, |n| n.pos);
-            ctx.add(
-                "SB014",
-                pos,
-                format!(
-                    "the pod names a semble policy but runs under {}",
-                    if rc.is_empty() { "the default runtime".to_string() } else { format!("`{rc}`") }
-                ),
-            );
+            let under = if rc.is_empty() { "the default runtime".to_string() } else { format!("`{rc}`") };
+            ctx.add("SB014", pos, format!("the pod names a semble policy but runs under {under}"));
         }
     }
-    let _ = tmeta;
-    let pod_seccomp = pod_sc.and_then(|s| get(s, "seccompProfile")).and_then(|p| str_of(get(p, "type")));
+    containers(ctx, spec);
+    localhost_seccomp(ctx, spec, tmeta, cluster);
+    if let Some(p) = network_policy::semble_proxy_sidecar(spec) {
+        ctx.add("SB022", p.pos, "semble-proxy runs as a sidecar: its egress allowance is the workload's".into());
+    }
+}
+
+/// What semble checks on each container beyond Pod Security.
+fn containers(ctx: &mut Ctx, spec: &Node) {
+    let pod_sc = get(spec, "securityContext");
     let pod_non_root = pod_sc.and_then(|s| get(s, "runAsNonRoot")).and_then(Node::as_bool);
     let pod_user = pod_sc.and_then(|s| get(s, "runAsUser")).and_then(Node::as_i64);
-    let containers: Vec<&Node> = ["containers", "initContainers"]
+    let all: Vec<&Node> = ["containers", "initContainers"]
         .iter()
         .flat_map(|k| get(spec, k).and_then(Node::as_seq).unwrap_or(&[]).iter())
         .collect();
-    for c in containers {
-        let name = str_of(get(c, "name")).unwrap_or_default();
-        let what = format!("container `{name}`");
+    for c in all {
+        let what = format!("container `{}`", str_of(get(c, "name")).unwrap_or_default());
         if let Some(img) = get(c, "image") {
             check_image(ctx, img);
-        }
-        for p in get(c, "ports").and_then(Node::as_seq).unwrap_or(&[]) {
-            if let Some(hp) = get(p, "hostPort") {
-                ctx.add("SB004", hp.pos, format!("{what} binds hostPort {}", hp.scalar_text().unwrap_or_default()));
-            }
         }
         for e in get(c, "env").and_then(Node::as_seq).unwrap_or(&[]) {
             if let (Some(n), Some(v)) = (str_of(get(e, "name")), get(e, "value")) {
@@ -114,19 +95,7 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
         }
         let sc = get(c, "securityContext");
         let f = |k: &str| sc.and_then(|s| get(s, k));
-        if let Some(p) = f("privileged") {
-            if p.as_bool() == Some(true) {
-                let level = if reason { Level::Warning } else { Level::Error };
-                let why = if reason {
-                    " (a reason is annotated)"
-                } else {
-                    " without a `semble.dev/privileged-reason` annotation"
-                };
-                ctx.add_at("SB001", level, p.pos, format!("{what} is privileged{why}"));
-            }
-        }
         if let Some(add) = f("capabilities").and_then(|c| get(c, "add")) {
-            check_caps(ctx, add, &what);
             let non_root = f("runAsNonRoot").and_then(Node::as_bool).or(pod_non_root) == Some(true)
                 || f("runAsUser").and_then(Node::as_i64).or(pod_user).is_some_and(|u| u != 0);
             if non_root {
@@ -137,40 +106,6 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
                     }
                 }
             }
-        }
-        let drops_all = f("capabilities")
-            .and_then(|c| get(c, "drop"))
-            .and_then(Node::as_seq)
-            .is_some_and(|d| d.iter().any(|x| x.scalar_text().is_some_and(|t| cap_name(&t) == "ALL")));
-        if !drops_all {
-            ctx.add(
-                "SB025",
-                f("capabilities").or(sc).map_or(c.pos, |n| n.pos),
-                format!("{what} keeps the runtime's default capabilities"),
-            );
-        }
-        match f("allowPrivilegeEscalation").and_then(Node::as_bool) {
-            Some(false) => {}
-            _ => ctx.add(
-                "SB006",
-                sc.map_or(c.pos, |s| s.pos),
-                format!("{what} may gain privileges (allowPrivilegeEscalation is not false)"),
-            ),
-        }
-        let non_root = f("runAsNonRoot").and_then(Node::as_bool).or(pod_non_root);
-        if non_root != Some(true) {
-            ctx.add("SB007", sc.map_or(c.pos, |s| s.pos), format!("{what} may run as root (runAsNonRoot is not true)"));
-        }
-        let seccomp = f("seccompProfile").and_then(|p| str_of(get(p, "type"))).or(pod_seccomp.clone());
-        match seccomp.as_deref() {
-            Some("Unconfined") => {
-                let pos = f("seccompProfile")
-                    .or_else(|| pod_sc.and_then(|s| get(s, "seccompProfile")))
-                    .map_or(c.pos, |n| n.pos);
-                ctx.add("SB008", pos, format!("{what} runs without seccomp"));
-            }
-            None => ctx.add("SB009", sc.map_or(c.pos, |s| s.pos), format!("{what} has no seccomp profile")),
-            _ => {}
         }
         if f("readOnlyRootFilesystem").and_then(Node::as_bool) != Some(true) {
             ctx.add("SB010", sc.map_or(c.pos, |s| s.pos), format!("{what} can write its root filesystem"));
@@ -184,16 +119,66 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
             );
         }
     }
-    // A sidecar proxy in a sandbox pod.
-    let init_proxy = get(spec, "initContainers").and_then(Node::as_seq).unwrap_or(&[]).iter().find(|c| {
-        str_of(get(c, "image")).is_some_and(|i| i.contains("semble-proxy"))
-            && str_of(get(c, "restartPolicy")).as_deref() == Some("Always")
-    });
-    if let Some(p) = init_proxy {
-        ctx.add("SB022", p.pos, "semble-proxy runs as a sidecar: its egress allowance is the workload's".into());
+}
+
+/// A `Localhost` seccomp profile (field or annotation) that is one of the linted files is linted
+/// as the pod's: what makes the profile weak is reported on the line that names it.
+fn localhost_seccomp(ctx: &mut Ctx, spec: &Node, meta: Option<&Node>, cluster: &Cluster) {
+    let mut refs: Vec<(String, String, Pos)> = Vec::new();
+    let field = |sc: Option<&Node>| -> Option<(String, Pos)> {
+        let p = sc.and_then(|s| get(s, "seccompProfile"))?;
+        if get(p, "type").and_then(Node::as_str) != Some("Localhost") {
+            return None;
+        }
+        let l = get(p, "localhostProfile")?;
+        Some((l.scalar_text()?, l.pos))
+    };
+    if let Some((x, pos)) = field(get(spec, "securityContext")) {
+        refs.push(("the pod".into(), x, pos));
+    }
+    for k in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in get(spec, k).and_then(Node::as_seq).unwrap_or(&[]) {
+            if let Some((x, pos)) = field(get(c, "securityContext")) {
+                refs.push((format!("container `{}`", str_of(get(c, "name")).unwrap_or_default()), x, pos));
+            }
+        }
+    }
+    for (k, v) in meta
+        .and_then(|m| get(m, "annotations"))
+        .and_then(Node::as_map)
+        .map(|m| m.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let who = if k.name == "seccomp.security.alpha.kubernetes.io/pod" {
+            "the pod".to_string()
+        } else if let Some(c) = k.name.strip_prefix("container.seccomp.security.alpha.kubernetes.io/") {
+            format!("container `{c}`")
+        } else {
+            continue;
+        };
+        if let Some(x) = v.as_str().and_then(|s| s.strip_prefix("localhost/")) {
+            refs.push((who, x.to_string(), v.pos));
+        }
+    }
+    refs.sort_by_key(|(_, _, p)| (p.line, p.column));
+    for (who, name, pos) in refs {
+        let Some((file, profile)) = cluster.seccomp_profile(&name) else { continue };
+        for (id, _, msg) in seccomp::weaknesses(profile) {
+            ctx.add(id, pos, format!("{who} runs under Localhost profile `{name}` ({file}): {msg}"));
+        }
     }
 }
 
-fn truthy_host_network(spec: &Node) -> bool {
-    get(spec, "hostNetwork").and_then(Node::as_bool) == Some(true)
+/// A Namespace: a Pod Security version label the admission controller cannot read.
+fn namespace(ctx: &mut Ctx, root: &Node) {
+    let labels = path(root, &["metadata", "labels"]).and_then(Node::as_map);
+    let Some((_, v)) = labels.and_then(|l| l.get_entry("pod-security.kubernetes.io/enforce-version")) else { return };
+    let text = v.scalar_text().unwrap_or_default();
+    if PssVersion::parse_label(&text).is_none() {
+        ctx.add(
+            "SB029",
+            v.pos,
+            format!("pod-security.kubernetes.io/enforce-version: `{text}` is not `latest` or `v1.MINOR`; the admission controller ignores it"),
+        );
+    }
 }

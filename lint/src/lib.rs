@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cluster;
 mod common;
 mod compose;
 pub mod config;
@@ -44,7 +45,7 @@ mod kubernetes;
 mod network_policy;
 mod oci;
 pub mod output;
-mod pod_security;
+pub mod pod_security;
 mod policy;
 mod quadlet;
 pub mod rules;
@@ -58,8 +59,10 @@ use semble_policy::yaml::Node;
 use serde::Serialize;
 
 pub use config::Config;
+pub use pod_security::{PodSecurity, PssVersion};
 pub use rules::{Level, Rule, RULES};
 
+use cluster::{Cluster, File};
 use context::Ctx;
 
 /// One finding.
@@ -79,11 +82,22 @@ pub struct Finding {
     pub message: String,
     /// How to fix it.
     pub fix: &'static str,
+    /// For a Pod Security finding: the upstream check, level and policy version behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<PodSecurity>,
+}
+
+/// How to lint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The Pod Security policy version pods are held to when their namespace (in the linted
+    /// files) has no `pod-security.kubernetes.io/enforce-version` label.
+    pub pss_version: PssVersion,
 }
 
 /// What kind of document a parsed root is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Policy,
     Kubernetes,
     Compose,
@@ -91,7 +105,7 @@ enum Kind {
     Oci,
 }
 
-fn classify(root: &Node) -> Option<Kind> {
+pub(crate) fn classify(root: &Node) -> Option<Kind> {
     let kind = context::str_of(context::get(root, "kind"));
     if kind.as_deref() == Some("SandboxPolicy") {
         return Some(Kind::Policy);
@@ -113,20 +127,30 @@ fn classify(root: &Node) -> Option<Kind> {
     None
 }
 
-/// Lint one file's text (rules that need several files, like SB024, are applied by
-/// [`lint_all`]).
+/// Lint one file's text on its own (rules that look across files — SB024 — need [`lint_all`];
+/// documents within the file still see each other).
 pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, String> {
-    lint_one(file, source).map(|(f, _, _)| f)
+    let inputs = [(file.to_string(), source.to_string())];
+    let files = parse(&inputs)?;
+    let cluster = Cluster::build(&files);
+    Ok(files.iter().flat_map(|f| lint_file(f, &cluster, &Options::default()).0).collect())
+}
+
+/// Lint several files, including the rules that look across files, with default options.
+pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
+    lint_all_with(inputs, &Options::default())
 }
 
 /// Lint several files, including the rules that look across files.
-pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
+pub fn lint_all_with(inputs: &[(String, String)], opts: &Options) -> Result<Vec<Finding>, String> {
+    let files = parse(inputs)?;
+    let cluster = Cluster::build(&files);
     let mut out = Vec::new();
     let mut workloads: Vec<(usize, String, Pos)> = Vec::new();
     let mut covered = BTreeSet::new();
-    for (i, (name, text)) in inputs.iter().enumerate() {
-        let (f, w, n) = lint_one(name, text)?;
-        out.extend(f);
+    for (i, f) in files.iter().enumerate() {
+        let (found, w, n) = lint_file(f, &cluster, opts);
+        out.extend(found);
         workloads.extend(w.into_iter().map(|(ns, pos)| (i, ns, pos)));
         covered.extend(n);
     }
@@ -135,30 +159,42 @@ pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
         if covered.contains(&ns) || !reported.insert(ns.clone()) {
             continue;
         }
-        let (name, text) = &inputs[i];
-        let mut ctx = Ctx::new(name, text);
+        let mut ctx = Ctx::new(files[i].name, files[i].source);
         ctx.add("SB024", pos, format!("no NetworkPolicy covers namespace `{ns}`"));
         out.extend(ctx.out);
     }
     Ok(out)
 }
 
+/// Parse every input (a Quadlet unit is kept as text); the first unparsable file is the error.
+fn parse(inputs: &[(String, String)]) -> Result<Vec<File<'_>>, String> {
+    inputs
+        .iter()
+        .map(|(name, source)| {
+            if quadlet::is_quadlet(name, source) {
+                return Ok(File { name, source, docs: Vec::new(), quadlet: true });
+            }
+            let docs = semble_policy::yaml::parse_stream(source)
+                .map_err(|e| format!("{name}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
+            Ok(File { name, source, docs, quadlet: false })
+        })
+        .collect()
+}
+
 /// One file's findings, its workloads `(namespace, position)` and the namespaces its
 /// NetworkPolicies cover.
 type FileResult = (Vec<Finding>, Vec<(String, Pos)>, BTreeSet<String>);
 
-fn lint_one(file: &str, source: &str) -> Result<FileResult, String> {
-    let mut ctx = Ctx::new(file, source);
-    if quadlet::is_quadlet(file, source) {
+fn lint_file(file: &File, cluster: &Cluster, opts: &Options) -> FileResult {
+    let mut ctx = Ctx::new(file.name, file.source);
+    if file.quadlet {
         quadlet::lint(&mut ctx);
-        return Ok((ctx.out, ctx.workloads, ctx.netpol_ns));
+        return (ctx.out, ctx.workloads, ctx.netpol_ns);
     }
-    let docs = semble_policy::yaml::parse_stream(source)
-        .map_err(|e| format!("{file}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
-    for d in &docs {
+    for d in &file.docs {
         match classify(&d.root) {
             Some(Kind::Policy) => policy::lint(&mut ctx, &d.root),
-            Some(Kind::Kubernetes) => kubernetes::lint(&mut ctx, &d.root),
+            Some(Kind::Kubernetes) => kubernetes::lint(&mut ctx, &d.root, cluster, opts),
             Some(Kind::Compose) => compose::lint(&mut ctx, &d.root),
             Some(Kind::Seccomp) => seccomp::lint(&mut ctx, &d.root),
             Some(Kind::Oci) => oci::lint(&mut ctx, &d.root),
@@ -166,5 +202,5 @@ fn lint_one(file: &str, source: &str) -> Result<FileResult, String> {
         }
         ctx.ignored.clear();
     }
-    Ok((ctx.out, ctx.workloads, ctx.netpol_ns))
+    (ctx.out, ctx.workloads, ctx.netpol_ns)
 }

@@ -1,22 +1,27 @@
 //! seccomp profiles (OCI/Docker/Podman JSON): a default that allows, an allow-list nothing can
-//! start under.
+//! start under. The same checks run on a pod's `Localhost` profile when it is among the linted
+//! files ([`weaknesses`]).
 
 use std::collections::BTreeSet;
 
+use semble_policy::diag::Pos;
 use semble_policy::yaml::Node;
 
 use crate::context::{get, str_of, Ctx};
 
 pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
-    let default = get(root, "defaultAction");
-    if let Some(d) = default {
+    for (id, pos, msg) in weaknesses(root) {
+        ctx.add(id, pos, msg);
+    }
+}
+
+/// What makes a profile weak: `(rule, where in the profile, message)`.
+pub(crate) fn weaknesses(root: &Node) -> Vec<(&'static str, Pos, String)> {
+    if let Some(d) = get(root, "defaultAction") {
         if matches!(d.scalar_text().as_deref(), Some("SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")) {
-            ctx.add(
-                "SB040",
-                d.pos,
-                format!("defaultAction {} lets every syscall not listed through", d.scalar_text().unwrap_or_default()),
-            );
-            return;
+            let msg =
+                format!("defaultAction {} lets every syscall not listed through", d.scalar_text().unwrap_or_default());
+            return vec![("SB040", d.pos, msg)];
         }
     }
     let mut allowed = BTreeSet::new();
@@ -31,12 +36,10 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
     }
     let needed = ["execve", "mmap", "exit_group", "brk"];
     let missing: Vec<&str> = needed.iter().copied().filter(|n| !allowed.contains(*n)).collect();
-    if !missing.is_empty() {
-        let pos = get(root, "syscalls").map_or(root.pos, |n| n.pos);
-        ctx.add(
-            "SB041",
-            pos,
-            format!("{} syscalls allowed, without {}: no program can start", allowed.len(), missing.join(", ")),
-        );
+    if missing.is_empty() {
+        return Vec::new();
     }
+    let pos = get(root, "syscalls").map_or(root.pos, |n| n.pos);
+    let msg = format!("{} syscalls allowed, without {}: no program can start", allowed.len(), missing.join(", "));
+    vec![("SB041", pos, msg)]
 }

@@ -22,7 +22,7 @@ pub fn render(findings: &[Finding]) -> serde_json::Value {
     let results: Vec<serde_json::Value> = findings
         .iter()
         .map(|f| {
-            serde_json::json!({
+            let mut result = serde_json::json!({
                 "ruleId": f.rule,
                 "ruleIndex": RULES.iter().position(|r| r.id == f.rule).unwrap_or(0),
                 "level": sarif_level(f.level),
@@ -31,7 +31,11 @@ pub fn render(findings: &[Finding]) -> serde_json::Value {
                     "artifactLocation": {"uri": f.file.trim_start_matches("./")},
                     "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
                 }}],
-            })
+            });
+            if let Some(p) = &f.pod_security {
+                result["properties"] = serde_json::json!({"podSecurity": p});
+            }
+            result
         })
         .collect();
     serde_json::json!({
