@@ -145,17 +145,21 @@ enum Command {
         pss_version: String,
     },
     /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
-    /// reach whom under a set of Kubernetes NetworkPolicies.
+    /// reach whom under a set of Kubernetes NetworkPolicies; or, with --k8s --diff, what a change
+    /// to them opens.
     #[command(
-        after_help = "Examples:\n  semble-policy explain examples/workspace.yaml\n  semble-policy explain --k8s manifests/\n  semble-policy explain --k8s out/workspace.k8s.yaml backend.yaml --from backend/api --to sandboxes/workspace --port 8081\n  semble-policy explain --k8s cluster/ --format dot | dot -Tsvg > net.svg\n\nWith --from/--to the exit status is 0 when the connection is allowed and 1 when it is denied.\nEndpoints: NAMESPACE/NAME of a Pod or workload, a unique NAME, `internet` (any public address),\n`metadata` (169.254.169.254) or an IP address; kube-system/kube-dns exists unless defined."
+        after_help = "Examples:\n  semble-policy explain examples/workspace.yaml\n  semble-policy explain --k8s manifests/\n  semble-policy explain --k8s manifests/ --format connlist        # np-guard's `list` lines\n  semble-policy explain --k8s out/workspace.k8s.yaml backend.yaml --from backend/api --to sandboxes/workspace --port 8081\n  semble-policy explain --k8s cluster/ --format dot | dot -Tsvg > net.svg\n  semble-policy explain --k8s --diff main/k8s/ pr/k8s/                # what the change opens\n  semble-policy explain --k8s --diff main/k8s/ pr/k8s/ --format sarif > netpol.sarif\n\nWith --from/--to the exit status is 0 when the connection is allowed and 1 when it is denied;\nwith --diff it is 1 when the change opens a connection, else 0.\nEndpoints: NAMESPACE/NAME of a Pod or workload, a unique NAME, `internet` (any public address),\n`metadata` (169.254.169.254) or an IP address; kube-system/kube-dns exists unless defined.\nFormats: text, json, dot (the table); connlist, connlist-json (np-guard's `netpol-analyzer list`\noutput, line for line); with --diff: text (np-guard's `diff` lines), json, sarif."
     )]
     Explain {
         /// The policy file.
         #[arg(required_unless_present = "k8s", conflicts_with = "k8s")]
         file: Option<PathBuf>,
         /// Kubernetes manifests (files or directories, multi-document YAML) to explain.
-        #[arg(long, num_args = 1.., value_name = "PATH")]
+        #[arg(long, num_args = 0.., value_name = "PATH")]
         k8s: Vec<PathBuf>,
+        /// With --k8s: the manifests before and after a change (files or directories).
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], requires = "k8s", conflicts_with_all = ["from", "to"])]
+        diff: Vec<PathBuf>,
         /// With --k8s: the source of one connection to explain.
         #[arg(long, requires_all = ["to", "k8s"], value_name = "ENDPOINT")]
         from: Option<String>,
@@ -210,9 +214,16 @@ fn main() -> ExitCode {
             };
             commands::lint(&paths, &lint, config.as_deref())
         }
-        Command::Explain { file, k8s, from, to, port, format } => match file {
-            Some(f) => commands::explain(&f),
-            None => commands::explain_k8s(&k8s, from.as_deref(), to.as_deref(), Some(&port), format),
+        Command::Explain { file, k8s, diff, from, to, port, format } => match (file, diff.as_slice()) {
+            (Some(f), _) => commands::explain(&f),
+            (None, [old, new]) if k8s.is_empty() => commands::explain_diff(old, new, format),
+            (None, [_, _]) => Err(anyhow::anyhow!(
+                "--diff takes the two sets of manifests itself; write `--k8s --diff OLD NEW` without other paths"
+            )),
+            (None, _) if k8s.is_empty() => {
+                Err(anyhow::anyhow!("--k8s needs the manifests to explain (files or directories), or `--diff OLD NEW`"))
+            }
+            (None, _) => commands::explain_k8s(&k8s, from.as_deref(), to.as_deref(), Some(&port), format),
         },
     };
     match result {
