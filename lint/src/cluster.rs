@@ -61,6 +61,9 @@ pub(crate) struct Cluster<'a> {
     pub(crate) policies: BTreeMap<String, PolicyNetwork>,
     /// Seccomp profiles: (file name, profile).
     pub(crate) seccomp: Vec<(&'a str, &'a Node)>,
+    /// Indexes into `workloads` and `netpols` by namespace.
+    workloads_by_ns: BTreeMap<String, Vec<usize>>,
+    netpols_by_ns: BTreeMap<String, Vec<usize>>,
 }
 
 /// The labels of a metadata node.
@@ -118,7 +121,23 @@ impl<'a> Cluster<'a> {
                 }
             }
         }
+        for (i, w) in c.workloads.iter().enumerate() {
+            c.workloads_by_ns.entry(w.ns.clone()).or_default().push(i);
+        }
+        for (i, p) in c.netpols.iter().enumerate() {
+            c.netpols_by_ns.entry(p.ns.clone()).or_default().push(i);
+        }
         c
+    }
+
+    /// The workloads in namespace `ns`.
+    pub(crate) fn workloads_in<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s Workload<'a>> + 's {
+        self.workloads_by_ns.get(ns).into_iter().flatten().map(move |i| &self.workloads[*i])
+    }
+
+    /// The NetworkPolicies in namespace `ns`.
+    pub(crate) fn netpols_in<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s NetworkPolicy<'a>> + 's {
+        self.netpols_by_ns.get(ns).into_iter().flatten().map(move |i| &self.netpols[*i])
     }
 
     fn add_object(&mut self, root: &'a Node) {

@@ -480,13 +480,13 @@ fn proxy_only(root: &Node) -> bool {
 
 /// The workloads in `ns` a policy selects.
 fn selected<'c, 'a>(root: &Node, ns: &str, cluster: &'c Cluster<'a>) -> Vec<&'c Workload<'a>> {
-    cluster.workloads.iter().filter(|w| w.ns == ns && selects(pod_selector(root), &w.labels)).collect()
+    cluster.workloads_in(ns).filter(|w| selects(pod_selector(root), &w.labels)).collect()
 }
 
 /// Whether two policies of a namespace select some pod in common (by the linted workloads, or,
 /// with none there, when the first selects everything or both select alike).
 fn overlap(p: &Node, q: &Node, ns: &str, cluster: &Cluster) -> bool {
-    let in_ns: Vec<&Workload> = cluster.workloads.iter().filter(|w| w.ns == ns).collect();
+    let in_ns: Vec<&Workload> = cluster.workloads_in(ns).collect();
     if in_ns.is_empty() {
         return selects_all(pod_selector(p))
             || pod_selector(p).map(Node::to_json) == pod_selector(q).map(Node::to_json);
@@ -497,7 +497,7 @@ fn overlap(p: &Node, q: &Node, ns: &str, cluster: &Cluster) -> bool {
 fn proxy_bypass(ctx: &mut Ctx, root: &Node, ns: &str, cluster: &Cluster) {
     let me = str_of(path(root, &["metadata", "name"])).unwrap_or_default();
     let mut reasons: Vec<String> = selected(root, ns, cluster).iter().filter_map(|w| proxied(w, cluster)).collect();
-    for q in cluster.netpols.iter().filter(|q| q.ns == ns && q.name != me) {
+    for q in cluster.netpols_in(ns).filter(|q| q.name != me) {
         if proxy_only(q.root) && overlap(root, q.root, ns, cluster) {
             reasons.push(format!(
                 "NetworkPolicy {ns}/{} lets these pods reach only their proxy, and policies add up",
@@ -554,12 +554,8 @@ fn missing_dns(ctx: &mut Ctx, root: &Node, ns: &str, cluster: &Cluster) {
         return;
     }
     let me = str_of(path(root, &["metadata", "name"])).unwrap_or_default();
-    let others: Vec<&Node> = cluster
-        .netpols
-        .iter()
-        .filter(|q| q.ns == ns && q.name != me && isolates_egress(q.root))
-        .map(|q| q.root)
-        .collect();
+    let others: Vec<&Node> =
+        cluster.netpols_in(ns).filter(|q| q.name != me && isolates_egress(q.root)).map(|q| q.root).collect();
     let pods = selected(root, ns, cluster);
     let without: Vec<String> = if pods.is_empty() {
         // No workloads here: another policy must select at least what this one does.
