@@ -67,10 +67,51 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node, cluster: &Cluster, opts: &Options
             ctx.add("SB014", pos, format!("the pod names a semble policy but runs under {under}"));
         }
     }
+    misplaced(ctx, spec);
     containers(ctx, spec);
     localhost_seccomp(ctx, spec, tmeta, cluster);
     if let Some(p) = network_policy::semble_proxy_sidecar(spec) {
         ctx.add("SB022", p.pos, "semble-proxy runs as a sidecar: its egress allowance is the workload's".into());
+    }
+}
+
+/// securityContext fields only a container has.
+const CONTAINER_ONLY: &[&str] =
+    &["allowPrivilegeEscalation", "capabilities", "privileged", "procMount", "readOnlyRootFilesystem"];
+/// securityContext fields only the pod has.
+const POD_ONLY: &[&str] = &[
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "supplementalGroups",
+    "supplementalGroupsPolicy",
+    "sysctls",
+    "seLinuxChangePolicy",
+];
+
+/// A securityContext field at a level the API does not define it at is dropped: it protects
+/// nothing, and Pod Security (rightly) does not read it.
+fn misplaced(ctx: &mut Ctx, spec: &Node) {
+    let fields = |sc: Option<&Node>| -> Vec<(String, Pos)> {
+        sc.and_then(Node::as_map).map(|m| m.iter().map(|(k, _)| (k.name.clone(), k.pos)).collect()).unwrap_or_default()
+    };
+    for (key, pos) in fields(get(spec, "securityContext")) {
+        if CONTAINER_ONLY.contains(&key.as_str()) {
+            ctx.add("SB035", pos, format!("`{key}` is a container field: in the pod's securityContext it is dropped"));
+        }
+    }
+    for k in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in get(spec, k).and_then(Node::as_seq).unwrap_or(&[]) {
+            let name = str_of(get(c, "name")).unwrap_or_default();
+            for (key, pos) in fields(get(c, "securityContext")) {
+                if POD_ONLY.contains(&key.as_str()) {
+                    ctx.add(
+                        "SB035",
+                        pos,
+                        format!("`{key}` is a pod field: in container `{name}`'s securityContext it is dropped"),
+                    );
+                }
+            }
+        }
     }
 }
 

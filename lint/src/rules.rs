@@ -78,6 +78,7 @@ rules! {
     "SB027" Error "Kubernetes (Pod Security baseline `windowsHostProcess`)" "a Windows HostProcess container (it runs on the node, as the node)" "remove windowsOptions.hostProcess";
     "SB028" Warning "Kubernetes (Pod Security restricted `runAsUser`, v1.23+)" "runAsUser: 0 (root) on the pod or a container" "run as a non-zero user ID";
     "SB029" Warning "Kubernetes" "a `pod-security.kubernetes.io/enforce-version` label the admission controller cannot read (it falls back to its default)" "write `latest` or `v1.MINOR` (e.g. `v1.32`)";
+    "SB035" Warning "Kubernetes" "a securityContext field at the wrong level: a container-only field (allowPrivilegeEscalation, capabilities, privileged, procMount, readOnlyRootFilesystem) on the pod, or a pod-only one (fsGroup, sysctls, supplementalGroups, …) on a container; Kubernetes drops it (or rejects the object with strict field validation), so it protects nothing" "move it to where the API defines it: each container's securityContext, or the pod's";
     "SB020" Warning "Kubernetes" "egress open to 0.0.0.0/0 (or ::/0) without excepting private ranges and the metadata address" "add ipBlock.except: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, 100.64.0.0/10";
     "SB021" Warning "Kubernetes" "DNS egress on UDP 53 without TCP 53 (large answers fail)" "allow port 53 on TCP as well";
     "SB022" Warning "Kubernetes" "a proxy sidecar shares the workload's egress (a NetworkPolicy applies to the whole pod)" "run semble-proxy as a gateway (network.proxy.placement: gateway)";

@@ -68,6 +68,7 @@ fn cases() -> Vec<(&'static str, String, String)> {
         ("SP000", policy("    mode: proxy\n    egress: [{host: api.example.com, prots: [443]}]\n"), policy("    mode: proxy\n    egress: [{host: api.example.com, ports: [443]}]\n")),
         ("SB054", format!("{}  seccomp: {{allow: [unshare]}}\n", policy("    mode: none\n")), format!("{}  seccomp: {{allow: [ioprio_set]}}\n", policy("    mode: none\n"))),
         ("SB053", policy("    mode: proxy\n    egress: [{host: api.example.com}]\n    proxy: {placement: sidecar}\n"), policy("    mode: proxy\n    egress: [{host: api.example.com}]\n")),
+        ("SB035", pod("runAsUser: 1000,", "runAsUser: 1000, allowPrivilegeEscalation: false,"), POD_OK.into()),
         ("SB026", pod("image: busybox:1.36", "image: busybox:1.36\n      livenessProbe: {httpGet: {host: 10.0.0.1, port: 8080, path: /}}"), pod("image: busybox:1.36", "image: busybox:1.36\n      livenessProbe: {httpGet: {port: 8080, path: /}}")),
         ("SB027", pod("runAsUser: 1000,", "runAsUser: 1000, windowsOptions: {hostProcess: true},"), pod("runAsUser: 1000,", "runAsUser: 1000, windowsOptions: {hostProcess: false},")),
         ("SB028", pod("runAsUser: 1000", "runAsUser: 0"), POD_OK.into()),

@@ -339,3 +339,13 @@ fn workload_templates_are_checked_with_the_template_metadata() {
     );
     assert_eq!(f.iter().find(|x| x.rule == "SB018").unwrap().line, 6);
 }
+
+#[test]
+fn container_fields_at_pod_level_count_for_nothing_and_are_reported() {
+    // The common mistake: allowPrivilegeEscalation and capabilities on the pod. Kubernetes drops
+    // them; the admission controller reads the containers, so restricted still rejects the pod.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n  containers: [{name: c, image: registry.k8s.io/pause:3.10}]\n";
+    let f = run(pod, "latest");
+    assert_eq!(pss(&f), set(&["allowPrivilegeEscalation", "capabilities_restricted"]), "{f:#?}");
+    assert_eq!(f.iter().filter(|x| x.rule == "SB035").count(), 2, "{f:#?}");
+}
