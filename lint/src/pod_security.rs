@@ -45,8 +45,13 @@ use semble_policy::diag::Pos;
 use semble_policy::facts;
 use semble_policy::yaml::Node;
 
-use crate::context::{get, str_of, Ctx};
+use crate::context::{str_of, Ctx};
 use crate::rules::Level;
+
+/// A field of a mapping, as the API server decodes it: an explicit `null` is the field unset.
+fn get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
+    crate::context::get(n, key).filter(|v| !v.is_null())
+}
 
 /// The newest Pod Security policy version this module knows (`v1.NEWEST_MINOR`).
 pub const NEWEST_MINOR: u32 = 37;

@@ -349,3 +349,21 @@ fn container_fields_at_pod_level_count_for_nothing_and_are_reported() {
     assert_eq!(pss(&f), set(&["allowPrivilegeEscalation", "capabilities_restricted"]), "{f:#?}");
     assert_eq!(f.iter().filter(|x| x.rule == "SB035").count(), 2, "{f:#?}");
 }
+
+#[test]
+fn an_explicit_null_is_an_unset_field() {
+    for (from, to) in [
+        (", seccompProfile: {type: RuntimeDefault}", ", seccompProfile: {type: RuntimeDefault}, appArmorProfile: null"),
+        (
+            "capabilities: {drop: [ALL]}}\n  containers",
+            "capabilities: {drop: [ALL]}, procMount: null, seccompProfile: null}\n  containers",
+        ),
+    ] {
+        let pod = tweak(from, to);
+        assert!(checks(&pod, "latest").is_empty(), "{to}: {:#?}", run(&pod, "latest"));
+    }
+    let port = tweak(C_SC, &format!("{C_SC}\n      ports: [{{containerPort: 80, hostPort: null}}]"));
+    assert!(checks(&port, "latest").is_empty());
+    // A null runAsNonRoot on a container leaves the pod's true in force.
+    assert!(checks(&container_sc("runAsNonRoot: null"), "latest").is_empty());
+}
