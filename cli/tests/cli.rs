@@ -207,7 +207,10 @@ fn explain_k8s_lists_connections_in_np_guard_format() {
     assert_eq!(text(&out.stdout), "shop/api[Deployment] => shop/db[Deployment] : TCP 5432\n");
     let out = run(&["explain", "--k8s", d, "--format", "connlist-json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v, serde_json::json!([{"src": "shop/api[Deployment]", "dst": "shop/db[Deployment]", "conn": "TCP 5432"}]));
+    assert_eq!(
+        v,
+        serde_json::json!([{"src": "shop/api[Deployment]", "dst": "shop/db[Deployment]", "conn": "TCP 5432"}])
+    );
     // No implicit kube-dns, no aggregated rows: only the workloads of the input.
     assert!(!text(&out.stdout).contains("kube-dns") && !text(&out.stdout).contains("pods without"));
 }
@@ -240,7 +243,8 @@ fn explain_k8s_diff_reports_what_a_change_opens_as_text_json_and_sarif() {
     let loc = &r["locations"][0]["physicalLocation"];
     assert!(loc["artifactLocation"]["uri"].as_str().unwrap().ends_with("pr/netpol.yaml"), "{loc}");
     let np = std::fs::read_to_string(new.join("netpol.yaml")).unwrap();
-    let rule_line = np.lines().enumerate().filter(|(_, l)| l.contains("- to: [{podSelector")).map(|(i, _)| i + 1).next().unwrap();
+    let rule_line =
+        np.lines().enumerate().filter(|(_, l)| l.contains("- to: [{podSelector")).map(|(i, _)| i + 1).next().unwrap();
     assert_eq!(loc["region"]["startLine"], rule_line, "{loc}");
     assert_eq!(r["relatedLocations"].as_array().unwrap().len(), 1);
     // The reverse change closes it: exit 0, a `removed` line, no SARIF result.
