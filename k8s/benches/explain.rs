@@ -1,5 +1,6 @@
 //! `explain --k8s` over a generated cluster: 500 namespaces × 20 pods × 5 NetworkPolicies
-//! (plus a monitoring namespace), from YAML text to the full connectivity table.
+//! (plus a monitoring namespace), from YAML text to the full connectivity table, and to the
+//! np-guard connectivity list (`--format connlist`).
 //!
 //! ```sh
 //! cargo bench -p semble-k8s --bench explain
@@ -56,12 +57,15 @@ fn main() {
         let t2 = Instant::now();
         let rows = c.table();
         let t3 = Instant::now();
-        runs.push((t1 - t0, t2 - t1, t3 - t2, t3 - t0, rows.len(), docs.len()));
+        let list = c.connlist();
+        let t4 = Instant::now();
+        runs.push((t1 - t0, t2 - t1, t3 - t2, t3 - t0, rows.len(), docs.len(), t4 - t3, list.len()));
     }
     runs.sort_by_key(|r| r.3);
-    let (parse, load, table, total, rows, docs) = runs[1];
+    let (parse, load, table, total, rows, docs, connlist, lines) = runs[1];
     println!(
-        "{namespaces} namespaces x {pods} pods x 5 policies ({docs} documents, {} KiB of YAML): parse {parse:.2?}, load {load:.2?}, table {table:.2?} ({rows} rows), total {total:.2?} (median of 3)",
-        text.len() / 1024
+        "{namespaces} namespaces x {pods} pods x 5 policies ({docs} documents, {} KiB of YAML): parse {parse:.2?}, load {load:.2?}, table {table:.2?} ({rows} rows), total {total:.2?}; connlist {connlist:.2?} ({lines} lines), parse+load+connlist {:.2?} (median of 3)",
+        text.len() / 1024,
+        parse + load + connlist
     );
 }

@@ -20,14 +20,27 @@
 //!   does to pod IPs is left to the CNI by the API; this model treats pods as never matching an
 //!   `ipBlock`, and says so.
 //!
-//! Endpoints are the pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
-//! CronJob) of the manifests, `kube-system/kube-dns` when the manifests do not define it, and two
-//! outside addresses: `internet` (8.8.8.8 stands for any public address; nothing is ever sent)
-//! and `metadata` (169.254.169.254).
+//! Endpoints are the pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet,
+//! ReplicationController, Job, CronJob) of the manifests, `kube-system/kube-dns` when the
+//! manifests do not define it, and two outside addresses: `internet` (8.8.8.8 stands for any
+//! public address; nothing is ever sent) and `metadata` (169.254.169.254).
+//!
+//! [`Cluster::connlist`] lists every allowed connection the way np-guard's `netpol-analyzer list`
+//! (and `roxctl netpol connectivity map`) does, line for line: workloads of the manifests only,
+//! outside addresses as the address blocks the policies' ipBlocks cut the space into, the
+//! `{ingress-controller}` for Ingress and Route objects ([`connlist`]). [`diff()`] compares two
+//! sets of manifests ([`diff`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+
+mod connlist;
+mod diff;
+pub mod ipset;
+
+pub use connlist::{conn_string, Connection, RuleRef};
+pub use diff::{diff, Change, Diff, DiffLine};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
@@ -120,6 +133,39 @@ impl Ports {
         }
         out
     }
+    /// The lowest port of the first protocol (TCP, UDP, SCTP order) in the set.
+    pub fn first(&self) -> Option<(u16, Proto)> {
+        self.0.iter().find_map(|(p, r)| r.first().map(|(a, _)| (*a, *p)))
+    }
+
+    /// What `self` has that `other` does not.
+    fn subtract(&self, other: &Ports) -> Ports {
+        let mut out = Ports::default();
+        for (p, ranges) in &self.0 {
+            let mut cur: Vec<(u16, u16)> = ranges.clone();
+            for (lo, hi) in other.0.get(p).into_iter().flatten() {
+                let mut next = Vec::new();
+                for (a, b) in cur {
+                    if *hi < a || *lo > b {
+                        next.push((a, b));
+                        continue;
+                    }
+                    if *lo > a {
+                        next.push((a, lo - 1));
+                    }
+                    if *hi < b {
+                        next.push((hi + 1, b));
+                    }
+                }
+                cur = next;
+            }
+            for (a, b) in cur {
+                out.add(*p, a, b);
+            }
+        }
+        out
+    }
+
     /// Whether `port`/`proto` is in the set.
     pub fn contains(&self, port: u16, proto: Proto) -> bool {
         self.0.get(&proto).is_some_and(|r| r.iter().any(|(a, b)| *a <= port && port <= *b))
@@ -154,6 +200,29 @@ pub struct Endpoint {
     pub id: String,
     /// Where it is.
     pub place: Place,
+    /// The workload of the manifests it stands for (`None` for what semble adds: kube-dns,
+    /// `internet`, `metadata`, addresses).
+    pub workload: Option<Workload>,
+}
+
+/// A workload as np-guard names it: the pods' top owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// Namespace.
+    pub ns: String,
+    /// The owner's name (the pod's own for a bare Pod).
+    pub name: String,
+    /// `Deployment`, `StatefulSet`, …, `Pod`.
+    pub kind: String,
+    /// The manifest document it comes from (`file#index`).
+    pub origin: String,
+}
+
+impl Workload {
+    /// `namespace/name[Kind]`.
+    pub fn label(&self) -> String {
+        format!("{}/{}[{}]", self.ns, self.name, self.kind)
+    }
 }
 
 /// Inside the cluster (a pod) or outside (an address).
@@ -205,9 +274,40 @@ struct PortSpec {
 struct Policy {
     ns: String,
     name: String,
+    /// The manifest document it comes from (`file#index`).
+    origin: String,
     selector: LabelSelector,
     ingress: Option<Vec<Rule>>,
     egress: Option<Vec<Rule>>,
+    /// The IPv4 blocks its ingress (`from`) and egress (`to`) ipBlocks name, one per range,
+    /// whatever `policyTypes` says (np-guard partitions the address space on them).
+    src_blocks: Vec<ipset::IpSet>,
+    dst_blocks: Vec<ipset::IpSet>,
+}
+
+/// A Service with a selector (for the Ingress and Route objects that name it).
+#[derive(Debug, Clone)]
+struct Service {
+    ns: String,
+    name: String,
+    selector: BTreeMap<String, String>,
+    ports: Vec<ServicePort>,
+}
+
+#[derive(Debug, Clone)]
+struct ServicePort {
+    name: Option<String>,
+    port: i32,
+    target: Option<IntOrString>,
+}
+
+/// An Ingress or Route backend: a Service in the object's namespace, and the port it names
+/// (`None`: every port of the Service).
+#[derive(Debug, Clone)]
+struct Backend {
+    ns: String,
+    service: String,
+    port: Option<IntOrString>,
 }
 
 /// The manifests, read.
@@ -223,6 +323,11 @@ pub struct Cluster {
     pods_by_ns: BTreeMap<String, Vec<usize>>,
     /// Things worth knowing about the input (unsupported fields, ignored objects).
     pub notes: Vec<String>,
+    services: Vec<Service>,
+    backends: Vec<Backend>,
+    /// Named container ports of the workloads' regular containers (np-guard reads only these
+    /// for Services), by endpoint index.
+    container_ports: BTreeMap<usize, Vec<(Option<String>, u16, Proto)>>,
 }
 
 /// A problem with one manifest document.
@@ -288,7 +393,12 @@ impl Cluster {
                 }
                 Some(cur.clone())
             };
-            let pod = |labels: Option<&Value>, spec: Option<Value>| -> Result<Option<Place>, LoadError> {
+            // A workload: its place, its identity as np-guard names it, its containers' ports.
+            type Pod = (Place, Workload, Vec<(Option<String>, u16, Proto)>);
+            let pod = |labels: Option<&Value>,
+                       spec: Option<Value>,
+                       owner: (String, String)|
+             -> Result<Option<Pod>, LoadError> {
                 let labels: BTreeMap<String, String> = match labels {
                     Some(l) if !l.is_null() => serde_json::from_value(l.clone()).map_err(err)?,
                     _ => BTreeMap::new(),
@@ -300,8 +410,20 @@ impl Cluster {
                 if spec.host_network == Some(true) {
                     return Ok(None);
                 }
-                Ok(Some(Place::Pod { ns: ns.clone(), labels, named: named_ports(&spec) }))
+                let ports = spec
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .filter_map(|p| {
+                        let proto = p.protocol.as_deref().and_then(Proto::parse).unwrap_or(Proto::Tcp);
+                        Some((p.name.clone(), u16::try_from(p.container_port).ok()?, proto))
+                    })
+                    .collect();
+                let (kind, name) = owner;
+                let workload = Workload { ns: ns.clone(), name, kind, origin: what.clone() };
+                Ok(Some((Place::Pod { ns: ns.clone(), labels, named: named_ports(&spec) }, workload, ports)))
             };
+            let own = (kind.to_string(), name.to_string());
             let place = match kind {
                 "Namespace" => {
                     let mut labels: BTreeMap<String, String> = match v["metadata"].get("labels") {
@@ -312,26 +434,51 @@ impl Cluster {
                     c.namespaces.insert(name.to_string(), labels);
                     None
                 }
-                "Pod" => pod(v["metadata"].get("labels"), template(&["spec"]))?,
-                "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-                    pod(v["spec"]["template"]["metadata"].get("labels"), template(&["spec", "template", "spec"]))?
+                "Pod" => {
+                    // A pod a controller owns is that controller's (np-guard names it so).
+                    let owner = v["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["controller"] == true)
+                        .filter(|r| r["kind"] != "Node")
+                        .and_then(|r| Some((r["kind"].as_str()?.to_string(), r["name"].as_str()?.to_string())))
+                        .unwrap_or(own);
+                    pod(v["metadata"].get("labels"), template(&["spec"]), owner)?
+                }
+                "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
+                    pod(v["spec"]["template"]["metadata"].get("labels"), template(&["spec", "template", "spec"]), own)?
                 }
                 "CronJob" => pod(
                     v["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels"),
                     template(&["spec", "jobTemplate", "spec", "template", "spec"]),
+                    own,
                 )?,
                 "NetworkPolicy" => {
                     let np: NetworkPolicy = serde_json::from_value(v.clone()).map_err(err)?;
                     c.policies.push(
-                        Policy::from_api(&ns, np)
+                        Policy::from_api(&ns, what, np)
                             .map_err(|m| LoadError { what: format!("{what} {kind}/{name}"), message: m })?,
                     );
                     None
                 }
+                "Service" => {
+                    c.load_service(&ns, name, v);
+                    None
+                }
+                "Ingress" => {
+                    c.load_ingress(&ns, v);
+                    None
+                }
+                "Route" => {
+                    c.load_route(&ns, v);
+                    None
+                }
                 _ => None,
             };
-            if let Some(place) = place {
-                c.endpoints.push(Endpoint { id: format!("{ns}/{name}"), place });
+            if let Some((place, workload, ports)) = place {
+                c.container_ports.insert(c.endpoints.len(), ports);
+                c.endpoints.push(Endpoint { id: format!("{ns}/{name}"), place, workload: Some(workload) });
             }
             if kind != "Namespace" && !ns.is_empty() {
                 c.namespaces
@@ -353,11 +500,12 @@ impl Cluster {
                     labels: [("k8s-app".to_string(), "kube-dns".to_string())].into(),
                     named: [("dns".to_string(), (53, Proto::Udp)), ("dns-tcp".to_string(), (53, Proto::Tcp))].into(),
                 },
+                workload: None,
             });
         }
         for (id, ip) in [("internet", "8.8.8.8"), ("metadata", "169.254.169.254")] {
             if let Ok(ip) = ip.parse() {
-                c.endpoints.push(Endpoint { id: id.into(), place: Place::External(ip) });
+                c.endpoints.push(Endpoint { id: id.into(), place: Place::External(ip), workload: None });
             }
         }
         for (i, p) in c.policies.iter().enumerate() {
@@ -399,7 +547,7 @@ impl Cluster {
             return Ok(e.clone());
         }
         if let Ok(ip) = what.parse::<IpAddr>() {
-            return Ok(Endpoint { id: what.to_string(), place: Place::External(ip) });
+            return Ok(Endpoint { id: what.to_string(), place: Place::External(ip), workload: None });
         }
         let by_name: Vec<&Endpoint> = self.endpoints.iter().filter(|e| e.id.rsplit('/').next() == Some(what)).collect();
         match by_name.as_slice() {
@@ -700,9 +848,25 @@ impl Policy {
         self.ingress.iter().flatten().chain(self.egress.iter().flatten())
     }
 
-    fn from_api(ns: &str, np: NetworkPolicy) -> Result<Policy, String> {
+    fn from_api(ns: &str, origin: &str, np: NetworkPolicy) -> Result<Policy, String> {
         let name = np.metadata.name.clone().unwrap_or_default();
         let spec = np.spec.unwrap_or_default();
+        // The blocks np-guard partitions on: every ipBlock of every rule, policyTypes or not.
+        let blocks = |peers: Vec<Option<&Vec<NetworkPolicyPeer>>>| -> Vec<ipset::IpSet> {
+            let mut out = Vec::new();
+            for b in peers.into_iter().flatten().flatten().filter_map(|p| p.ip_block.as_ref()) {
+                let Some(mut set) = b.cidr.parse().ok().as_ref().and_then(ipset::IpSet::from_net) else { continue };
+                for x in b.except.iter().flatten() {
+                    if let Some(hole) = x.parse().ok().as_ref().and_then(ipset::IpSet::from_net) {
+                        set = set.subtract(&hole);
+                    }
+                }
+                out.extend(set.split());
+            }
+            out
+        };
+        let src_blocks = blocks(spec.ingress.iter().flatten().map(|r| r.from.as_ref()).collect());
+        let dst_blocks = blocks(spec.egress.iter().flatten().map(|r| r.to.as_ref()).collect());
         let types: Option<BTreeSet<String>> = spec.policy_types.clone().map(|t| t.into_iter().collect());
         let has_ingress = types.as_ref().is_none_or(|t| t.contains("Ingress"));
         let has_egress = types.as_ref().map_or(spec.egress.is_some(), |t| t.contains("Egress"));
@@ -773,6 +937,15 @@ impl Policy {
         } else {
             None
         };
-        Ok(Policy { ns: ns.to_string(), name, selector: spec.pod_selector.unwrap_or_default(), ingress, egress })
+        Ok(Policy {
+            ns: ns.to_string(),
+            name,
+            origin: origin.to_string(),
+            selector: spec.pod_selector.unwrap_or_default(),
+            ingress,
+            egress,
+            src_blocks,
+            dst_blocks,
+        })
     }
 }

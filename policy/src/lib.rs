@@ -20,6 +20,8 @@
 //! * [`compile`] holds the pure compile targets. Seccomp lives in `semble-seccomp` (it needs
 //!   libseccomp), and is passed into the OCI fragment by the caller.
 //! * [`explain`] renders what a workload can and cannot do under a policy.
+//! * [`facts`] holds what several crates must agree on about the world outside: Kubernetes' safe
+//!   sysctls per version, the runtimes' default capabilities, annotation keys, NVIDIA majors.
 //!
 //! ## The threat this answers
 //!
@@ -42,6 +44,7 @@ pub mod compile;
 pub mod diag;
 pub mod errno;
 pub mod explain;
+pub mod facts;
 pub mod model;
 pub mod parse;
 pub mod quantity;

@@ -171,7 +171,7 @@ fn read_config(path: &Path) -> Result<Value, Failure> {
 
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), Failure> {
     // Atomic, not flushed: runtime state lives as long as the container (runc does the same).
-    semble_cli::atomic::write_with(path, data, false)
+    semble_files::write_with(path, data, false)
         .map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| Failure(format!("cannot set permissions of `{}`: {e}", path.display())))
@@ -207,8 +207,8 @@ fn compile_cached(
     let bpf = semble_seccomp::bpf::compile(profile, semble_seccomp::bpf::Arch::native()).map_err(|e| e.to_string())?;
     if fs::create_dir_all(&dir).is_ok() {
         // Program first, profile second: a reader that finds the profile finds the program.
-        let _ = semble_cli::atomic::write_with(&bpf_path, &bpf, false);
-        let _ = semble_cli::atomic::write_with(&json_path, &json, false);
+        let _ = semble_files::write_with(&bpf_path, &bpf, false);
+        let _ = semble_files::write_with(&json_path, &json, false);
     }
     Ok(bpf)
 }
@@ -1474,7 +1474,7 @@ pub fn spec(_settings: &Settings, bundle: Option<&Path>, rootless: bool) -> Outc
     };
     let mut text = serde_json::to_string_pretty(&spec)?;
     text.push('\n');
-    semble_cli::atomic::write(&path, text.as_bytes())
+    semble_files::write(&path, text.as_bytes())
         .map_err(|e| Failure(format!("cannot write `{}`: {e}", path.display())))?;
     Ok(0)
 }

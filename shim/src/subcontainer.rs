@@ -94,7 +94,7 @@ pub fn spawn(root: &Path, paths: &Paths, id: &str, pid_file: &Path, runsc: &[OsS
             holder.to_string(),
         );
     }
-    semble_cli::atomic::write_with(pid_file, holder.to_string().as_bytes(), false)
+    semble_files::write_with(pid_file, holder.to_string().as_bytes(), false)
         .map_err(|e| Failure(format!("cannot write the pid file `{}`: {e}", pid_file.display())))
 }
 

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use crate::model::{NetworkMode, SandboxPolicy};
 use crate::seccomp_profile::SeccompProfile;
 
-/// The annotation that names the policy a container runs under.
-pub const POLICY_ANNOTATION: &str = "semble.dev/policy";
+/// The annotation that names the policy a container runs under, and the NVIDIA character device
+/// major (`/dev/nvidia0…`, `/dev/nvidiactl`): see [`crate::facts`].
+pub use crate::facts::{NVIDIA_MAJOR, POLICY_ANNOTATION};
 
 /// Paths hidden from the workload (bind-mounted over with an empty file or tmpfs).
 pub const MASKED_PATHS: &[&str] = &[
@@ -31,9 +32,6 @@ pub const MASKED_PATHS: &[&str] = &[
 
 /// Paths the workload may read but never write.
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
-/// The NVIDIA character device major (`/dev/nvidia0…`, `/dev/nvidiactl`).
-pub const NVIDIA_MAJOR: i64 = 195;
 
 /// The byte semble's seccomp supervisor sends back once it holds the notify listener that
 /// `semble-init` handed it: the sender then knows refusals will be explained (and, without it,

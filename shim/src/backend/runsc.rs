@@ -35,7 +35,7 @@ pub fn probe(settings: &Settings, binary: &Path) -> semble_gvisor::Runsc {
                 .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
                 .unwrap_or_default();
             if !t.is_empty() && std::fs::create_dir_all(cache.parent().unwrap_or(Path::new("."))).is_ok() {
-                let _ = semble_cli::atomic::write_with(&cache, t.as_bytes(), false);
+                let _ = semble_files::write_with(&cache, t.as_bytes(), false);
             }
             t
         }

@@ -117,7 +117,7 @@ enum Command {
     /// Find what makes a sandbox weak in policies, Kubernetes manifests, Compose files, seccomp
     /// profiles and OCI bundles (recognised by content).
     #[command(
-        after_help = "Examples:\n  semble-policy lint examples/ deploy/ k8s/\n  semble-policy lint --format sarif . > semble.sarif      # GitHub code scanning\n  semble-policy lint --fail-on warning --exclude 'vendor/*' manifests/\n  semble-policy lint --list-rules\n\nExit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.\nSuppress with `# semble-lint: ignore=RULE reason=\"...\"` or the annotation ignore-check.semble.dev/RULE."
+        after_help = "Examples:\n  semble-policy lint examples/ deploy/ k8s/\n  semble-policy lint --format sarif . > semble.sarif      # GitHub code scanning\n  semble-policy lint --fail-on warning --exclude 'vendor/*' manifests/\n  semble-policy lint --pss-version v1.31 k8s/      # the Pod Security policy of a 1.31 cluster\n  semble-policy lint --list-rules\n\nExit status: 0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.\nSuppress with `# semble-lint: ignore=RULE reason=\"...\"` or the annotation ignore-check.semble.dev/RULE."
     )]
     Lint {
         /// Files or directories (recursively: *.yaml, *.yml, *.json); `-` for standard input.
@@ -127,8 +127,8 @@ enum Command {
         #[arg(long, value_parser = ["text", "json", "sarif", "junit", "markdown"], default_value = "text")]
         format: String,
         /// Exit 1 when a finding is at least this severe.
-        #[arg(long, value_enum, default_value = "error")]
-        fail_on: semble_cli::lint::Level,
+        #[arg(long, value_parser = ["info", "warning", "error"], default_value = "error")]
+        fail_on: String,
         /// Skip paths matching this glob (repeatable; `*` spans directories).
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
@@ -139,19 +139,27 @@ enum Command {
         /// in the current directory when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The Pod Security policy version pods are held to (`latest`, `v1.32`), unless their
+        /// namespace in the linted files sets `pod-security.kubernetes.io/enforce-version`.
+        #[arg(long, value_name = "VERSION", default_value = "latest")]
+        pss_version: String,
     },
     /// Say what a workload under the policy can and cannot do, and why; or, with --k8s, who can
-    /// reach whom under a set of Kubernetes NetworkPolicies.
+    /// reach whom under a set of Kubernetes NetworkPolicies; or, with --k8s --diff, what a change
+    /// to them opens.
     #[command(
-        after_help = "Examples:\n  semble-policy explain examples/workspace.yaml\n  semble-policy explain --k8s manifests/\n  semble-policy explain --k8s out/workspace.k8s.yaml backend.yaml --from backend/api --to sandboxes/workspace --port 8081\n  semble-policy explain --k8s cluster/ --format dot | dot -Tsvg > net.svg\n\nWith --from/--to the exit status is 0 when the connection is allowed and 1 when it is denied.\nEndpoints: NAMESPACE/NAME of a Pod or workload, a unique NAME, `internet` (any public address),\n`metadata` (169.254.169.254) or an IP address; kube-system/kube-dns exists unless defined."
+        after_help = "Examples:\n  semble-policy explain examples/workspace.yaml\n  semble-policy explain --k8s manifests/\n  semble-policy explain --k8s manifests/ --format connlist        # np-guard's `list` lines\n  semble-policy explain --k8s out/workspace.k8s.yaml backend.yaml --from backend/api --to sandboxes/workspace --port 8081\n  semble-policy explain --k8s cluster/ --format dot | dot -Tsvg > net.svg\n  semble-policy explain --k8s --diff main/k8s/ pr/k8s/                # what the change opens\n  semble-policy explain --k8s --diff main/k8s/ pr/k8s/ --format sarif > netpol.sarif\n\nWith --from/--to the exit status is 0 when the connection is allowed and 1 when it is denied;\nwith --diff it is 1 when the change opens a connection, else 0.\nEndpoints: NAMESPACE/NAME of a Pod or workload, a unique NAME, `internet` (any public address),\n`metadata` (169.254.169.254) or an IP address; kube-system/kube-dns exists unless defined.\nFormats: text, json, dot (the table); connlist, connlist-json (np-guard's `netpol-analyzer list`\noutput, line for line); with --diff: text (np-guard's `diff` lines), json, sarif."
     )]
     Explain {
         /// The policy file.
         #[arg(required_unless_present = "k8s", conflicts_with = "k8s")]
         file: Option<PathBuf>,
         /// Kubernetes manifests (files or directories, multi-document YAML) to explain.
-        #[arg(long, num_args = 1.., value_name = "PATH")]
+        #[arg(long, num_args = 0.., value_name = "PATH")]
         k8s: Vec<PathBuf>,
+        /// With --k8s: the manifests before and after a change (files or directories).
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], requires = "k8s", conflicts_with_all = ["from", "to"])]
+        diff: Vec<PathBuf>,
         /// With --k8s: the source of one connection to explain.
         #[arg(long, requires_all = ["to", "k8s"], value_name = "ENDPOINT")]
         from: Option<String>,
@@ -196,12 +204,26 @@ fn main() -> ExitCode {
             };
             commands::compile(&file, target, out.as_deref(), &k8s)
         }
-        Command::Lint { paths, format, fail_on, exclude, list_rules, config } => {
-            commands::lint(&paths, &format, fail_on, &exclude, list_rules, config.as_deref())
+        Command::Lint { paths, format, fail_on, exclude, list_rules, config, pss_version } => {
+            let lint = commands::LintArgs {
+                format: &format,
+                fail_on: &fail_on,
+                exclude: &exclude,
+                list_rules,
+                pss_version: &pss_version,
+            };
+            commands::lint(&paths, &lint, config.as_deref())
         }
-        Command::Explain { file, k8s, from, to, port, format } => match file {
-            Some(f) => commands::explain(&f),
-            None => commands::explain_k8s(&k8s, from.as_deref(), to.as_deref(), Some(&port), format),
+        Command::Explain { file, k8s, diff, from, to, port, format } => match (file, diff.as_slice()) {
+            (Some(f), _) => commands::explain(&f),
+            (None, [old, new]) if k8s.is_empty() => commands::explain_diff(old, new, format),
+            (None, [_, _]) => Err(anyhow::anyhow!(
+                "--diff takes the two sets of manifests itself; write `--k8s --diff OLD NEW` without other paths"
+            )),
+            (None, _) if k8s.is_empty() => {
+                Err(anyhow::anyhow!("--k8s needs the manifests to explain (files or directories), or `--diff OLD NEW`"))
+            }
+            (None, _) => commands::explain_k8s(&k8s, from.as_deref(), to.as_deref(), Some(&port), format),
         },
     };
     match result {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use semble_cli::targets::{self, Target};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn check(name: &str, actual: &[u8]) {

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_semble-policy"));
-    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
     // Errors must stay one line even when backtraces are on.
     c.env("RUST_BACKTRACE", "1");
     c
@@ -129,7 +129,7 @@ fn stdin_is_accepted() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    let src = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/llm-server.yaml")).unwrap();
+    let src = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/llm-server.yaml")).unwrap();
     child.stdin.take().unwrap().write_all(&src).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -180,4 +180,86 @@ fn explain_k8s_answers_from_compiled_manifests() {
     let out = run(&["explain", "--k8s", d, "--from", "backend/api", "--to", "workspace", "--port", "http"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a port"));
+}
+
+/// Two directories: a default-deny shop, and the same with one NetworkPolicy that lets the API
+/// reach the database (the one connection the change opens).
+fn shop(dir: &std::path::Path, open_db: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let deploy = |name: &str, port: u16| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: x:1, ports: [{{containerPort: {port}}}]}}]}}\n")
+    };
+    std::fs::write(dir.join("apps.yaml"), format!("{}---\n{}", deploy("api", 8081), deploy("db", 5432))).unwrap();
+    let mut np = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n".to_string();
+    if open_db {
+        np.push_str("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-api, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {app: api}}}]\n      ports: [{port: 5432}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: api-to-db, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress:\n    - to: [{podSelector: {matchLabels: {app: db}}}]\n      ports: [{port: 5432}]\n");
+    }
+    std::fs::write(dir.join("netpol.yaml"), np).unwrap();
+}
+
+#[test]
+fn explain_k8s_lists_connections_in_np_guard_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    shop(dir.path(), true);
+    let out = run(&["explain", "--k8s", d, "--format", "connlist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "shop/api[Deployment] => shop/db[Deployment] : TCP 5432\n");
+    let out = run(&["explain", "--k8s", d, "--format", "connlist-json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"src": "shop/api[Deployment]", "dst": "shop/db[Deployment]", "conn": "TCP 5432"}])
+    );
+    // No implicit kube-dns, no aggregated rows: only the workloads of the input.
+    assert!(!text(&out.stdout).contains("kube-dns") && !text(&out.stdout).contains("pods without"));
+}
+
+#[test]
+fn explain_k8s_diff_reports_what_a_change_opens_as_text_json_and_sarif() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("main"), dir.path().join("pr"));
+    shop(&old, false);
+    shop(&new, true);
+    let (o, n) = (old.to_str().unwrap(), new.to_str().unwrap());
+    let out = run(&["explain", "--k8s", "--diff", o, n]);
+    assert_eq!(out.status.code(), Some(1), "a change that opens a connection exits 1: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Connectivity diff:\ndiff-type: added, source: shop/api[Deployment], destination: shop/db[Deployment], dir1:  No Connections, dir2: TCP 5432\n"
+    );
+    let out = run(&["explain", "--k8s", "--diff", o, n, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["added"].as_u64(), v["opened"].as_u64(), v["removed"].as_u64()), (Some(1), Some(1), Some(0)), "{v}");
+    assert_eq!(v["diff"][0]["opened"], "TCP 5432");
+    let out = run(&["explain", "--k8s", "--diff", o, n, "--format", "sarif"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{v}");
+    let r = &results[0];
+    assert_eq!(r["ruleId"], "SD001");
+    assert!(r["message"]["text"].as_str().unwrap().starts_with("shop/api[Deployment] => shop/db[Deployment] now allows TCP 5432 (added by shop/api-to-db egress[0], shop/db-from-api ingress[0])"), "{r}");
+    // Located at the egress rule that opens it: netpol.yaml, the `- to:` line of api-to-db.
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert!(loc["artifactLocation"]["uri"].as_str().unwrap().ends_with("pr/netpol.yaml"), "{loc}");
+    let np = std::fs::read_to_string(new.join("netpol.yaml")).unwrap();
+    let rule_line =
+        np.lines().enumerate().filter(|(_, l)| l.contains("- to: [{podSelector")).map(|(i, _)| i + 1).next().unwrap();
+    assert_eq!(loc["region"]["startLine"], rule_line, "{loc}");
+    assert_eq!(r["relatedLocations"].as_array().unwrap().len(), 1);
+    // The reverse change closes it: exit 0, a `removed` line, no SARIF result.
+    let out = run(&["explain", "--k8s", "--diff", n, o, "--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["runs"][0]["results"].as_array().unwrap().is_empty());
+    // Usage errors: one line, exit 2.
+    for args in [
+        vec!["explain", "--k8s", "--diff", o, n, "--format", "dot"],
+        vec!["explain", "--k8s", o, "--format", "sarif"],
+        vec!["explain", "--k8s", "--diff", o, "does/not/exist"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{args:?}: {}", text(&out.stderr));
+    }
 }

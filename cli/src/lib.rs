@@ -1,20 +1,17 @@
 //! # semble-policy (the command)
 //!
-//! The `semble-policy` binary and the pieces it is made of. The policy model lives in the
-//! `semble-policy` library at the bottom of the dependency graph; this package sits on top of it
-//! and of `semble-seccomp` (and, as they grow, the other compile targets), so that `compile`,
-//! `explain` and `lint` can use every one of them. (`semble-policy` the library cannot depend on
-//! `semble-seccomp`: that crate depends on it.)
+//! The `semble-policy` binary: the top of the dependency graph. `main.rs` parses arguments;
+//! [`commands`] runs each subcommand by calling the libraries below it and turns what they return
+//! into output and an exit code: the policy model (`semble-policy`), the compile targets
+//! (`semble-seccomp`, `semble-selinux`, `semble-k8s`), lint (`semble-lint`), the connectivity
+//! analysis (`semble_k8s::netpol`) and all-or-nothing file writes (`semble-files`).
 //!
 //! * [`targets`] — every compile target, built in memory before anything is written;
-//! * [`atomic`] — file output that is all-or-nothing;
 //! * [`commands`] — one function per subcommand, returning an exit code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod atomic;
 pub mod commands;
-pub mod lint;
 pub mod targets;
 
 /// Exit codes of `semble-policy` (documented in `--help`).

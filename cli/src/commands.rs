@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use semble_policy::{Diagnostic, Severity};
 use serde::Serialize;
 
-use crate::atomic;
 use crate::exit;
 use crate::targets::{self, Target};
 
@@ -114,7 +113,7 @@ pub fn compile(file: &Path, target: Target, out: Option<&Path>, k8s: &semble_k8s
                 .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
             for a in &artifacts {
                 let path = dir.join(&a.file);
-                atomic::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
+                semble_files::write(&path, &a.bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }
@@ -152,19 +151,25 @@ pub fn explain(file: &Path) -> Result<u8> {
 /// Output of `explain --k8s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum K8sFormat {
-    /// An aligned table.
+    /// An aligned table (with --diff: np-guard's `diff` lines).
     Text,
-    /// `{"rows": [...], "notes": [...]}` (or the answer to `--from/--to`).
+    /// `{"rows": [...], "notes": [...]}` (or the answer to `--from/--to`, or the diff).
     Json,
     /// Graphviz: one edge per allowed connection, labelled with its ports.
     Dot,
+    /// np-guard's `netpol-analyzer list` text: `src => dst : conn`, one line per allowed pair.
+    Connlist,
+    /// np-guard's `netpol-analyzer list -o json`: `[{"src", "dst", "conn"}]`.
+    ConnlistJson,
+    /// With --diff: SARIF 2.1.0, a result per connection the change opens.
+    Sarif,
 }
 
 /// Every manifest document under `paths` (files, directories recursively; `-` for stdin),
 /// as JSON values, named `file#index`. `List` objects are expanded.
 pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, serde_json::Value)>> {
-    let files =
-        crate::lint::collect(paths, &[], crate::lint::MANIFEST_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = semble_lint::walk::collect(paths, &[], semble_lint::walk::MANIFEST_EXTENSIONS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut docs = Vec::new();
     for f in files {
         let src = read_input(&f)?;
@@ -239,7 +244,26 @@ pub fn explain_k8s(
         }
         return Ok(if a.allowed { exit::OK } else { exit::INVALID });
     }
-    let rows = cluster.table();
+    let rows = match format {
+        K8sFormat::Connlist | K8sFormat::ConnlistJson => {
+            for n in &cluster.notes {
+                eprintln!("semble-policy: note: {n}");
+            }
+            let list = cluster.connlist();
+            if format == K8sFormat::Connlist {
+                for c in &list {
+                    writeln!(out, "{}", c.line())?;
+                }
+            } else {
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            }
+            return Ok(exit::OK);
+        }
+        K8sFormat::Sarif => {
+            bail!("SARIF is the output of `--diff`; use --format text, json, dot, connlist or connlist-json")
+        }
+        _ => cluster.table(),
+    };
     match format {
         K8sFormat::Json => {
             writeln!(out, "{}", serde_json::json!({"rows": rows, "notes": cluster.notes}))?;
@@ -251,7 +275,7 @@ pub fn explain_k8s(
             }
             writeln!(out, "}}")?;
         }
-        K8sFormat::Text => {
+        _ => {
             let w1 = rows.iter().map(|r| r.from.len()).max().unwrap_or(4).max(4);
             let w2 = rows.iter().map(|r| r.to.len()).max().unwrap_or(2).max(2);
             writeln!(out, "{:w1$}  {:w2$}  PORTS", "FROM", "TO")?;
@@ -267,23 +291,213 @@ pub fn explain_k8s(
     Ok(exit::OK)
 }
 
-/// `lint PATH… [--format F] [--fail-on L] [--exclude G]… [--list-rules]`
-pub fn lint(
-    paths: &[PathBuf],
-    format: &str,
-    fail_on: crate::lint::Level,
-    exclude: &[String],
-    list_rules: bool,
-    config: Option<&Path>,
-) -> Result<u8> {
-    use crate::lint;
+/// Where a manifest document, or a field in it, is written: `file#index` (as
+/// [`read_manifests`] names documents) and a path of keys and sequence indexes.
+fn locate(
+    origin: &str,
+    path: &[&str],
+    cache: &mut std::collections::BTreeMap<String, Vec<semble_policy::yaml::Document>>,
+) -> Option<(String, semble_policy::Pos)> {
+    let (file, index) = origin.rsplit_once('#')?;
+    let index: usize = index.parse().ok()?;
+    if !cache.contains_key(file) {
+        let text = std::fs::read_to_string(file).ok()?;
+        cache.insert(file.to_string(), semble_policy::yaml::parse_stream(&text).ok()?);
+    }
+    let doc = cache.get(file)?.iter().find(|d| d.index == index)?;
+    let mut node = &doc.root;
+    let mut pos = node.pos;
+    for step in path {
+        let next = match step.parse::<usize>() {
+            Ok(i) => node.as_seq().and_then(|s| s.get(i)),
+            Err(_) => node.as_map().and_then(|m| m.get(step)),
+        };
+        match next {
+            Some(n) => {
+                node = n;
+                pos = n.pos;
+            }
+            None => break,
+        }
+    }
+    Some((file.to_string(), pos))
+}
+
+/// `explain --k8s --diff OLD NEW [--format text|json|sarif]`
+pub fn explain_diff(old: &Path, new: &Path, format: K8sFormat) -> Result<u8> {
+    if !matches!(format, K8sFormat::Text | K8sFormat::Json | K8sFormat::Sarif) {
+        bail!("--diff writes text, json or sarif; not `--format {}`", format_name(format));
+    }
+    let load = |p: &Path| -> Result<semble_k8s::netpol::Cluster> {
+        let docs = read_manifests(&[p.to_path_buf()])?;
+        semble_k8s::netpol::Cluster::load(&docs).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let (before, after) = (load(old)?, load(new)?);
+    let d = semble_k8s::netpol::diff(&before, &after);
+    let opened = d.opened().count();
+    let mut out = std::io::stdout().lock();
+    match format {
+        K8sFormat::Json => {
+            let lines: Vec<serde_json::Value> = d.lines.iter().map(|l| l.to_json()).collect();
+            let count = |c: semble_k8s::netpol::Change| d.lines.iter().filter(|l| l.change == c).count();
+            let v = serde_json::json!({
+                "old": old.display().to_string(),
+                "new": new.display().to_string(),
+                "changed": count(semble_k8s::netpol::Change::Changed),
+                "added": count(semble_k8s::netpol::Change::Added),
+                "removed": count(semble_k8s::netpol::Change::Removed),
+                "opened": opened,
+                "diff": lines,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        K8sFormat::Sarif => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&diff_sarif(&d, &after))?)?;
+        }
+        _ => write!(out, "{}", d.text())?,
+    }
+    Ok(if opened > 0 { exit::INVALID } else { exit::OK })
+}
+
+fn format_name(f: K8sFormat) -> &'static str {
+    match f {
+        K8sFormat::Text => "text",
+        K8sFormat::Json => "json",
+        K8sFormat::Dot => "dot",
+        K8sFormat::Connlist => "connlist",
+        K8sFormat::ConnlistJson => "connlist-json",
+        K8sFormat::Sarif => "sarif",
+    }
+}
+
+/// SARIF for a diff: one result per connection the change opens, located at the rule in the
+/// new manifests that allows it (both sides' rules when both are isolated), else at the
+/// workload no policy isolates.
+fn diff_sarif(d: &semble_k8s::netpol::Diff, after: &semble_k8s::netpol::Cluster) -> serde_json::Value {
+    use semble_k8s::netpol::conn_string;
+    let mut cache = std::collections::BTreeMap::new();
+    let mut results = Vec::new();
+    for l in d.opened() {
+        let opened = l.opened_ports();
+        let (src, dst) = (after.peer(&l.src), after.peer(&l.dst));
+        let mut places: Vec<(String, semble_policy::Pos, String)> = Vec::new();
+        if let (Some(src), Some(dst), Some((port, proto))) = (src.as_ref(), dst.as_ref(), opened.first()) {
+            for r in after.allowing_rules(src, dst, port, proto) {
+                let index = r.index.to_string();
+                if let Some((file, pos)) = locate(&r.origin, &["spec", r.direction, &index], &mut cache) {
+                    places.push((file, pos, format!("{} {}[{}]", r.policy, r.direction, r.index)));
+                }
+            }
+            if places.is_empty() {
+                // Neither side isolated for this: the workload that no policy covers.
+                for e in [dst, src] {
+                    if let Some(w) = &e.workload {
+                        if let Some((file, pos)) = locate(&w.origin, &["kind"], &mut cache) {
+                            places.push((file, pos, format!("{} (no NetworkPolicy isolates it)", w.label())));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let was = if l.old.is_empty() { String::new() } else { format!("; before: {}", conn_string(&l.old)) };
+        let why = places.iter().map(|(_, _, w)| w.as_str()).collect::<Vec<_>>().join(", ");
+        let message = format!(
+            "{} => {} now allows {}{was} ({} by {})",
+            l.src,
+            l.dst,
+            conn_string(&opened),
+            match l.change {
+                semble_k8s::netpol::Change::Added => "added",
+                _ => "widened",
+            },
+            if why.is_empty() { "the change" } else { why.as_str() }
+        );
+        let locations: Vec<serde_json::Value> = places
+            .iter()
+            .map(|(file, pos, _)| {
+                serde_json::json!({"physicalLocation": {
+                    "artifactLocation": {"uri": file.trim_start_matches("./")},
+                    "region": {"startLine": pos.line.max(1), "startColumn": pos.column.max(1)}
+                }})
+            })
+            .collect();
+        let mut result = serde_json::json!({
+            "ruleId": "SD001",
+            "ruleIndex": 0,
+            "level": "warning",
+            "message": {"text": message},
+            "properties": {"source": l.src, "destination": l.dst, "opened": conn_string(&opened), "diffType": l.change},
+        });
+        if let Some(first) = locations.first() {
+            result["locations"] = serde_json::json!([first]);
+            if locations.len() > 1 {
+                result["relatedLocations"] = serde_json::json!(locations[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, loc)| {
+                        let mut loc = loc.clone();
+                        loc["id"] = serde_json::json!(i + 1);
+                        loc
+                    })
+                    .collect::<Vec<_>>());
+            }
+        }
+        results.push(result);
+    }
+    serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "semble-policy explain --diff",
+                "informationUri": "https://github.com/semble-dev/semble",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": [{
+                    "id": "SD001",
+                    "name": "ConnectionOpened",
+                    "shortDescription": {"text": "a connection the change to the NetworkPolicies (or workloads) opens"},
+                    "fullDescription": {"text": "Compared with the old manifests, the new ones allow this source to reach this destination on more ports: review that it is meant."},
+                    "help": {"text": "if the connection is not meant, narrow the rule this result points at", "markdown": "**Fix:** if the connection is not meant, narrow the rule this result points at"},
+                    "helpUri": "https://github.com/semble-dev/semble/blob/main/docs/ci.md#what-a-change-opens",
+                    "defaultConfiguration": {"level": "warning"},
+                }],
+            }},
+            "results": results,
+        }]
+    })
+}
+
+/// The options of `lint`.
+#[derive(Debug, Clone, Copy)]
+pub struct LintArgs<'a> {
+    /// `text`, `json`, `sarif`, `junit` (or `markdown` with `list_rules`).
+    pub format: &'a str,
+    /// `info`, `warning` or `error`: the least severe finding that fails.
+    pub fail_on: &'a str,
+    /// Globs of paths to skip.
+    pub exclude: &'a [String],
+    /// Print the rule catalogue instead.
+    pub list_rules: bool,
+    /// `--pss-version`.
+    pub pss_version: &'a str,
+}
+
+/// `lint PATH… [--format F] [--fail-on L] [--exclude G]… [--list-rules] [--pss-version V]`
+pub fn lint(paths: &[PathBuf], args: &LintArgs, config: Option<&Path>) -> Result<u8> {
+    let LintArgs { format, fail_on, exclude, list_rules, pss_version } = *args;
+    use semble_lint::{output, Level};
+    let fail_on: Level = fail_on.parse().map_err(anyhow::Error::msg)?;
+    let opts = semble_lint::Options {
+        pss_version: semble_lint::PssVersion::parse(pss_version).map_err(|e| anyhow::anyhow!("--pss-version: {e}"))?,
+    };
     let mut out = std::io::stdout().lock();
     if list_rules {
         if format == "markdown" {
-            write!(out, "{}", lint::rules_markdown())?;
+            write!(out, "{}", semble_lint::rules::markdown())?;
         } else {
-            for r in lint::RULES {
-                writeln!(out, "{} {:7} {} (fix: {})", r.id, format!("{:?}", r.level).to_lowercase(), r.summary, r.fix)?;
+            for r in semble_lint::RULES {
+                writeln!(out, "{} {:7} {} (fix: {})", r.id, r.level.as_str(), r.summary, r.fix)?;
             }
         }
         return Ok(exit::OK);
@@ -293,32 +507,38 @@ pub fn lint(
     let cfg_path = config.or_else(|| default_cfg.is_file().then_some(default_cfg));
     let cfg = match cfg_path {
         Some(p) => {
-            lint::Config::parse(&p.display().to_string(), &read_input(p)?).map_err(|e| anyhow::anyhow!("{e}"))?
+            semble_lint::Config::parse(&p.display().to_string(), &read_input(p)?).map_err(|e| anyhow::anyhow!("{e}"))?
         }
-        None => lint::Config::default(),
+        None => semble_lint::Config::default(),
     };
     let mut excludes = exclude.to_vec();
     excludes.extend(cfg.exclude.iter().cloned());
-    let files = lint::collect(paths, &excludes, lint::LINT_EXTENSIONS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = semble_lint::walk::collect(paths, &excludes, semble_lint::walk::LINT_EXTENSIONS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut inputs = Vec::new();
     for f in &files {
         let name = if f == Path::new("-") { "<stdin>".to_string() } else { f.display().to_string() };
         inputs.push((name, read_input(f)?));
     }
-    let findings = cfg.apply(lint::lint_all(&inputs).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
+    let findings =
+        cfg.apply(semble_lint::lint_all_with(&inputs, &opts).map_err(|e| anyhow::anyhow!("cannot parse {e}"))?);
     let names: Vec<String> = inputs.into_iter().map(|(n, _)| n).collect();
     match format {
-        "json" => writeln!(out, "{}", serde_json::json!({"files": names.len(), "findings": findings}))?,
-        "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&lint::sarif(&findings))?)?,
-        "junit" => write!(out, "{}", lint::junit(&names, &findings))?,
+        "json" => writeln!(out, "{}", output::json::render(names.len(), &findings))?,
+        "sarif" => writeln!(out, "{}", serde_json::to_string_pretty(&output::sarif::render(&findings))?)?,
+        "junit" => write!(out, "{}", output::junit::render(&names, &findings))?,
         _ => {
             use std::io::IsTerminal;
-            write!(out, "{}", lint::text(&findings, std::io::stdout().is_terminal()))?;
+            write!(out, "{}", output::text::render(&findings, std::io::stdout().is_terminal()))?;
+            // Every finding is out before the summary, and the summary starts a line of its own
+            // even where a CI log glues stderr to stdout's last line: a blank line separates it.
+            out.flush()?;
             let (e, w) = (
-                findings.iter().filter(|f| f.level == lint::Level::Error).count(),
-                findings.iter().filter(|f| f.level == lint::Level::Warning).count(),
+                findings.iter().filter(|f| f.level == Level::Error).count(),
+                findings.iter().filter(|f| f.level == Level::Warning).count(),
             );
-            eprintln!("{} file(s): {e} error(s), {w} warning(s)", names.len());
+            let gap = if findings.is_empty() { "" } else { "\n" };
+            eprintln!("{gap}{} file(s): {e} error(s), {w} warning(s)", names.len());
         }
     }
     Ok(if findings.iter().any(|f| f.level >= fail_on) { exit::INVALID } else { exit::OK })

@@ -19,8 +19,7 @@ fn main() {
     let iterations: usize = std::env::var("SEMBLE_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     println!("{:<16} {:>16} {:>16} {:>12}", "policy", "parse+validate", "compile all", "total");
     for name in ["workspace", "llm-server", "data-processor"] {
-        let src =
-            std::fs::read_to_string(format!("{}/../../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let src = std::fs::read_to_string(format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let (mut parse, mut comp) = (Vec::new(), Vec::new());
         for _ in 0..iterations {
             let t = Instant::now();

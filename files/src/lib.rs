@@ -1,4 +1,12 @@
-//! Writing files so that readers see the old content or the new, never half of either.
+//! # semble-files: writing files so that readers see the old content or the new, never half of either
+//!
+//! Both `semble-policy` (compiled artifacts with `--out`) and `semble-shim` (state, cached
+//! profiles, pid files) write files other processes read while they run. A reader must never see
+//! a half-written file, so every write goes to a temporary file beside the target and is renamed
+//! over it. This crate holds only that, so the shim does not depend on a command-line crate to get
+//! it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fs;
 use std::io::Write;
