@@ -148,20 +148,17 @@ fn workspace_pod_is_hardened_and_points_at_its_proxy() {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
-    assert_eq!(
-        c["securityContext"]["capabilities"]["add"],
-        serde_json::json!(["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"])
-    );
+    assert_eq!(c["securityContext"]["capabilities"]["add"], serde_json::json!(["CHOWN", "DAC_OVERRIDE"]));
     let mounts: Vec<&str> =
         c["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
     assert_eq!(mounts, ["/workspace", "/tmp"]);
     assert!(c["env"].to_string().contains("http://semble-proxy-workspace.semble-proxy.svc.cluster.local:8080"));
     assert_eq!(c["resources"]["limits"]["memory"], "2Gi");
-    // SETUID/SETGID etc. break `restricted`: the namespace says so and enforces baseline.
+    // CHOWN and DAC_OVERRIDE break `restricted`: the namespace says so and enforces baseline.
     let ns = find(&o, "Namespace", "sandboxes");
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "baseline");
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/warn"], "restricted");
-    assert!(o.warnings.iter().any(|w| w.contains("SETUID") && w.contains("restricted")), "{:?}", o.warnings);
+    assert!(o.warnings.iter().any(|w| w.contains("DAC_OVERRIDE") && w.contains("restricted")), "{:?}", o.warnings);
     // The credential reaches the proxy only.
     let proxy = &find(&o, "Deployment", "semble-proxy-workspace")["spec"]["template"]["spec"];
     assert!(proxy["volumes"].to_string().contains("semble-proxy-workspace-credentials"));

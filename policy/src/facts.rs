@@ -105,6 +105,18 @@ pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 pub const CRIO_CONTAINER_TYPE: &str = "io.kubernetes.cri-o.ContainerType";
 /// CRI-O: the ID of the pod sandbox a container belongs to.
 pub const CRIO_SANDBOX_ID: &str = "io.kubernetes.cri-o.SandboxID";
+/// containerd's CRI annotation naming the container within its pod.
+pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+/// CRI-O's annotation naming the container within its pod.
+pub const CRIO_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// containerd's CRI annotation holding the pod's UID.
+pub const CRI_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
+/// CRI-O's annotation holding the pod's UID.
+pub const CRIO_POD_UID: &str = "io.kubernetes.pod.uid";
+/// containerd's CRI annotation holding the pod's namespace.
+pub const CRI_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+/// CRI-O's annotation holding the pod's namespace.
+pub const CRIO_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 
 /// The character-device major of the NVIDIA driver's fixed nodes (`/dev/nvidia0`…,
 /// `/dev/nvidiactl`, `/dev/nvidia-modeset`), registered statically by the driver.

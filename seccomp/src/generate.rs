@@ -145,9 +145,12 @@ pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
 const S_IFMT: u64 = 0o170_000;
 /// `mknod` file types that are not device nodes: regular (0 and `S_IFREG`), FIFO, socket.
 const NON_DEVICE_TYPES: &[u64] = &[0, 0o100_000, 0o010_000, 0o140_000];
-/// What a 32-bit id argument means "unchanged": `(uid_t) -1`, zero-extended (glibc, musl) or
-/// sign-extended (Go's `syscall` package).
-const ID_UNCHANGED: &[u64] = &[0xffff_ffff, 0xffff_ffff_ffff_ffff];
+/// What a 32-bit id argument means "unchanged": `(uid_t) -1`.
+const ID_UNCHANGED: u64 = 0xffff_ffff;
+/// The kernel reads a uid or gid argument as its low 32 bits: the rules compare exactly those
+/// (so a value with high bits set is judged as the kernel will read it, and `-1` passes whether
+/// the caller zero-extends it like glibc or sign-extends it like Go).
+const ID_MASK: u64 = 0xffff_ffff;
 
 /// The uid and gid a container's process runs as (after the shim applied the policy). With
 /// `runAsNonRoot`, the set*id syscalls may only name these (or "unchanged"): the process's
@@ -185,7 +188,7 @@ fn id_rules(choices: &[Vec<u64>]) -> Vec<Vec<ArgCondition>> {
             .flat_map(|prefix| {
                 values.iter().map(move |v| {
                     let mut r = prefix.clone();
-                    r.push(eq(index, *v));
+                    r.push(masked_eq(index, ID_MASK, *v));
                     r
                 })
             })
@@ -222,14 +225,10 @@ pub fn restrictions(policy: &SandboxPolicy, identity: Option<Identity>) -> Vec<R
             .or_else(|| policy.process.user.map(|u| Identity { uid: u, gid: policy.process.group.unwrap_or(u) }));
         let (uids, gids, who) = match pinned {
             Some(id) => {
-                let with = |v: u32| {
-                    let mut l = vec![u64::from(v)];
-                    l.extend_from_slice(ID_UNCHANGED);
-                    l
-                };
+                let with = |v: u32| vec![u64::from(v), ID_UNCHANGED];
                 (with(id.uid), with(id.gid), format!("uid {} gid {}", id.uid, id.gid))
             }
-            None => (ID_UNCHANGED.to_vec(), ID_UNCHANGED.to_vec(), "its starting uid and gid".to_string()),
+            None => (vec![ID_UNCHANGED], vec![ID_UNCHANGED], "its starting uid and gid".to_string()),
         };
         let fix = "set spec.process.runAsNonRoot: false (dangerous: the workload could then make itself root with CAP_SETUID/CAP_SETGID)".to_string();
         let reason = |name: &str| format!("{name}: runAsNonRoot pins the identity to {who} (never uid or gid 0)");
@@ -600,14 +599,18 @@ mod tests {
             assert!(!unconditional.contains(n), "{n} must only be allowed with arguments");
             assert!(prof.syscalls.iter().any(|r| r.names == [n] && !r.args.is_empty()), "{n} has no rule");
         }
-        // setresuid: uid or "unchanged" (two spellings) in each of three arguments.
-        assert_eq!(prof.syscalls.iter().filter(|r| r.names == ["setresuid"]).count(), 27);
-        let setuid: Vec<u64> =
-            prof.syscalls.iter().filter(|r| r.names == ["setuid"]).map(|r| r.args[0].value).collect();
-        assert_eq!(setuid, [1000, 0xffff_ffff, 0xffff_ffff_ffff_ffff]);
+        // setresuid: the uid or "unchanged" in each of three arguments, low 32 bits compared.
+        assert_eq!(prof.syscalls.iter().filter(|r| r.names == ["setresuid"]).count(), 8);
+        let setuid: Vec<(u64, u64)> = prof
+            .syscalls
+            .iter()
+            .filter(|r| r.names == ["setuid"])
+            .map(|r| (r.args[0].value, r.args[0].value_two))
+            .collect();
+        assert_eq!(setuid, [(0xffff_ffff, 1000), (0xffff_ffff, 0xffff_ffff)]);
         // The container's identity wins over the policy's.
         let pinned = profile_for(&p, Some(Identity { uid: 2000, gid: 3000 }));
-        assert!(pinned.syscalls.iter().any(|r| r.names == ["setgid"] && r.args[0].value == 3000));
+        assert!(pinned.syscalls.iter().any(|r| r.names == ["setgid"] && r.args[0].value_two == 3000));
     }
 
     #[test]

@@ -40,18 +40,9 @@ use crate::host::HostFacts;
 
 /// Annotation recording the backend a container runs under.
 pub const BACKEND_ANNOTATION: &str = "semble.dev/backend";
-/// CRI annotation naming the container type (`sandbox` or `container`).
-pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
-/// CRI annotation naming the pod sandbox.
-pub const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
-/// CRI annotation holding the pod's UID (containerd).
-pub const CRI_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
-/// CRI-O's annotation holding the pod's UID.
-pub const CRIO_POD_UID: &str = "io.kubernetes.pod.uid";
-/// CRI annotation naming the container within its pod (containerd).
-pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
-/// CRI-O's annotation naming the container within its pod.
-pub const CRIO_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub use semble_policy::facts::{
+    CRIO_CONTAINER_NAME, CRIO_POD_UID, CRI_CONTAINER_NAME, CRI_CONTAINER_TYPE, CRI_SANDBOX_ID, CRI_SANDBOX_UID,
+};
 /// The name the Kubernetes target gives the proxy's native sidecar.
 pub const PROXY_SIDECAR_NAME: &str = "semble-proxy";
 /// The value of annotation `key` in an OCI configuration, if it is a string.
@@ -70,22 +61,6 @@ pub const EXTRA_SECCOMP_PATH: &str = "/.semble/seccomp.bpf";
 pub const POLICY_SECCOMP_PATH: &str = "/.semble/policy.bpf";
 /// The proxy socket's file name in the policy's proxy directory.
 pub const PROXY_SOCKET: &str = "proxy.sock";
-
-/// Sysctls that are namespaced and safe to set per container (Kubernetes' "safe" set).
-const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_wmem",
-];
 
 /// Which runtime will run the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -964,7 +939,7 @@ fn check_mounts(cfg: &mut Value, inputs: &Inputs<'_>, annotations: &BTreeMap<Str
 fn check_sysctls(cfg: &Value, policy: &str) -> Result<(), Refusal> {
     if let Some(s) = cfg.pointer("/linux/sysctl").and_then(Value::as_object) {
         for k in s.keys() {
-            if !SAFE_SYSCTLS.contains(&k.as_str()) {
+            if !semble_policy::facts::is_safe_sysctl_newest(k) {
                 return Err(Refusal::Sysctl(k.clone(), policy.into()));
             }
         }
@@ -997,8 +972,8 @@ pub fn host_devices(cfg: &Value) -> HostDevices {
             let rdev = m.rdev();
             Some((
                 kind.to_string(),
-                i64::from(nix::sys::stat::major(rdev) as u32),
-                i64::from(nix::sys::stat::minor(rdev) as u32),
+                i64::try_from(nix::sys::stat::major(rdev)).unwrap_or(-1),
+                i64::try_from(nix::sys::stat::minor(rdev)).unwrap_or(-1),
             ))
         });
         out.insert(path.to_string(), node);
@@ -1048,12 +1023,14 @@ fn check_devices(
             } else if policy.devices.allow.iter().any(|a| a.path == path) {
                 match host.get(path).cloned().flatten() {
                     Some((hk, hmaj, hmin)) if hk == kind && hmaj == major && hmin == minor => {}
-                    Some((hk, hmaj, hmin)) => return Err(refuse(
-                        path,
-                        format!(
+                    Some((hk, hmaj, hmin)) => {
+                        return Err(refuse(
+                            path,
+                            format!(
                             "the request says `{kind} {major}:{minor}` and the host's `{path}` is `{hk} {hmaj}:{hmin}`"
                         ),
-                    )),
+                        ))
+                    }
                     None => {
                         return Err(refuse(
                             path,

@@ -109,12 +109,22 @@ pub fn listener_hijack(backend: &'static str) {
     // The workload waits at a FIFO (host side: the test) until the supervisor is dead. gVisor
     // has no supervisor (no seccomp user notification): there, the attack runs at once.
     let supervised = backend != "runsc";
-    let script = if supervised { "cat /etc/gate >/dev/null; /bin/probe hijack; sleep 600" } else { "/bin/probe hijack; sleep 600" };
+    let script = if supervised {
+        "cat /etc/gate >/dev/null; /bin/probe hijack; sleep 600"
+    } else {
+        "/bin/probe hijack; sleep 600"
+    };
     let b = bundle(&t.path().join("bundle"), &["sh", "-c", script]);
     workspace_annotation(&b);
     let gate = b.join("rootfs/etc/gate");
     nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-    let c = Started::new(t.path(), backend, &b, &["--proxy-dir".into(), t.path().join("proxy").display().to_string()], true);
+    let c = Started::new(
+        t.path(),
+        backend,
+        &b,
+        &["--proxy-dir".into(), t.path().join("proxy").display().to_string()],
+        true,
+    );
     if supervised {
         // The legitimate path first: a refusal is explained while the supervisor lives.
         let out = run(c.shim().args(["exec", &c.id, "/bin/probe"]), true);
@@ -151,7 +161,11 @@ pub fn listener_hijack(backend: &'static str) {
         let note = String::from_utf8_lossy(&d.stderr);
         assert!(note.contains("is not running") && note.contains("ENOSYS"), "denials must report it: {note}");
         let del = c.delete();
-        assert!(String::from_utf8_lossy(&del.stderr).contains("not running"), "{}", String::from_utf8_lossy(&del.stderr));
+        assert!(
+            String::from_utf8_lossy(&del.stderr).contains("not running"),
+            "{}",
+            String::from_utf8_lossy(&del.stderr)
+        );
     } else {
         c.delete();
     }
@@ -168,7 +182,8 @@ pub fn supervisor_behind_an_untraversable_root(backend: &'static str) {
     let b = bundle(&t.path().join("bundle"), &["sh", "-c", "/bin/probe; sleep 600"]);
     workspace_annotation(&b);
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let c = Started::new(&locked, backend, &b, &["--proxy-dir".into(), t.path().join("proxy").display().to_string()], true);
+    let c =
+        Started::new(&locked, backend, &b, &["--proxy-dir".into(), t.path().join("proxy").display().to_string()], true);
     wait_for("the probe", Duration::from_secs(20), || c.output().contains("PROBE DONE"));
     let p = probe_blocks(&c.output()).remove(0);
     assert_eq!(p.get("unshare_user"), "EPERM", "the policy's errno, from a live supervisor: {p:?}\n{}", c.output());
@@ -257,7 +272,10 @@ pub fn identity_pinned(backend: &'static str) {
     let t = tempfile::tempdir().unwrap();
     let policies = t.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let src = std::fs::read_to_string(policy_dir_for(if backend == "runsc" { "gvisor" } else { backend }).join("workspace.yaml")).unwrap();
+    let src = std::fs::read_to_string(
+        policy_dir_for(if backend == "runsc" { "gvisor" } else { backend }).join("workspace.yaml"),
+    )
+    .unwrap();
     let ids = src
         .replace("name: workspace", "name: ids")
         .replace("add: [CHOWN, DAC_OVERRIDE]", "add: [CHOWN, DAC_OVERRIDE, SETUID, SETGID]");
@@ -270,9 +288,12 @@ pub fn identity_pinned(backend: &'static str) {
     if backend == "runsc" {
         cmd.arg("--runsc").arg(runsc());
     }
-    let out = run(cmd.arg("--proxy-dir").arg(t.path().join("proxy")).args(["run", "-b"]).arg(&b).arg(unique("ids")), true);
+    let out =
+        run(cmd.arg("--proxy-dir").arg(t.path().join("proxy")).args(["run", "-b"]).arg(&b).arg(unique("ids")), true);
     let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
-    for k in ["setuid_0", "setuid_0_high_bits", "setresuid_0", "setreuid_keep_0", "setgid_0", "setresgid_0", "setgroups_0"] {
+    for k in
+        ["setuid_0", "setuid_0_high_bits", "setresuid_0", "setreuid_keep_0", "setgid_0", "setresgid_0", "setgroups_0"]
+    {
         assert!(matches!(p.get(k), "EPERM" | "ENOSYS"), "{k}: {p:?}");
     }
     for k in ["uid_after", "euid_after", "gid_after"] {
@@ -313,7 +334,8 @@ pub fn host_mounts(backend: &'static str) {
     let theirs = t.path().join("theirs");
     std::fs::create_dir_all(theirs.join("vol")).unwrap();
     nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
-    let bind = |src: &str, dst: &str| json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro"]});
+    let bind =
+        |src: &str, dst: &str| json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro"]});
     let attacks = vec![
         ("/tmp/.. (the host's root)", bind("/tmp/..", "/host")),
         ("a relative way up from the bundle", bind("../../../../../../../../etc", "/hostetc")),
@@ -324,7 +346,10 @@ pub fn host_mounts(backend: &'static str) {
         ("a directory another user can swap", bind(&theirs.join("vol").display().to_string(), "/v")),
         ("an extra proc", json!({"destination": "/hostproc", "type": "proc", "source": "proc"})),
         ("a sysfs elsewhere", json!({"destination": "/s2", "type": "sysfs", "source": "sysfs"})),
-        ("an overlay", json!({"destination": "/o", "type": "overlay", "source": "overlay", "options": ["lowerdir=/etc"]})),
+        (
+            "an overlay",
+            json!({"destination": "/o", "type": "overlay", "source": "overlay", "options": ["lowerdir=/etc"]}),
+        ),
     ];
     let root = t.path().join("state");
     for (what, m) in attacks {
@@ -336,7 +361,12 @@ pub fn host_mounts(backend: &'static str) {
         let original = std::fs::read(b.join("config.json")).unwrap();
         let id = unique("mnt");
         let out = run(
-            shim_for(&root, backend).arg("--proxy-dir").arg(t.path().join("proxy")).args(["create", "-b"]).arg(&b).arg(&id),
+            shim_for(&root, backend)
+                .arg("--proxy-dir")
+                .arg(t.path().join("proxy"))
+                .args(["create", "-b"])
+                .arg(&b)
+                .arg(&id),
             false,
         );
         let err = String::from_utf8_lossy(&out.stderr);
@@ -355,7 +385,12 @@ pub fn host_mounts(backend: &'static str) {
         c["mounts"].as_array_mut().unwrap().push(bind(&vol.display().to_string(), "/workspace"));
     });
     let out = run(
-        shim_for(&root, backend).arg("--proxy-dir").arg(t.path().join("proxy")).args(["run", "-b"]).arg(&b).arg(unique("vol")),
+        shim_for(&root, backend)
+            .arg("--proxy-dir")
+            .arg(t.path().join("proxy"))
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("vol")),
         true,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "volume-ok");
@@ -370,7 +405,8 @@ pub fn gpu_devices_by_number(backend: &'static str) {
     let disk = |c: &mut serde_json::Value| {
         c["annotations"] = json!({"semble.dev/policy": "llm-server"});
         c["linux"]["devices"] = json!([{"path": "/dev/nvidia0", "type": "b", "major": 254, "minor": 0, "fileMode": 438, "uid": 0, "gid": 0}]);
-        c["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "b", "major": 254, "minor": 0, "access": "rwm"}]);
+        c["linux"]["resources"]["devices"] =
+            json!([{"allow": true, "type": "b", "major": 254, "minor": 0, "access": "rwm"}]);
     };
     let b = bundle(&t.path().join("disk"), &["/bin/true"]);
     edit_config(&b, disk);
@@ -387,5 +423,8 @@ pub fn gpu_devices_by_number(backend: &'static str) {
     let out = run(shim_for(&root, backend).args(["run", "-b"]).arg(&b).arg(unique("gpu")), false);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("195,") && text.contains("0 "), "the node must exist with its number: {text}");
-    assert!(text.contains("No such device or address"), "the device cgroup must let it through to the (absent) driver: {text}");
+    assert!(
+        text.contains("No such device or address"),
+        "the device cgroup must let it through to the (absent) driver: {text}"
+    );
 }

@@ -155,23 +155,11 @@ pub fn rootfs(dir: &Path) {
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
-/// Docker's default capability set (what Podman and containerd give a container by default).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capability set (what Podman and containerd give a container by default),
+/// with the `CAP_` prefix `config.json` uses (`semble_policy::facts` is the one list).
+pub fn default_caps() -> Vec<String> {
+    semble_policy::facts::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect()
+}
 
 /// A bundle in `dir` (rootfs built there) running `args`, with the default capability set.
 pub fn bundle(dir: &Path, args: &[&str]) -> PathBuf {
@@ -181,8 +169,8 @@ pub fn bundle(dir: &Path, args: &[&str]) -> PathBuf {
     let mut c: Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     c["process"]["args"] = json!(args);
     c["process"]["terminal"] = json!(false);
-    c["process"]["capabilities"] =
-        json!({"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS});
+    let caps = default_caps();
+    c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
     c["root"]["readonly"] = json!(false);
     std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     b
@@ -503,7 +491,23 @@ impl TestNetns {
         let suffix = unique("v");
         let a = format!("{a}{}", &suffix[suffix.len().saturating_sub(3)..]);
         let b = format!("{b}{}", &suffix[suffix.len().saturating_sub(3)..]);
-        run(Command::new(&ip).args(["-n", &self.name, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns", &other.name]), true);
+        run(
+            Command::new(&ip).args([
+                "-n",
+                &self.name,
+                "link",
+                "add",
+                &a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b,
+                "netns",
+                &other.name,
+            ]),
+            true,
+        );
         for (ns, dev, addrs) in [(&self.name, &a, local), (&other.name, &b, remote)] {
             for addr in addrs {
                 let mut c = Command::new(&ip);
