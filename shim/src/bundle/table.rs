@@ -55,13 +55,14 @@ const fn tree(path: &'static str, action: Action, how: &'static str) -> Field {
     Field { path, action, how, subtree: true }
 }
 
-use Action::{Add, Clamp, Copy, Refuse};
+use Action::{Add, Clamp, Refuse};
+const KEEP: Action = Action::Copy;
 
 /// The table. Order: the spec's.
 pub const FIELDS: &[Field] = &[
-    f("/ociVersion", Copy, "the spec version the engine wrote"),
+    f("/ociVersion", KEEP, "the spec version the engine wrote"),
     // root
-    f("/root/path", Copy, "the root filesystem the engine prepared"),
+    f("/root/path", KEEP, "the root filesystem the engine prepared"),
     f("/root/readonly", Clamp, "read-only when the policy says `readOnlyRootFilesystem` or the request does"),
     // mounts
     f("/mounts/*/destination", Clamp, "refused over `/.semble`; judged with the source and type"),
@@ -71,18 +72,18 @@ pub const FIELDS: &[Field] = &[
     f("/mounts/*/uidMappings/*/*", Refuse, "id-mapped mounts are refused: they change who owns host files as the container sees them"),
     f("/mounts/*/gidMappings/*/*", Refuse, "id-mapped mounts are refused"),
     // process
-    f("/process/terminal", Copy, "the engine's choice"),
-    f("/process/consoleSize/height", Copy, "the engine's choice"),
-    f("/process/consoleSize/width", Copy, "the engine's choice"),
+    f("/process/terminal", KEEP, "the engine's choice"),
+    f("/process/consoleSize/height", KEEP, "the engine's choice"),
+    f("/process/consoleSize/width", KEEP, "the engine's choice"),
     f("/process/user/uid", Clamp, "the policy's `user` when set; uid 0 refused under `runAsNonRoot`"),
     f("/process/user/gid", Clamp, "the policy's `group` (or `user`) when set"),
-    f("/process/user/umask", Copy, "the request's"),
+    f("/process/user/umask", KEEP, "the request's"),
     f("/process/user/additionalGids/*", Clamp, "replaced by the policy's `supplementaryGroups` when it sets a user"),
-    f("/process/user/username", Copy, "informational (Windows)"),
+    f("/process/user/username", KEEP, "informational (Windows)"),
     f("/process/args/*", Add, "becomes `semble-init --config … -- ARGS` (runc, runsc)"),
     f("/process/commandLine", Refuse, "Windows only"),
     f("/process/env/*", Add, "kept; `HTTP_PROXY` and friends point at the proxy bridge under `mode: proxy`"),
-    f("/process/cwd", Copy, "the request's"),
+    f("/process/cwd", KEEP, "the request's"),
     f("/process/capabilities/bounding/*", Clamp, "the policy's capabilities ∩ the request's bounding set, in every set"),
     f("/process/capabilities/effective/*", Clamp, "as bounding"),
     f("/process/capabilities/inheritable/*", Clamp, "as bounding"),
@@ -96,19 +97,19 @@ pub const FIELDS: &[Field] = &[
     f("/process/oomScoreAdj", Clamp, "not below 0 (a negative value makes the host kill others first); in a Kubernetes pod not below -997 (the kubelet's Guaranteed value)"),
     f("/process/selinuxLabel", Clamp, "the policy's SELinux type when it has one and SELinux is on; else kept, except `spc_t`/`unconfined_t`, which are refused"),
     f("/process/ioPriority/class", Clamp, "refused when `IOPRIO_CLASS_RT` (set by the runtime as root, before the capabilities drop)"),
-    f("/process/ioPriority/priority", Copy, "with a best-effort or idle class"),
+    f("/process/ioPriority/priority", KEEP, "with a best-effort or idle class"),
     f("/process/scheduler/policy", Clamp, "refused for real-time and deadline policies (`SCHED_FIFO`, `SCHED_RR`, `SCHED_DEADLINE`), set by the runtime as root"),
     f("/process/scheduler/nice", Clamp, "refused below 0"),
-    f("/process/scheduler/priority", Copy, "with a non-real-time policy"),
-    f("/process/scheduler/flags/*", Copy, "with a non-real-time policy"),
+    f("/process/scheduler/priority", KEEP, "with a non-real-time policy"),
+    f("/process/scheduler/flags/*", KEEP, "with a non-real-time policy"),
     f("/process/scheduler/runtime", Refuse, "deadline scheduling is refused"),
     f("/process/scheduler/deadline", Refuse, "deadline scheduling is refused"),
     f("/process/scheduler/period", Refuse, "deadline scheduling is refused"),
-    f("/process/execCPUAffinity/initial", Copy, "CPU placement only"),
-    f("/process/execCPUAffinity/final", Copy, "CPU placement only"),
+    f("/process/execCPUAffinity/initial", KEEP, "CPU placement only"),
+    f("/process/execCPUAffinity/final", KEEP, "CPU placement only"),
     // hostname
-    f("/hostname", Copy, "the request's"),
-    f("/domainname", Copy, "the request's"),
+    f("/hostname", KEEP, "the request's"),
+    f("/domainname", KEEP, "the request's"),
     // hooks
     tree("/hooks", Refuse, "hooks run on the host as root: refused, except hooks whose path the operator allowed (`--allow-hook PATH`, e.g. the NVIDIA Container Toolkit's `nvidia-ctk` for CDI)"),
     // annotations
@@ -131,42 +132,42 @@ pub const FIELDS: &[Field] = &[
     f("/linux/resources/memory/swap", Clamp, "memory+swap no higher than the limit (no swap beyond it)"),
     f("/linux/resources/memory/kernel", Refuse, "deprecated kernel-memory accounting is refused"),
     f("/linux/resources/memory/kernelTCP", Refuse, "deprecated kernel-memory accounting is refused"),
-    f("/linux/resources/memory/swappiness", Copy, "tuning only"),
+    f("/linux/resources/memory/swappiness", KEEP, "tuning only"),
     f("/linux/resources/memory/disableOOMKiller", Refuse, "a container the OOM killer may not kill can take the host's memory"),
-    f("/linux/resources/memory/useHierarchy", Copy, "cgroup v1 accounting"),
-    f("/linux/resources/memory/checkBeforeUpdate", Copy, "update safety"),
-    f("/linux/resources/cpu/shares", Copy, "a relative weight"),
+    f("/linux/resources/memory/useHierarchy", KEEP, "cgroup v1 accounting"),
+    f("/linux/resources/memory/checkBeforeUpdate", KEEP, "update safety"),
+    f("/linux/resources/cpu/shares", KEEP, "a relative weight"),
     f("/linux/resources/cpu/quota", Clamp, "no higher than the policy's CPUs over the period"),
     f("/linux/resources/cpu/period", Clamp, "between 1 ms and 1 s (the quota follows it)"),
     f("/linux/resources/cpu/burst", Clamp, "no higher than the quota"),
-    f("/linux/resources/cpu/idle", Copy, "SCHED_IDLE weight"),
+    f("/linux/resources/cpu/idle", KEEP, "SCHED_IDLE weight"),
     f("/linux/resources/cpu/realtimeRuntime", Refuse, "real-time CPU time is refused"),
     f("/linux/resources/cpu/realtimePeriod", Refuse, "real-time CPU time is refused"),
-    f("/linux/resources/cpu/cpus", Copy, "CPU placement"),
-    f("/linux/resources/cpu/mems", Copy, "memory node placement"),
+    f("/linux/resources/cpu/cpus", KEEP, "CPU placement"),
+    f("/linux/resources/cpu/mems", KEEP, "memory node placement"),
     f("/linux/resources/pids/limit", Clamp, "the lower of request and policy"),
-    tree("/linux/resources/blockIO", Copy, "I/O weights and throttles only lower what the container may do"),
-    tree("/linux/resources/hugepageLimits", Copy, "limits only"),
-    tree("/linux/resources/network", Copy, "class IDs and priorities only label traffic"),
-    tree("/linux/resources/rdma", Copy, "limits only"),
+    tree("/linux/resources/blockIO", KEEP, "I/O weights and throttles only lower what the container may do"),
+    tree("/linux/resources/hugepageLimits", KEEP, "limits only"),
+    tree("/linux/resources/network", KEEP, "class IDs and priorities only label traffic"),
+    tree("/linux/resources/rdma", KEEP, "limits only"),
     f("/linux/resources/unified/*", Clamp, "cgroup v2 files: `memory.max`, `memory.high`, `memory.swap.max`, `pids.max`, `cpu.max` clamped to the policy; `cpu.weight`, `io.weight` kept; every other key refused"),
-    f("/linux/cgroupsPath", Copy, "where the engine puts the container; `..` refused"),
+    f("/linux/cgroupsPath", KEEP, "where the engine puts the container; `..` refused"),
     f("/linux/namespaces/*/type", Clamp, "pid, ipc and mount namespaces required; the network one decided by the policy's mode"),
     f("/linux/namespaces/*/path", Clamp, "the host's own namespaces refused; a network namespace kept only for ingress or a pod, with the egress guard"),
     f("/linux/devices/*/path", Clamp, "devices judged by type and number (NVIDIA majors; the host's own node for allow-listed paths)"),
     f("/linux/devices/*/type", Clamp, "see path"),
     f("/linux/devices/*/major", Clamp, "see path"),
     f("/linux/devices/*/minor", Clamp, "see path"),
-    f("/linux/devices/*/fileMode", Copy, "the node's mode"),
-    f("/linux/devices/*/uid", Copy, "the node's owner"),
-    f("/linux/devices/*/gid", Copy, "the node's group"),
+    f("/linux/devices/*/fileMode", KEEP, "the node's mode"),
+    f("/linux/devices/*/uid", KEEP, "the node's owner"),
+    f("/linux/devices/*/gid", KEEP, "the node's group"),
     tree("/linux/seccomp", Add, "the policy's profile, loaded by semble-init; the request's own profile stacked on top (the kernel enforces both); a notify listener in it refused"),
     f("/linux/rootfsPropagation", Clamp, "`shared` refused (the container's mounts would reach the host); others kept"),
     f("/linux/maskedPaths/*", Add, "the request's and the policy's"),
     f("/linux/readonlyPaths/*", Add, "the request's and the policy's"),
     f("/linux/mountLabel", Clamp, "the policy's SELinux level when it has one"),
     tree("/linux/intelRdt", Refuse, "cache and memory-bandwidth allocation is host-wide: refused"),
-    tree("/linux/memoryPolicy", Copy, "NUMA placement only"),
+    tree("/linux/memoryPolicy", KEEP, "NUMA placement only"),
     f("/linux/personality/domain", Clamp, "`LINUX` or `LINUX32` only"),
     f("/linux/personality/flags/*", Refuse, "personality flags are refused"),
     tree("/linux/timeOffsets", Refuse, "time namespace offsets are refused"),
@@ -192,9 +193,7 @@ fn matches(pattern: &str, path: &[String]) -> bool {
 
 /// A row covers `path` itself, or a subtree row covers one of its ancestors.
 fn row_for(path: &[String]) -> Option<&'static Field> {
-    FIELDS.iter().find(|f| {
-        matches(f.path, path) || (f.subtree && (1..path.len()).any(|n| matches(f.path, &path[..n])))
-    })
+    FIELDS.iter().find(|f| matches(f.path, path) || (f.subtree && (1..path.len()).any(|n| matches(f.path, &path[..n]))))
 }
 
 /// Whether any row lies at or below `path` (the walk descends into it).
