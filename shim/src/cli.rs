@@ -85,6 +85,10 @@ pub struct Cli {
     /// (`/etc/resolv.conf`). Never the container's: its `resolv.conf` is the pod author's.
     #[arg(long = "resolver", value_name = "IP", env = "SEMBLE_RESOLVERS", value_delimiter = ',')]
     pub resolvers: Vec<std::net::IpAddr>,
+    /// A hook program containers may name (OCI `hooks` run on the host, as root): every other
+    /// hook is refused. For CDI's `nvidia-ctk`, for instance. Repeat, or separate with commas.
+    #[arg(long = "allow-hook", value_name = "PATH", env = "SEMBLE_ALLOW_HOOKS", value_delimiter = ',')]
+    pub allow_hooks: Vec<PathBuf>,
     /// Record the container's syscalls into a policy at FILE instead of filtering them
     /// (development only: nothing is filtered while recording).
     #[arg(long, value_name = "FILE")]

@@ -95,6 +95,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             resolvers: &resolvers,
             sources: &sources,
             devices: &devices,
+            allowed_hooks: &settings.allowed_hooks,
         },
     );
     let fields = [

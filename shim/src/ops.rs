@@ -391,6 +391,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             resolvers: &resolvers,
             sources: &sources,
             devices: &devices,
+            allowed_hooks: &settings.allowed_hooks,
         },
     )?;
     let mut backend = backend;
@@ -1186,8 +1187,19 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     for c in extra_caps.difference(&allowed) {
         log.warn(&format!("exec --cap {c} ignored: not granted by policy `{}`", policy.name), &[]);
     }
+    // The exec'd process goes through the same rows of the ceiling as the container's.
+    let unknown = bundle::table::unknown_fields(&process, &["process"]);
+    if let Some(first) = unknown.first() {
+        return fail(format!(
+            "exec process field `{first}` is not one semble knows; policy `{}` refuses what it cannot judge",
+            policy.name
+        ));
+    }
+    let in_pod = read_config(&rec.bundle.join("config.json")).ok().is_some_and(|c| {
+        bundle::has_annotation(&c, bundle::CRI_SANDBOX_ID) || bundle::has_annotation(&c, bundle::CRI_CONTAINER_TYPE)
+    });
     let facts = host::probe();
-    bundle::apply_process(&mut process, &policy, &facts, &allowed)?;
+    bundle::apply_process(&mut process, &policy, &facts, &allowed, in_pod)?;
     if let Some(b) = init.as_ref().and_then(|i| i.proxy_bridge.as_ref()) {
         // Engines build exec processes from their own environment: point them at the bridge too.
         let port = b.listen.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(policy.network.proxy.port);
@@ -1284,7 +1296,31 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     }
 }
 
-/// `update`: limits above the policy's are lowered to it.
+/// A runc-style size: bytes, or a number with `b`, `k`, `m`, `g`, `t` (binary units, any case);
+/// `-1` for unlimited.
+fn parse_size(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Some(-1);
+    }
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t.as_str(), ""),
+    };
+    let shift = match unit.trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    num.parse::<i64>().ok().and_then(|n| n.checked_mul(1i64 << shift))
+}
+
+/// `update`: the new limits go through the same rows of the ceiling as `create`'s
+/// `linux.resources` (unknown fields refused, every limit held to the policy), and reach the
+/// backend as one `--resources` document.
 pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outcome {
     let id = args.id.as_str();
     let (_, backend) = record_and_backend(settings, id)?;
@@ -1292,80 +1328,99 @@ pub fn update(settings: &Settings, log: &mut Logger, args: &UpdateArgs) -> Outco
         return fail("`update` is not supported by the embedded backend; its limits are the policy's");
     }
     let paths = Paths::new(&settings.records_dir(), id);
-    let text = fs::read_to_string(paths.policy())
-        .map_err(|e| Failure(format!("cannot read the policy of container `{id}`: {e}")))?;
-    let policy = semble_policy::parse(&text).map_err(|e| Failure(e.to_string()))?.policy;
-    let r = &policy.resources;
-    let clamp = |v: i64, max: Option<u64>, what: &str| -> i64 {
-        match max.and_then(|m| i64::try_from(m).ok()) {
-            Some(m) if v <= 0 || v > m => {
-                log.warn(&format!("update: {what} {v} is above policy `{}`; using {m}", policy.name), &[]);
-                m
-            }
-            _ => v,
+    let (_, policy) = state::stored_policy(&paths, id).map_err(Failure)?;
+    let mut v: Value = match &args.resources {
+        Some(res) => {
+            let text = if res == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                fs::read_to_string(res).map_err(|e| Failure(format!("cannot read `{res}`: {e}")))?
+            };
+            serde_json::from_str(&text)
+                .map_err(|e| Failure(format!("cannot parse the resources JSON: {}", json_reason(&e))))?
         }
+        None => json!({}),
     };
-    let mut flags: Vec<OsString> = Vec::new();
-    if let Some(res) = &args.resources {
-        let text = if res == "-" {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-            s
-        } else {
-            fs::read_to_string(res).map_err(|e| Failure(format!("cannot read `{res}`: {e}")))?
-        };
-        let mut v: Value =
-            serde_json::from_str(&text).map_err(|e| Failure(format!("cannot parse the resources JSON: {e}")))?;
-        if let Some(m) = v.pointer_mut("/memory/limit") {
-            *m = json!(clamp(m.as_i64().unwrap_or(-1), r.memory, "memory limit"));
-        } else if let Some(max) = r.memory {
-            v["memory"]["limit"] = json!(max);
-        }
-        if let Some(p) = v.pointer_mut("/pids/limit") {
-            *p = json!(clamp(p.as_i64().unwrap_or(-1), r.pids.map(u64::from), "pids limit"));
-        }
-        if let (Some(q), Some(m)) = (v.pointer("/cpu/quota").and_then(Value::as_i64), r.cpu) {
-            let period =
-                v.pointer("/cpu/period").and_then(Value::as_u64).unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
-            let max = m.saturating_mul(period) / 1000;
-            v["cpu"]["quota"] = json!(clamp(q, Some(max), "cpu quota"));
-        }
-        let scratch = paths.scratch("update.json");
-        write_file(&scratch, &serde_json::to_vec(&v)?, 0o600)?;
-        flags.push("--resources".into());
-        flags.push(scratch.into());
+    if !v.is_object() {
+        return fail("the resources JSON must be an object (OCI `linux.resources`)");
     }
-    let mut num = |flag: &str, val: Option<String>| {
-        if let Some(v) = val {
-            flags.push(format!("--{flag}={v}").into());
-        }
+    let size = |flag: &str, t: &Option<String>| -> Result<Option<i64>, Failure> {
+        t.as_deref()
+            .map(|t| parse_size(t).ok_or_else(|| Failure(format!("--{flag} `{t}` is not a size (e.g. 512m, 2g)"))))
+            .transpose()
     };
-    num("memory", args.memory.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory").to_string()));
-    num(
-        "memory-swap",
-        args.memory_swap.as_ref().map(|m| clamp(m.parse().unwrap_or(-1), r.memory, "memory+swap").to_string()),
-    );
-    num("memory-reservation", args.memory_reservation.clone());
-    num("cpu-period", args.cpu_period.map(|v| v.to_string()));
-    num(
-        "cpu-quota",
-        args.cpu_quota.map(|q| {
-            let period = args.cpu_period.unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
-            clamp(q, r.cpu.map(|m| m.saturating_mul(period) / 1000), "cpu quota").to_string()
-        }),
-    );
-    num("cpu-share", args.cpu_share.map(|v| v.to_string()));
-    num("cpuset-cpus", args.cpuset_cpus.clone());
-    num("cpuset-mems", args.cpuset_mems.clone());
-    num("pids-limit", args.pids_limit.map(|p| clamp(p, r.pids.map(u64::from), "pids limit").to_string()));
-    num("blkio-weight", args.blkio_weight.map(|v| v.to_string()));
-    flags.push(id.into());
+    if let Some(m) = size("memory", &args.memory)? {
+        v["memory"]["limit"] = json!(m);
+    }
+    if let Some(m) = size("memory-swap", &args.memory_swap)? {
+        v["memory"]["swap"] = json!(m);
+    }
+    if let Some(m) = size("memory-reservation", &args.memory_reservation)? {
+        v["memory"]["reservation"] = json!(m);
+    }
+    if let Some(q) = args.cpu_quota {
+        v["cpu"]["quota"] = json!(q);
+    }
+    if let Some(p) = args.cpu_period {
+        v["cpu"]["period"] = json!(p);
+    }
+    if let Some(s) = args.cpu_share {
+        v["cpu"]["shares"] = json!(s);
+    }
+    if let Some(c) = &args.cpuset_cpus {
+        v["cpu"]["cpus"] = json!(c);
+    }
+    if let Some(m) = &args.cpuset_mems {
+        v["cpu"]["mems"] = json!(m);
+    }
+    if let Some(p) = args.pids_limit {
+        v["pids"]["limit"] = json!(p);
+    }
+    if let Some(w) = args.blkio_weight {
+        v["blockIO"]["weight"] = json!(w);
+    }
+    let unknown = bundle::table::unknown_fields(&v, &["linux", "resources"]);
+    if let Some(first) = unknown.first() {
+        return fail(format!(
+            "update field `{first}` is not one semble knows; policy `{}` refuses what it cannot judge",
+            policy.name
+        ));
+    }
+    for row in bundle::table::FIELDS.iter().filter(|r| r.action == bundle::table::Action::Refuse) {
+        if let Some(rel) = row.path.strip_prefix("/linux/resources") {
+            for (path, val) in bundle::table::values_at(&v, rel) {
+                if !val.is_null() && val != &json!(false) && val != &json!(0) {
+                    return fail(format!(
+                        "update field `/linux/resources{path}` is refused by policy `{}`: {}",
+                        policy.name, row.how
+                    ));
+                }
+            }
+        }
+    }
+    let before = v.clone();
+    let map = v.as_object_mut().ok_or_else(|| Failure("the resources JSON must be an object".into()))?;
+    bundle::clamp_limits(map, &policy, false).map_err(|(field, why)| {
+        Failure(format!("update field `{field}` is refused by policy `{}`: {why}", policy.name))
+    })?;
+    // Drop the empty objects clamping added, and say what was lowered.
+    map.retain(|_, x| x.as_object().is_none_or(|o| !o.is_empty()));
+    if v != before {
+        log.warn(
+            &format!("update: limits above policy `{}` lowered to it: {}", policy.name, serde_json::to_string(&v)?),
+            &[],
+        );
+    }
+    let scratch = paths.scratch("update.json");
+    write_file(&scratch, &serde_json::to_vec(&v)?, 0o600)?;
     let status = backend
-        .command(settings, "update", flags)
+        .command(settings, "update", vec!["--resources".into(), scratch.clone().into(), id.into()])
         .status()
-        .map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())))?;
-    let _ = fs::remove_file(paths.scratch("update.json"));
-    Ok(code(status))
+        .map_err(|e| Failure(format!("cannot run `{}`: {e}", backend.binary.display())));
+    let _ = fs::remove_file(&scratch);
+    Ok(code(status?))
 }
 
 /// `list`: every container semble manages, with its policy and backend.

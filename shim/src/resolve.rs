@@ -178,6 +178,7 @@ mod tests {
             record: None,
             allow_record_annotation: false,
             resolvers: Vec::new(),
+            allowed_hooks: Vec::new(),
         }
     }
 

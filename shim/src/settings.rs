@@ -57,6 +57,8 @@ pub struct Settings {
     pub allow_record_annotation: bool,
     /// `--resolver`: what a guarded `dns: true` workload may reach on port 53.
     pub resolvers: Vec<std::net::IpAddr>,
+    /// `--allow-hook`: hook programs containers may name.
+    pub allowed_hooks: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -99,6 +101,7 @@ impl Settings {
             record: cli.record.clone(),
             allow_record_annotation: cli.allow_record_annotation,
             resolvers: cli.resolvers.clone(),
+            allowed_hooks: cli.allow_hooks.clone(),
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,

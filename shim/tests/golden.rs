@@ -139,6 +139,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 resolvers: &[],
                 sources: &sources,
                 devices: &semble_shim::bundle::HostDevices::new(),
+                allowed_hooks: &[],
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

@@ -52,6 +52,7 @@ use mounts::*;
 use network::*;
 use privileges::*;
 pub use process::{apply_process, granted_names, proxy_env, set_env, ProcessReport};
+pub use resources::clamp_limits;
 use resources::*;
 
 /// Annotation recording the backend a container runs under.
@@ -129,6 +130,8 @@ pub struct Inputs<'a> {
     pub runsc: Option<&'a RunscInputs>,
     /// Record the container's syscalls instead of enforcing the policy's seccomp profile.
     pub record: bool,
+    /// Hook programs the operator allows (`--allow-hook`); every other hook is refused.
+    pub allowed_hooks: &'a [PathBuf],
     /// The host's device nodes at the paths the configuration's devices name ([`host_devices`]).
     pub devices: &'a HostDevices,
     /// What each bind source resolves to on this host ([`crate::mounts::resolve_sources`]).
@@ -256,6 +259,18 @@ pub enum Refusal {
     /// A pod's workload would have no way to its gateway proxy.
     #[error("policy `{0}` (network mode `proxy`, placement `gateway`) runs in a pod here, and the node's egress guard lets the workload reach only loopback and its resolvers: set `spec.network.proxy.address` to the gateway Service's ClusterIP (and compile the Kubernetes objects with it), or use `placement: sidecar`")]
     NoGatewayAddress(String),
+    /// A field the ceiling table does not know.
+    #[error("config.json field `{0}`{1} is not one semble knows; policy `{2}` refuses what it cannot judge (remove it, or update semble)")]
+    UnknownField(String, String, String),
+    /// A field the table refuses, or a value of it the policy cannot allow.
+    #[error("config.json field `{0}` is refused by policy `{1}`: {2}")]
+    Field(String, String, String),
+    /// A hook the operator did not allow.
+    #[error("the container asks for a `{0}` hook `{1}`, which would run on the host as root, and policy `{2}` refuses it; remove it, or let the operator allow that program (semble-shim --allow-hook PATH)")]
+    Hook(String, String, String),
+    /// The request does not match the OCI types.
+    #[error("config.json is not a valid OCI runtime configuration: {0}")]
+    Invalid(String),
     /// The open network is the host's.
     #[error("policy `{0}` allows the runtime's network, not the host's; remove `--network host` or use a policy with `mode: none` or `proxy`")]
     HostNetwork(String),
@@ -313,6 +328,22 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     if cfg.get("root").is_none() {
         return Err(Refusal::Missing("root"));
     }
+
+    // --- the table: unknown fields, refused fields, types ---------------------------------
+    check_table(&cfg, &name)?;
+    if let Err(e) = serde_json::from_value::<oci_spec::runtime::Spec>(cfg.clone()) {
+        return Err(Refusal::Invalid(crate::ops::json_reason(&e)));
+    }
+    let hooks = check_hooks(&cfg, inputs.allowed_hooks, &name)?;
+    if !hooks.is_empty() {
+        controls.push(Control {
+            control: "hooks",
+            by: "runtime, on the host",
+            detail: format!("allowed by the operator: {}", hooks.join(", ")),
+        });
+    }
+    check_id_mappings(&cfg, &name)?;
+    check_linux_misc(&cfg, &name)?;
 
     // --- privileged and host-level requests -------------------------------------------------
     check_privileged(&cfg, &name)?;
@@ -386,8 +417,13 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         Some(b) => granted.intersection(b).cloned().collect(),
         None => granted.clone(),
     };
-    let proc_report =
-        apply_process(cfg.get_mut("process").ok_or(Refusal::Missing("process"))?, policy, inputs.facts, &allowed_caps)?;
+    let proc_report = apply_process(
+        cfg.get_mut("process").ok_or(Refusal::Missing("process"))?,
+        policy,
+        inputs.facts,
+        &allowed_caps,
+        is_pod,
+    )?;
     controls.push(Control { control: "user", by: "runtime", detail: proc_report.user.clone() });
     controls.push(Control {
         control: "capabilities",

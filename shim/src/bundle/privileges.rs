@@ -46,3 +46,93 @@ pub(super) fn auto_level(id: &str) -> String {
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
     format!("s0:c{lo},c{hi}")
 }
+
+/// Whether a value counts as set (a refused field set to its zero value asks for nothing).
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => a.iter().any(is_set),
+        Value::Object(o) => o.values().any(is_set),
+    }
+}
+
+/// The table's word on the request: every field it does not know, and every field whose row
+/// says **refuse**, is a refusal naming the field. Hooks are judged apart ([`check_hooks`]).
+pub(super) fn check_table(cfg: &Value, policy: &str) -> Result<(), Refusal> {
+    let unknown = table::unknown_fields(cfg, &[]);
+    if let Some(first) = unknown.first() {
+        let more = if unknown.len() > 1 { format!(" (and {} more)", unknown.len() - 1) } else { String::new() };
+        return Err(Refusal::UnknownField(first.clone(), more, policy.into()));
+    }
+    for row in table::FIELDS.iter().filter(|r| r.action == table::Action::Refuse && r.path != "/hooks") {
+        for (path, v) in table::values_at(cfg, row.path) {
+            if is_set(v) {
+                return Err(Refusal::Field(path, policy.into(), row.how.into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hooks run on the host, as root, before (or after) the container: refused unless the
+/// operator allowed that program (`--allow-hook PATH`). Returns what was kept, for the log.
+pub(super) fn check_hooks(cfg: &Value, allowed: &[PathBuf], policy: &str) -> Result<Vec<String>, Refusal> {
+    let Some(hooks) = cfg.get("hooks").and_then(Value::as_object) else { return Ok(Vec::new()) };
+    let mut kept = Vec::new();
+    for (kind, list) in hooks {
+        for h in list.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let path = h.get("path").and_then(Value::as_str).unwrap_or("");
+            if !allowed.iter().any(|a| a.as_os_str() == path) {
+                return Err(Refusal::Hook(kind.clone(), path.to_string(), policy.into()));
+            }
+            kept.push(format!("{kind}: {path}"));
+        }
+    }
+    Ok(kept)
+}
+
+/// User namespaces are kept, but no range may make a container id the host's root.
+pub(super) fn check_id_mappings(cfg: &Value, policy: &str) -> Result<(), Refusal> {
+    for (key, what) in [("uidMappings", "uid"), ("gidMappings", "gid")] {
+        for m in cfg.pointer(&format!("/linux/{key}")).and_then(Value::as_array).into_iter().flatten() {
+            let host = m.get("hostID").and_then(Value::as_u64).unwrap_or(0);
+            let size = m.get("size").and_then(Value::as_u64).unwrap_or(0);
+            let container = m.get("containerID").and_then(Value::as_u64).unwrap_or(0);
+            if size > 0 && host == 0 {
+                return Err(Refusal::Field(
+                    format!("/linux/{key}"),
+                    policy.into(),
+                    format!("container {what} {container} would be the host's {what} 0; map the container onto unprivileged host ids"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rootfsPropagation: shared` would let the container's mounts appear on the host; `..` in
+/// `cgroupsPath` would put the container in another's cgroup.
+pub(super) fn check_linux_misc(cfg: &Value, policy: &str) -> Result<(), Refusal> {
+    if let Some(p) = cfg.pointer("/linux/rootfsPropagation").and_then(Value::as_str) {
+        if matches!(p, "shared" | "rshared") {
+            return Err(Refusal::Field(
+                "/linux/rootfsPropagation".into(),
+                policy.into(),
+                format!("`{p}` propagation would let the container's mounts reach the host; use `private` or `slave`"),
+            ));
+        }
+    }
+    if let Some(c) = cfg.pointer("/linux/cgroupsPath").and_then(Value::as_str) {
+        if c.split(['/', ':']).any(|p| p == "..") {
+            return Err(Refusal::Field(
+                "/linux/cgroupsPath".into(),
+                policy.into(),
+                format!("`{c}` climbs out with `..`"),
+            ));
+        }
+    }
+    Ok(())
+}

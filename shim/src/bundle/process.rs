@@ -23,6 +23,7 @@ pub fn apply_process(
     policy: &SandboxPolicy,
     facts: &HostFacts,
     allowed_caps: &BTreeSet<String>,
+    in_pod: bool,
 ) -> Result<ProcessReport, Refusal> {
     let p = process.as_object_mut().ok_or(Refusal::WrongType("process"))?;
     // User.
@@ -81,8 +82,93 @@ pub fn apply_process(
             }
             report.push(format!("{name} {soft}/{hard}"));
         }
+        // Limits the policy does not name: never above what this host grants the shim, and no
+        // real-time or raised scheduling priority (RLIMIT_RTPRIO lets a task run SCHED_FIFO
+        // outside the CPU quota; RLIMIT_NICE lets it raise its priority).
+        let named: BTreeSet<String> = policy.process.rlimits.keys().map(|k| k.oci_name()).collect();
+        for e in list.iter_mut() {
+            let Some(name) = e.get("type").and_then(Value::as_str).map(str::to_string) else { continue };
+            if named.contains(&name) {
+                continue;
+            }
+            let kind = semble_policy::model::Rlimit::ALL.iter().find(|(_, r)| r.oci_name() == name).map(|(_, r)| *r);
+            let Some(kind) = kind else {
+                return Err(Refusal::Field(
+                    "/process/rlimits".into(),
+                    policy.name.clone(),
+                    format!("`{name}` is not a resource limit semble knows"),
+                ));
+            };
+            let ceiling = match kind {
+                semble_policy::model::Rlimit::Rtprio | semble_policy::model::Rlimit::Nice => 0,
+                k => facts.hard_limits.get(&k).copied().unwrap_or(u64::MAX),
+            };
+            let s = e.get("soft").and_then(Value::as_u64).unwrap_or(u64::MAX);
+            let h = e.get("hard").and_then(Value::as_u64).unwrap_or(u64::MAX);
+            if s > ceiling || h > ceiling {
+                let (s, h) = (s.min(ceiling), h.min(ceiling));
+                *e = json!({"type": name, "soft": s.min(h), "hard": h});
+                report.push(format!("{name} {}/{h} (lowered)", s.min(h)));
+            }
+        }
     }
+    check_process_extras(p, policy, in_pod)?;
     Ok(ProcessReport { uid, gid, user: format!("uid {uid} gid {gid}"), nnp, rlimits: report })
+}
+
+/// The lowest `oomScoreAdj` a container may have: 0 (a negative value makes the host's OOM
+/// killer take others first); in a Kubernetes pod the kubelet's Guaranteed value, -997.
+pub const OOM_SCORE_ADJ_FLOOR: i64 = 0;
+/// See [`OOM_SCORE_ADJ_FLOOR`].
+pub const OOM_SCORE_ADJ_FLOOR_POD: i64 = -997;
+
+/// The process fields the runtime applies as root before the capabilities drop (I/O and CPU
+/// scheduling), the OOM score, and the LSM profiles a request may not turn off.
+fn check_process_extras(p: &mut Map<String, Value>, policy: &SandboxPolicy, in_pod: bool) -> Result<(), Refusal> {
+    let refuse = |field: &str, why: String| Refusal::Field(format!("/process/{field}"), policy.name.clone(), why);
+    let floor = if in_pod { OOM_SCORE_ADJ_FLOOR_POD } else { OOM_SCORE_ADJ_FLOOR };
+    if let Some(v) = p.get("oomScoreAdj").and_then(Value::as_i64) {
+        if v < floor {
+            p.insert("oomScoreAdj".into(), json!(floor));
+        }
+    }
+    if let Some(a) = p.get("apparmorProfile").and_then(Value::as_str) {
+        if a == "unconfined" {
+            return Err(refuse(
+                "apparmorProfile",
+                "`unconfined` turns AppArmor off; remove it to keep the engine's profile".into(),
+            ));
+        }
+    }
+    if let Some(l) = p.get("selinuxLabel").and_then(Value::as_str) {
+        if l.split(':').any(|part| matches!(part, "spc_t" | "unconfined_t" | "kernel_t" | "init_t")) {
+            return Err(refuse("selinuxLabel", format!("`{l}` is an unconfined SELinux domain")));
+        }
+    }
+    if let Some(class) = p.get("ioPriority").and_then(|i| i.get("class")).and_then(Value::as_str) {
+        if class == "IOPRIO_CLASS_RT" {
+            return Err(refuse(
+                "ioPriority",
+                "the real-time I/O class starves the host's I/O; use best-effort or idle".into(),
+            ));
+        }
+    }
+    if let Some(s) = p.get("scheduler") {
+        let policy_name = s.get("policy").and_then(Value::as_str).unwrap_or("");
+        if matches!(policy_name, "SCHED_FIFO" | "SCHED_RR" | "SCHED_DEADLINE") {
+            return Err(refuse(
+                "scheduler",
+                format!("`{policy_name}` is a real-time policy: it runs outside the CPU quota"),
+            ));
+        }
+        if s.get("nice").and_then(Value::as_i64).is_some_and(|n| n < 0) {
+            return Err(refuse(
+                "scheduler",
+                "a negative nice value raises the container above the host's processes".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a capability name (OCI form) is one the policy grants.

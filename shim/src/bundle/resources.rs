@@ -20,43 +20,8 @@ pub(super) fn apply_resources(
         *res = json!({});
     }
     let res = res.as_object_mut().ok_or(Refusal::WrongType("linux.resources"))?;
-    let r = &policy.resources;
-    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut detail = Vec::new();
-
-    let mem = res.entry("memory").or_insert_with(|| json!({}));
-    if let Some(m) = mem.as_object_mut() {
-        let limit = min_opt(m.get("limit").and_then(Value::as_i64), r.memory.map(to_i64));
-        if let Some(l) = limit {
-            m.insert("limit".into(), json!(l));
-            let swap = min_opt(m.get("swap").and_then(Value::as_i64), Some(l)).unwrap_or(l);
-            m.insert("swap".into(), json!(swap.max(l)));
-            detail.push(format!("memory {}", semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))));
-        }
-    }
-    if let Some(policy_m) = r.cpu {
-        let cpu = res.entry("cpu").or_insert_with(|| json!({}));
-        if let Some(c) = cpu.as_object_mut() {
-            let period = c
-                .get("period")
-                .and_then(Value::as_u64)
-                .filter(|p| *p > 0)
-                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
-            let policy_quota = to_i64(policy_m.saturating_mul(period) / 1000);
-            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota)).unwrap_or(policy_quota);
-            c.insert("period".into(), json!(period));
-            c.insert("quota".into(), json!(quota));
-            detail.push(format!("cpu quota {quota}/{period}us"));
-        }
-    }
-    if let Some(p) = r.pids {
-        let pids = res.entry("pids").or_insert_with(|| json!({}));
-        if let Some(o) = pids.as_object_mut() {
-            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p))).unwrap_or(i64::from(p));
-            o.insert("limit".into(), json!(limit));
-            detail.push(format!("pids {limit}"));
-        }
-    }
+    let detail =
+        clamp_limits(res, policy, true).map_err(|(field, why)| Refusal::Field(field, policy.name.clone(), why))?;
     // Devices: deny everything, then allow only what the policy justifies.
     let incoming = res.get("devices").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
@@ -98,3 +63,149 @@ pub(super) fn apply_resources(
     res.insert("devices".into(), Value::Array(devices));
     Ok(if detail.is_empty() { "none set".into() } else { detail.join(", ") })
 }
+
+/// The cgroup limits of `linux.resources` (or of `semble-shim update --resources`) held to the
+/// policy: memory, swap, reservation; CPU quota, period, burst; pids; the cgroup v2 `unified`
+/// files. `Err((field, why))` for what cannot be allowed at all. Returns what was set.
+/// With `add`, the policy's limits are set where the request has none (`create`); without it,
+/// only the limits the request names are held to the policy (`update` changes nothing else).
+pub fn clamp_limits(
+    res: &mut Map<String, Value>,
+    policy: &SandboxPolicy,
+    add: bool,
+) -> Result<Vec<String>, (String, String)> {
+    let policy_resources = policy.resources.clone();
+    let mut r = policy_resources.clone();
+    if !add {
+        let has = |p: &str| {
+            res.get(p.split('/').nth(0).unwrap_or(""))
+                .and_then(|o| o.get(p.split('/').nth(1).unwrap_or("")))
+                .is_some_and(|v| !v.is_null())
+        };
+        if !has("memory/limit") {
+            r.memory = None;
+        }
+        if !has("cpu/quota") {
+            r.cpu = None;
+        }
+        if !has("pids/limit") {
+            r.pids = None;
+        }
+    }
+    let r = &r;
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut detail = Vec::new();
+    let mem = res.entry("memory").or_insert_with(|| json!({}));
+    if let Some(m) = mem.as_object_mut() {
+        let limit = min_opt(m.get("limit").and_then(Value::as_i64), r.memory.map(to_i64));
+        if let Some(l) = limit {
+            m.insert("limit".into(), json!(l));
+            // memory+swap, never beyond the limit: no swap.
+            m.insert("swap".into(), json!(l));
+            if m.get("reservation").and_then(Value::as_i64).is_some_and(|v| v > l) {
+                m.insert("reservation".into(), json!(l));
+            }
+            detail.push(format!("memory {}", semble_policy::quantity::format_bytes(u64::try_from(l).unwrap_or(0))));
+        }
+        // memory+swap never above the policy's memory, whatever else the request says.
+        if let (Some(pm), Some(sw)) = (policy_resources.memory.map(to_i64), m.get("swap").and_then(Value::as_i64)) {
+            if sw < 0 || sw > pm {
+                m.insert("swap".into(), json!(pm));
+            }
+        }
+    }
+    let cpu = res.entry("cpu").or_insert_with(|| json!({}));
+    if let Some(c) = cpu.as_object_mut() {
+        if let Some(p) = c.get("period").and_then(Value::as_u64) {
+            c.insert("period".into(), json!(p.clamp(CPU_PERIOD_MIN_US, CPU_PERIOD_MAX_US)));
+        }
+        if let Some(policy_m) = r.cpu {
+            let period = c
+                .get("period")
+                .and_then(Value::as_u64)
+                .filter(|p| *p > 0)
+                .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US);
+            let policy_quota = to_i64(policy_m.saturating_mul(period) / 1000);
+            let quota = min_opt(c.get("quota").and_then(Value::as_i64), Some(policy_quota)).unwrap_or(policy_quota);
+            c.insert("period".into(), json!(period));
+            c.insert("quota".into(), json!(quota));
+            detail.push(format!("cpu quota {quota}/{period}us"));
+        }
+        let quota = c.get("quota").and_then(Value::as_i64).filter(|q| *q > 0);
+        if let (Some(b), Some(q)) = (c.get("burst").and_then(Value::as_u64), quota) {
+            if b > u64::try_from(q).unwrap_or(0) {
+                c.insert("burst".into(), json!(q));
+            }
+        }
+    }
+    if let Some(p) = r.pids {
+        let pids = res.entry("pids").or_insert_with(|| json!({}));
+        if let Some(o) = pids.as_object_mut() {
+            let limit = min_opt(o.get("limit").and_then(Value::as_i64), Some(i64::from(p))).unwrap_or(i64::from(p));
+            o.insert("limit".into(), json!(limit));
+            detail.push(format!("pids {limit}"));
+        }
+    }
+    let r = &policy_resources;
+    if let Some(Value::Object(unified)) = res.get_mut("unified") {
+        for (key, v) in unified.iter_mut() {
+            let text = v.as_str().unwrap_or("").trim().to_string();
+            let field = format!("/linux/resources/unified/{key}");
+            let set = |v: &mut Value, n: i64| *v = json!(n.to_string());
+            let number = |t: &str| if t == "max" { Some(i64::MAX) } else { t.parse::<i64>().ok() };
+            match key.as_str() {
+                "memory.max" | "memory.high" | "memory.low" | "memory.min" => {
+                    let n = number(&text).ok_or_else(|| (field.clone(), format!("`{text}` is not a byte count")))?;
+                    if let Some(l) = r.memory.map(to_i64) {
+                        if n > l {
+                            set(v, l);
+                        }
+                    }
+                }
+                "memory.swap.max" => {
+                    if r.memory.is_some() {
+                        set(v, 0);
+                    }
+                }
+                "pids.max" => {
+                    let n = number(&text).ok_or_else(|| (field.clone(), format!("`{text}` is not a number")))?;
+                    if let Some(p) = r.pids.map(i64::from) {
+                        if n > p {
+                            set(v, p);
+                        }
+                    }
+                }
+                "cpu.max" => {
+                    let mut parts = text.split_whitespace();
+                    let quota = parts.next().and_then(number);
+                    let period = parts
+                        .next()
+                        .and_then(|p| p.parse::<u64>().ok())
+                        .unwrap_or(semble_policy::compile::oci::CPU_PERIOD_US)
+                        .clamp(CPU_PERIOD_MIN_US, CPU_PERIOD_MAX_US);
+                    let quota = quota.ok_or_else(|| (field.clone(), format!("`{text}` is not `QUOTA PERIOD`")))?;
+                    let quota = match r.cpu {
+                        Some(m) => quota.min(to_i64(m.saturating_mul(period) / 1000)),
+                        None => quota,
+                    };
+                    *v = json!(if quota == i64::MAX { format!("max {period}") } else { format!("{quota} {period}") });
+                }
+                "memory.oom.group" | "cpu.weight" | "cpu.weight.nice" | "cpu.idle" | "io.weight" | "cpu.max.burst" => {}
+                other => {
+                    return Err((
+                        field,
+                        format!(
+                            "`{other}` is not a cgroup file semble can hold to the policy; use the OCI resource fields"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(detail)
+}
+
+/// The CFS period semble accepts: 1 ms to 1 s (the kernel's range).
+pub const CPU_PERIOD_MIN_US: u64 = 1_000;
+/// See [`CPU_PERIOD_MIN_US`].
+pub const CPU_PERIOD_MAX_US: u64 = 1_000_000;

@@ -250,6 +250,28 @@ fn pointer(path: &[String]) -> String {
     path.iter().map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1"))).collect()
 }
 
+/// The values of `request` at `pattern` (a row's path), with their concrete pointers.
+pub fn values_at<'a>(request: &'a Value, pattern: &str) -> Vec<(String, &'a Value)> {
+    let mut out = vec![(String::new(), request)];
+    for part in pattern.split('/').skip(1) {
+        let mut next = Vec::new();
+        for (path, v) in out {
+            match (part, v) {
+                ("*", Value::Object(m)) => next.extend(m.iter().map(|(k, c)| (format!("{path}/{k}"), c))),
+                ("*", Value::Array(a)) => next.extend(a.iter().enumerate().map(|(i, c)| (format!("{path}/{i}"), c))),
+                (key, Value::Object(m)) => {
+                    if let Some(c) = m.get(key) {
+                        next.push((format!("{path}/{key}"), c));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out = next;
+    }
+    out
+}
+
 /// The row a field path falls under (for `explain-bundle`).
 pub fn row(pointer_path: &str) -> Option<&'static Field> {
     let path: Vec<String> = pointer_path.split('/').skip(1).map(|p| p.replace("~1", "/").replace("~0", "~")).collect();
@@ -279,4 +301,60 @@ pub fn markdown() -> String {
          process description through the rows under `/process`.\n",
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ceiling_doc_is_generated_from_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ceiling.md");
+        let want = markdown();
+        if std::env::var_os("SEMBLE_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/ceiling.md is out of date: run `SEMBLE_UPDATE_DOCS=1 cargo test -p semble-shim ceiling_doc`"
+        );
+    }
+
+    #[test]
+    fn what_engines_write_is_known() {
+        // runc's and oci-spec's templates, every field filled the way engines fill them.
+        let spec = serde_json::to_value(oci_spec::runtime::Spec::default()).unwrap();
+        assert_eq!(unknown_fields(&spec, &[]), Vec::<String>::new());
+        let rootless = serde_json::to_value(oci_spec::runtime::Spec::rootless(1000, 1000)).unwrap();
+        assert_eq!(unknown_fields(&rootless, &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_fields_are_found_at_any_depth_and_subtrees_are_not_walked() {
+        let v = serde_json::json!({
+            "process": {"args": ["sh"], "user": {"uid": 0, "gid": 0, "extra": 1}},
+            "linux": {"seccomp": {"anything": {"deep": true}}, "resources": {"memory": {"limit": 1, "nope": 2}}},
+            "annotations": {"any.key/here": "v"},
+            "future": null
+        });
+        assert_eq!(unknown_fields(&v, &[]), ["/process/user/extra", "/linux/resources/memory/nope"]);
+        assert_eq!(
+            unknown_fields(&serde_json::json!({"weight": 5, "bad": 1}), &["linux", "resources", "blockIO"]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            unknown_fields(&serde_json::json!({"pids": {"limit": 5}, "bad": 1}), &["linux", "resources"]),
+            ["/linux/resources/bad"]
+        );
+    }
+
+    #[test]
+    fn values_are_found_where_rows_point() {
+        let v = serde_json::json!({"mounts": [{"uidMappings": [{"hostID": 0}]}, {}]});
+        let found = values_at(&v, "/mounts/*/uidMappings/*/*");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "/mounts/0/uidMappings/0/hostID");
+    }
 }

@@ -41,11 +41,25 @@ fn config() -> Value {
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "resources": {"memory": {"limit": 8589934592_i64}, "devices": [{"allow": false, "access": "rwm"}]},
-            "maskedPaths": ["/proc/kcore"],
-            "intelRdt": {"closID": "keep-me"}
-        },
-        "vm": {"hypervisor": {"path": "/keep"}}
+            "maskedPaths": ["/proc/kcore"]
+        }
     })
+}
+
+/// Set `value` at a JSON pointer, making the objects on the way.
+fn set(c: &mut Value, pointer: &str, value: Value) {
+    let mut cur = c;
+    let parts: Vec<&str> = pointer.split('/').skip(1).collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur[*p] = value;
+            return;
+        }
+        if cur.get(*p).is_none() {
+            cur[*p] = json!({});
+        }
+        cur = &mut cur[*p];
+    }
 }
 
 fn policy(spec: &str) -> SandboxPolicy {
@@ -107,6 +121,7 @@ fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal
             resolvers: &[],
             sources: &sources,
             devices: &devices_as_requested(cfg),
+            allowed_hooks: &[],
         },
     )
 }
@@ -160,11 +175,119 @@ fn process_settings_follow_the_policy() {
 }
 
 #[test]
-fn unknown_fields_are_kept_verbatim() {
+fn unknown_fields_are_refused_and_known_ones_copied() {
     let a = run(&config(), &workspace(), &facts()).unwrap();
-    assert_eq!(a.config["linux"]["intelRdt"], json!({"closID": "keep-me"}));
-    assert_eq!(a.config["vm"], json!({"hypervisor": {"path": "/keep"}}));
     assert_eq!(a.config["hostname"], json!("x"));
+    for (pointer, value) in [
+        ("/linux/newThing", json!(true)),
+        ("/process/capabilities/extra", json!(["CAP_SYS_ADMIN"])),
+        ("/root/overlay", json!("x")),
+        ("/somethingElse", json!({})),
+    ] {
+        let mut c = config();
+        set(&mut c, pointer, value);
+        let e = run(&c, &workspace(), &facts()).unwrap_err();
+        assert!(matches!(&e, Refusal::UnknownField(f, ..) if f == pointer), "{pointer}: {e:?}");
+    }
+}
+
+#[test]
+fn what_the_table_refuses_is_refused_by_name() {
+    for (pointer, value) in [
+        ("/linux/intelRdt", json!({"closID": "x"})),
+        ("/vm", json!({"hypervisor": {"path": "/x"}})),
+        ("/linux/netDevices", json!({"eth1": {"name": "eth1"}})),
+        ("/linux/timeOffsets", json!({"monotonic": {"secs": 1}})),
+        ("/linux/resources/memory/disableOOMKiller", json!(true)),
+        ("/linux/resources/cpu/realtimeRuntime", json!(950000)),
+        ("/process/scheduler", json!({"policy": "SCHED_FIFO", "priority": 99})),
+        ("/process/ioPriority", json!({"class": "IOPRIO_CLASS_RT", "priority": 0})),
+        ("/process/apparmorProfile", json!("unconfined")),
+        ("/process/selinuxLabel", json!("system_u:system_r:spc_t:s0")),
+        ("/linux/rootfsPropagation", json!("rshared")),
+        ("/linux/uidMappings", json!([{"containerID": 1000, "hostID": 0, "size": 1}])),
+        ("/linux/resources/unified", json!({"memory.oom.group": "1", "io.max": "8:0 wbps=1"})),
+    ] {
+        let mut c = config();
+        set(&mut c, pointer, value);
+        let e = run(&c, &workspace(), &facts()).unwrap_err();
+        assert!(matches!(e, Refusal::Field(..)), "{pointer}: {e:?}");
+        assert!(e.to_string().contains("refused by policy `workspace`"), "{e}");
+    }
+    // The zero value of a refused field asks for nothing.
+    let mut c = config();
+    c["linux"]["resources"]["memory"]["disableOOMKiller"] = json!(false);
+    assert!(run(&c, &workspace(), &facts()).is_ok());
+}
+
+#[test]
+fn hooks_run_on_the_host_so_only_the_operators_are_kept() {
+    let mut c = config();
+    c["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "touch /host-file"]}]});
+    let e = run(&c, &workspace(), &facts()).unwrap_err().to_string();
+    assert!(e.contains("`createRuntime` hook `/bin/sh`") && e.contains("--allow-hook"), "{e}");
+    let f = facts();
+    let m = mounts();
+    let sources = crate::mounts::sources_as_written(&c);
+    let allowed = [PathBuf::from("/bin/sh")];
+    let inputs = Inputs {
+        id: "c1",
+        policy: &workspace(),
+        facts: &f,
+        backend: BackendKind::Runc,
+        mounts: &m,
+        runsc: None,
+        record: false,
+        resolvers: &[],
+        sources: &sources,
+        devices: &HostDevices::new(),
+        allowed_hooks: &allowed,
+    };
+    let a = apply(&c, &inputs).unwrap();
+    assert_eq!(a.config["hooks"]["createRuntime"][0]["path"], "/bin/sh");
+    assert!(a.controls.iter().any(|x| x.control == "hooks"));
+}
+
+#[test]
+fn limits_the_policy_does_not_name_stay_under_the_host_and_priorities_are_not_raised() {
+    let mut c = config();
+    c["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_RTPRIO", "soft": 99, "hard": 99},
+        {"type": "RLIMIT_NICE", "soft": 40, "hard": 40},
+        {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}
+    ]);
+    c["process"]["oomScoreAdj"] = json!(-1000);
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    let rl = a.config["process"]["rlimits"].as_array().unwrap();
+    assert!(rl.contains(&json!({"type": "RLIMIT_RTPRIO", "soft": 0, "hard": 0})), "{rl:?}");
+    assert!(rl.contains(&json!({"type": "RLIMIT_NICE", "soft": 0, "hard": 0})), "{rl:?}");
+    assert_eq!(a.config["process"]["oomScoreAdj"], 0);
+    // In a pod the kubelet's Guaranteed value stays.
+    c["annotations"] = json!({"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "sb"});
+    c["process"]["oomScoreAdj"] = json!(-997);
+    let a = run(&c, &policy("  network: {mode: open}\n"), &facts()).unwrap();
+    assert_eq!(a.config["process"]["oomScoreAdj"], -997);
+}
+
+#[test]
+fn cgroup_v2_files_are_held_to_the_policy() {
+    let mut c = config();
+    c["linux"]["resources"]["unified"] = json!({"memory.max": "max", "memory.swap.max": "max", "pids.max": "max", "cpu.max": "max 100000", "memory.oom.group": "1"});
+    let a = run(&c, &workspace(), &facts()).unwrap();
+    let u = &a.config["linux"]["resources"]["unified"];
+    assert_eq!(u["memory.max"], "2147483648");
+    assert_eq!(u["memory.swap.max"], "0");
+    assert_eq!(u["pids.max"], "512");
+    assert_eq!(u["cpu.max"], "200000 100000");
+    assert_eq!(u["memory.oom.group"], "1");
+    let mut m = serde_json::Map::new();
+    m.insert("cpu".into(), json!({"period": 10, "quota": 5_000_000}));
+    m.insert("memory".into(), json!({"swap": -1}));
+    clamp_limits(&mut m, &workspace(), false).unwrap();
+    assert_eq!(m["cpu"]["period"], 1000, "the period is held to the kernel's range");
+    assert_eq!(m["cpu"]["quota"], 2000, "the quota follows the period: 2 CPUs");
+    assert_eq!(m["memory"]["swap"], 2147483648_i64, "memory+swap no higher than the policy's memory");
+    assert!(m["memory"].get("limit").is_none(), "update changes only what it names");
 }
 
 #[test]
@@ -227,6 +350,7 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         resolvers: &[],
         sources: &crate::mounts::Sources::new(),
         devices: &HostDevices::new(),
+        allowed_hooks: &[],
     };
     let a = apply(&config(), &inputs).unwrap();
     assert_eq!(a.notify, Some(NotifyMode::Record));
@@ -435,7 +559,7 @@ fn applying_twice_from_the_original_is_deterministic() {
 fn exec_processes_get_the_same_ceiling() {
     let mut process = json!({"user": {"uid": 0, "gid": 0}, "args": ["id"], "capabilities": {"bounding": DOCKER_CAPS}, "noNewPrivileges": false});
     let allowed: BTreeSet<String> = ["CAP_CHOWN".to_string()].into_iter().collect();
-    apply_process(&mut process, &workspace(), &facts(), &allowed).unwrap();
+    apply_process(&mut process, &workspace(), &facts(), &allowed, false).unwrap();
     assert_eq!(process["user"], json!({"uid": 1000, "gid": 1000}));
     assert_eq!(strs(&process["capabilities"]["effective"]), ["CAP_CHOWN"]);
     assert_eq!(process["noNewPrivileges"], json!(true));
@@ -525,6 +649,7 @@ fn devices_are_judged_by_type_and_number_not_by_name() {
         resolvers: &[],
         sources: &sources,
         devices: &host,
+        allowed_hooks: &[],
     };
     let e = apply(&c, &inputs).unwrap_err().to_string();
     assert!(e.contains("the host's `/dev/fuse` is `c 10:229`"), "{e}");
