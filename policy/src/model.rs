@@ -43,6 +43,8 @@ pub struct SandboxPolicy {
     pub devices: Devices,
     /// Where the workload lives on Kubernetes.
     pub kubernetes: Kubernetes,
+    /// Which containers may get the policy.
+    pub selection: Selection,
     /// cgroup limits.
     pub resources: Resources,
     /// Where each field was written, by path (`spec.process.user`), for tools that point at the
@@ -639,6 +641,33 @@ pub struct Kubernetes {
     pub overhead_memory: Option<u64>,
     /// The sandbox's fixed overhead: CPU millicores.
     pub overhead_cpu: Option<u64>,
+}
+
+/// `spec.selection`: which containers may get this policy (the operator's binding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Whether a container may choose it with the `semble.dev/policy` annotation. `false`: only a
+    /// runtime handler that pins it (`semble-shim --pin-policy`) or makes it its default gets it.
+    pub by_annotation: bool,
+    /// The Kubernetes namespaces whose pods may have it. Empty: `kubernetes.namespace` when the
+    /// policy names one, else any namespace.
+    pub namespaces: Vec<String>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection { by_annotation: true, namespaces: Vec::new() }
+    }
+}
+
+impl Selection {
+    /// Whether pods of namespace `ns` may have a policy with this selection (and `kubernetes`).
+    pub fn admits_namespace(&self, ns: &str, kubernetes: &Kubernetes) -> bool {
+        if !self.namespaces.is_empty() {
+            return self.namespaces.iter().any(|n| n == ns);
+        }
+        kubernetes.namespace.as_deref().is_none_or(|n| n == ns)
+    }
 }
 
 /// `spec.resources`.

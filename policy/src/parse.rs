@@ -154,6 +154,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
             "devices",
             "kubernetes",
             "resources",
+            "selection",
         ],
     );
     let get = |key: &str| spec.and_then(|m| m.get(key));
@@ -168,6 +169,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
     let devices = get("devices").map(|n| read_devices(r, n)).unwrap_or_default();
     let kubernetes = get("kubernetes").map(|n| read_kubernetes(r, n)).unwrap_or_default();
     let resources = get("resources").map(|n| read_resources(r, n)).unwrap_or_default();
+    let selection = get("selection").map(|n| read_selection(r, n)).unwrap_or_default();
 
     let policy = SandboxPolicy {
         name: name?,
@@ -182,6 +184,7 @@ fn read_policy(r: &mut Reader, root: &Node) -> Option<SandboxPolicy> {
         devices,
         kubernetes,
         resources,
+        selection,
         positions: BTreeMap::new(),
     };
     cross_checks(r, &policy);
@@ -1378,6 +1381,35 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
         }
     }
     d
+}
+
+fn read_selection(r: &mut Reader, node: &Node) -> Selection {
+    let path = "spec.selection";
+    let mut sel = Selection::default();
+    let Some(m) = r.map(node, path, &["byAnnotation", "namespaces"]) else {
+        return sel;
+    };
+    if let Some(b) = m.get("byAnnotation").and_then(|n| r.bool(n, "spec.selection.byAnnotation")) {
+        sel.by_annotation = b;
+    }
+    if let Some(n) = m.get("namespaces") {
+        for (i, item) in r.list(n, "spec.selection.namespaces").iter().enumerate() {
+            let ipath = index("spec.selection.namespaces", i);
+            if let Some(ns) = r.string(item, &ipath) {
+                if is_dns_label(&ns) {
+                    sel.namespaces.push(ns);
+                } else {
+                    r.error(
+                        item.pos,
+                        &ipath,
+                        format!("`{ns}` is not a namespace name"),
+                        Some("use a DNS label such as `sandboxes`".into()),
+                    );
+                }
+            }
+        }
+    }
+    sel
 }
 
 fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {

@@ -76,6 +76,33 @@ impl Denial {
     }
 }
 
+/// A workload-controlled string (a program's name, its `argv[0]`) made safe to write into logs,
+/// tables and YAML comments: control characters (newlines, terminal escapes) and bidirectional
+/// overrides are written as `\u{..}` escapes, and it is cut at 256 characters. Idempotent.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(256));
+    for (n, c) in s.chars().enumerate() {
+        if n >= 256 {
+            out.push('…');
+            break;
+        }
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if c.is_control() || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `name` can be a syscall's name (what an overlay may list).
+fn is_syscall_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Why a syscall is dangerous to allow, for the ones no baseline allows.
 pub fn danger(name: &str) -> Option<&'static str> {
     NEVER_BY_DEFAULT.iter().find(|g| g.names.contains(&name)).map(|g| g.reason)
@@ -226,9 +253,18 @@ pub fn table(rows: &[Row]) -> String {
     let w = rows.iter().map(|r| r.syscall.len()).max().unwrap_or(7).max(7);
     let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  RULE / FIX", "SYSCALL", "COUNT", "FIRST", "LAST");
     for r in rows {
-        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  {}", r.syscall, r.count, r.first, r.last, r.rule);
-        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  fix: {}", "", "", "", "", r.fix);
-        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  by: {}", "", "", "", "", r.programs.join(", "));
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:>6}  {:<24}  {:<24}  {}",
+            printable(&r.syscall),
+            r.count,
+            printable(&r.first),
+            printable(&r.last),
+            printable(&r.rule)
+        );
+        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  fix: {}", "", "", "", "", printable(&r.fix));
+        let by: Vec<String> = r.programs.iter().map(|p| printable(p)).collect();
+        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  by: {}", "", "", "", "", by.join(", "));
     }
     out
 }
@@ -243,18 +279,25 @@ pub fn patch(rows: &[Row]) -> (String, Vec<String>) {
     );
     let mut removed = Vec::new();
     for r in rows {
+        if !is_syscall_name(&r.syscall) {
+            warnings.push(format!("`{}` is not a syscall name; left out of the overlay", printable(&r.syscall)));
+            continue;
+        }
         if r.rule.starts_with("spec.seccomp.deny") {
             removed.push(&r.syscall);
             continue;
         }
         let _ = write!(out, "      - {}", r.syscall);
-        match &r.danger {
+        // The danger is recomputed from the name: a log line cannot talk it away.
+        match danger(&r.syscall).map(str::to_string).or_else(|| r.danger.clone()) {
             Some(d) => {
+                let d = printable(&d);
                 let _ = writeln!(out, "  # DANGEROUS: {d}");
                 warnings.push(format!("allowing `{}` is dangerous: {d}", r.syscall));
             }
             None => {
-                let _ = writeln!(out, "  # denied {} time(s), by {}", r.count, r.programs.join(", "));
+                let by: Vec<String> = r.programs.iter().map(|p| printable(p)).collect();
+                let _ = writeln!(out, "  # denied {} time(s), by {}", r.count, by.join(", "));
             }
         }
     }
@@ -354,5 +397,21 @@ mod tests {
         assert!(v.fix.contains("runAsNonRoot: false"), "{v:?}");
         let v = a.verdict("seccomp");
         assert!(v.rule.contains("NEW_LISTENER") && v.fix.contains("dangerouslyAllowNotifyListener"), "{v:?}");
+    }
+
+    #[test]
+    fn strings_from_the_workload_cannot_write_lines_of_their_own() {
+        let mut d = denial("getpid", "2026-01-01T00:00:00.000Z", 0);
+        d.comm = "x\n      - bpf\u{1b}[31m".into();
+        let rows = summarize(&[d.clone()]);
+        let (overlay, _) = patch(&rows);
+        assert!(!overlay.contains("\n      - bpf"), "{overlay}");
+        assert_eq!(overlay.lines().filter(|l| l.trim_start().starts_with("- ")).count(), 1, "{overlay}");
+        assert!(!table(&rows).contains('\u{1b}'));
+        // A forged syscall name never reaches the overlay.
+        d.syscall = "getpid\n      - bpf".into();
+        let (overlay, warnings) = patch(&summarize(&[d]));
+        assert!(!overlay.contains("bpf") && warnings.len() == 1, "{overlay}");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
     }
 }

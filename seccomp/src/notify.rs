@@ -209,10 +209,11 @@ fn syscall_name(req: &ScmpNotifReq) -> String {
         .unwrap_or_else(|_| format!("syscall_{}", req.data.syscall.as_raw_syscall()))
 }
 
-/// `/proc/PID/comm`, or `?`.
+/// `/proc/PID/comm` (the workload chooses it: made [`printable`](crate::denials::printable)),
+/// or `?`.
 pub fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
+        .map(|s| crate::denials::printable(s.strip_suffix('\n').unwrap_or(&s)))
         .unwrap_or_else(|_| "?".into())
 }
 
@@ -222,7 +223,7 @@ pub fn comm(pid: u32) -> String {
 pub fn argv0(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .ok()
-        .and_then(|b| b.split(|c| *c == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+        .and_then(|b| b.split(|c| *c == 0).next().map(|a| crate::denials::printable(&String::from_utf8_lossy(a))))
         .unwrap_or_default()
 }
 

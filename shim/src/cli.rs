@@ -85,6 +85,14 @@ pub struct Cli {
     /// (`/etc/resolv.conf`). Never the container's: its `resolv.conf` is the pod author's.
     #[arg(long = "resolver", value_name = "IP", env = "SEMBLE_RESOLVERS", value_delimiter = ',')]
     pub resolvers: Vec<std::net::IpAddr>,
+    /// This handler runs this installed policy only (a RuntimeClass handler or Podman runtime
+    /// bound to one policy): a container naming another one is refused.
+    #[arg(long, value_name = "NAME", env = "SEMBLE_PIN_POLICY")]
+    pub pin_policy: Option<String>,
+    /// What a container without a `semble.dev/policy` annotation gets: an installed policy's
+    /// name, or `refuse`. Default: `POLICY_DIR/default.yaml`, else the built-in default.
+    #[arg(long, value_name = "NAME|refuse", env = "SEMBLE_DEFAULT_POLICY")]
+    pub default_policy: Option<String>,
     /// A hook program containers may name (OCI `hooks` run on the host, as root): every other
     /// hook is refused. For CDI's `nvidia-ctk`, for instance. Repeat, or separate with commas.
     #[arg(long = "allow-hook", value_name = "PATH", env = "SEMBLE_ALLOW_HOOKS", value_delimiter = ',')]

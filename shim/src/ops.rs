@@ -333,7 +333,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             }
             pod
         }
-        None => resolve::resolve(settings, annotation)?,
+        None => resolve::resolve(settings, annotation, bundle::pod_namespace(&config))?,
     };
     let policy = &resolved.policy;
     log.with("policy", policy.name.as_str());
@@ -433,6 +433,13 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             write_file(&box_dir.join("init"), b"", 0o644)?;
             if init.proxy_bridge.is_some() {
                 mkdir(&box_dir.join("proxy"), 0o755)?;
+                // The proxy's sockets carry the policy's credentials: no other local user may
+                // reach them. PROXY_DIR is root's alone (0700) when the shim makes it; each
+                // policy's directory below is mounted into its containers, whose users need to
+                // traverse it (the directories above a mount are not checked from inside).
+                if !settings.proxy_dir.exists() {
+                    mkdir(&settings.proxy_dir, 0o700)?;
+                }
                 mkdir(&mounts.proxy_dir, 0o755)?;
             }
         }

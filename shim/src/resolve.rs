@@ -29,6 +29,10 @@ pub enum Source {
     Builtin,
     /// The policy semble recorded for the container's pod sandbox (this ID).
     Pod(String),
+    /// `--pin-policy NAME`.
+    Pinned(String),
+    /// `--default-policy NAME`.
+    HandlerDefault(String),
 }
 
 impl fmt::Display for Source {
@@ -39,6 +43,8 @@ impl fmt::Display for Source {
             Source::DirDefault(p) => write!(f, "{}", p.display()),
             Source::Builtin => f.write_str("built-in default"),
             Source::Pod(id) => write!(f, "the pod's, as its sandbox {id} got it"),
+            Source::Pinned(n) => write!(f, "--pin-policy {n}"),
+            Source::HandlerDefault(n) => write!(f, "--default-policy {n}"),
         }
     }
 }
@@ -87,6 +93,33 @@ pub enum ResolveError {
         /// How many more.
         more: String,
     },
+    /// The handler is bound to one policy and the container names another.
+    #[error("this runtime handler runs policy `{pinned}` only (--pin-policy) and the container asks for `{asked}` (annotation {POLICY_ANNOTATION}); use the handler for `{asked}`, or drop the annotation")]
+    Pinned {
+        /// The handler's policy.
+        pinned: String,
+        /// What the container asked for.
+        asked: String,
+    },
+    /// The policy may not be chosen by annotation.
+    #[error("policy `{0}` cannot be chosen by annotation (spec.selection.byAnnotation: false); the operator binds it to a runtime handler (--pin-policy)")]
+    NotByAnnotation(String),
+    /// The pod's namespace may not have the policy.
+    #[error("policy `{name}` is not for pods of namespace `{namespace}` (it admits {admits}); use a policy bound to `{namespace}`, or add the namespace to the policy's spec.selection.namespaces")]
+    Namespace {
+        /// The policy.
+        name: String,
+        /// The pod's namespace.
+        namespace: String,
+        /// What it admits.
+        admits: String,
+    },
+    /// The handler wants an annotation.
+    #[error("this runtime handler needs a {POLICY_ANNOTATION} annotation (--default-policy refuse); name one of the installed policies in {}", dir.display())]
+    NeedsAnnotation {
+        /// The policy directory.
+        dir: PathBuf,
+    },
     /// An installed policy's name differs from its file name.
     #[error("policy file `{}` holds policy `{name}`; the file must be named `{name}.yaml`", path.display())]
     NameMismatch {
@@ -124,35 +157,84 @@ fn is_policy_name(s: &str) -> bool {
         && !s.starts_with('-')
 }
 
-/// Choose the policy for a container with these annotations.
-pub fn resolve(settings: &Settings, annotation: Option<&str>) -> Result<Resolved, ResolveError> {
+/// An installed policy, `POLICY_DIR/NAME.yaml` (or `.yml`, `.json`), whose `metadata.name` is
+/// `NAME`.
+fn installed(settings: &Settings, name: &str) -> Result<Resolved, ResolveError> {
+    if !is_policy_name(name) {
+        return Err(ResolveError::BadName(name.to_string()));
+    }
+    let candidates = [
+        settings.policy_dir.join(format!("{name}.yaml")),
+        settings.policy_dir.join(format!("{name}.yml")),
+        settings.policy_dir.join(format!("{name}.json")),
+    ];
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(ResolveError::Unknown { name: name.to_string(), path: candidates[0].clone() });
+    };
+    let mut r = load(path)?;
+    if r.policy.name != name {
+        return Err(ResolveError::NameMismatch { path: path.clone(), name: r.policy.name });
+    }
+    r.source = Source::Annotation(path.clone());
+    Ok(r)
+}
+
+/// Choose the policy for a container, from its `semble.dev/policy` annotation and (in a
+/// Kubernetes pod) its namespace, within the operator's binding: `--policy FILE`, then
+/// `--pin-policy NAME` (a container naming another policy is refused), then the annotation (the
+/// policy must allow `byAnnotation` and admit the pod's namespace), then `--default-policy`
+/// (`refuse`: an annotation is required), `POLICY_DIR/default.yaml`, the built-in default.
+pub fn resolve(
+    settings: &Settings,
+    annotation: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Resolved, ResolveError> {
     if let Some(path) = &settings.policy_file {
         return load(path);
     }
+    let admitted = |r: Resolved| -> Result<Resolved, ResolveError> {
+        if let Some(ns) = namespace {
+            let sel = &r.policy.selection;
+            if !sel.admits_namespace(ns, &r.policy.kubernetes) {
+                let admits = if sel.namespaces.is_empty() {
+                    format!("namespace `{}`", r.policy.kubernetes.namespace.clone().unwrap_or_default())
+                } else {
+                    sel.namespaces.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                };
+                return Err(ResolveError::Namespace { name: r.policy.name, namespace: ns.to_string(), admits });
+            }
+        }
+        Ok(r)
+    };
+    if let Some(pinned) = &settings.pin_policy {
+        if let Some(asked) = annotation.filter(|a| a != pinned) {
+            return Err(ResolveError::Pinned { pinned: pinned.clone(), asked: asked.to_string() });
+        }
+        let mut r = installed(settings, pinned)?;
+        r.source = Source::Pinned(pinned.clone());
+        return admitted(r);
+    }
     if let Some(name) = annotation {
-        if !is_policy_name(name) {
-            return Err(ResolveError::BadName(name.to_string()));
+        let r = installed(settings, name)?;
+        if !r.policy.selection.by_annotation {
+            return Err(ResolveError::NotByAnnotation(r.policy.name));
         }
-        let candidates = [
-            settings.policy_dir.join(format!("{name}.yaml")),
-            settings.policy_dir.join(format!("{name}.yml")),
-            settings.policy_dir.join(format!("{name}.json")),
-        ];
-        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-            return Err(ResolveError::Unknown { name: name.to_string(), path: candidates[0].clone() });
-        };
-        let mut r = load(path)?;
-        if r.policy.name != name {
-            return Err(ResolveError::NameMismatch { path: path.clone(), name: r.policy.name });
+        return admitted(r);
+    }
+    match settings.default_policy.as_deref() {
+        Some("refuse") => return Err(ResolveError::NeedsAnnotation { dir: settings.policy_dir.clone() }),
+        Some(name) => {
+            let mut r = installed(settings, name)?;
+            r.source = Source::HandlerDefault(name.to_string());
+            return admitted(r);
         }
-        r.source = Source::Annotation(path.clone());
-        return Ok(r);
+        None => {}
     }
     let default = settings.policy_dir.join("default.yaml");
     if default.is_file() {
         let mut r = load(&default)?;
         r.source = Source::DirDefault(default);
-        return Ok(r);
+        return admitted(r);
     }
     let policy = parse(BUILTIN_DEFAULT, Path::new("<built-in default>"))?;
     Ok(Resolved { policy, text: BUILTIN_DEFAULT.to_string(), source: Source::Builtin })
@@ -179,6 +261,8 @@ mod tests {
             allow_record_annotation: false,
             resolvers: Vec::new(),
             allowed_hooks: Vec::new(),
+            pin_policy: None,
+            default_policy: None,
         }
     }
 
@@ -189,15 +273,15 @@ mod tests {
     fn order_is_flag_annotation_default_builtin() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
-        assert_eq!(resolve(&s, None).unwrap().source, Source::Builtin);
+        assert_eq!(resolve(&s, None, None).unwrap().source, Source::Builtin);
         std::fs::write(dir.path().join("default.yaml"), P.replace("NAME", "default")).unwrap();
-        assert!(matches!(resolve(&s, None).unwrap().source, Source::DirDefault(_)));
+        assert!(matches!(resolve(&s, None, None).unwrap().source, Source::DirDefault(_)));
         std::fs::write(dir.path().join("ws.yaml"), P.replace("NAME", "ws")).unwrap();
-        let r = resolve(&s, Some("ws")).unwrap();
+        let r = resolve(&s, Some("ws"), None).unwrap();
         assert_eq!(r.policy.name, "ws");
         let mut s2 = s.clone();
         s2.policy_file = Some(dir.path().join("default.yaml"));
-        assert_eq!(resolve(&s2, Some("ws")).unwrap().policy.name, "default");
+        assert_eq!(resolve(&s2, Some("ws"), None).unwrap().policy.name, "default");
     }
 
     #[test]
@@ -205,7 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
         for bad in ["../etc/x", "/tmp/p", "a/b", "", "UPPER"] {
-            assert!(matches!(resolve(&s, Some(bad)), Err(ResolveError::BadName(_))), "{bad}");
+            assert!(matches!(resolve(&s, Some(bad), None), Err(ResolveError::BadName(_))), "{bad}");
         }
     }
 
@@ -213,22 +297,60 @@ mod tests {
     fn unknown_and_invalid_policies_are_clear() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path());
-        let e = resolve(&s, Some("nope")).unwrap_err().to_string();
+        let e = resolve(&s, Some("nope"), None).unwrap_err().to_string();
         assert!(e.starts_with("unknown policy `nope`"), "{e}");
         std::fs::write(
             dir.path().join("bad.yaml"),
             "apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {name: bad}\nspec: {procss: {}}\n",
         )
         .unwrap();
-        let e = resolve(&s, Some("bad")).unwrap_err().to_string();
+        let e = resolve(&s, Some("bad"), None).unwrap_err().to_string();
         assert!(e.contains("4:8: error: unknown field `procss`"), "{e}");
         std::fs::write(dir.path().join("other.yaml"), P.replace("NAME", "different")).unwrap();
-        assert!(matches!(resolve(&s, Some("other")), Err(ResolveError::NameMismatch { .. })));
+        assert!(matches!(resolve(&s, Some("other"), None), Err(ResolveError::NameMismatch { .. })));
     }
 
     #[test]
     fn the_builtin_default_is_valid() {
         let p = semble_policy::parse(BUILTIN_DEFAULT).unwrap();
         assert!(p.warnings.iter().all(|w| w.severity != semble_policy::Severity::Warning));
+    }
+
+    #[test]
+    fn the_operator_binds_policies_to_handlers_and_namespaces() {
+        let t = tempfile::tempdir().unwrap();
+        let write = |name: &str, spec: &str| {
+            std::fs::write(
+                t.path().join(format!("{name}.yaml")),
+                format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: {name}}}\nspec: {{network: {{mode: none}}{spec}}}\n"),
+            )
+            .unwrap();
+        };
+        write("lax", "");
+        write("bound", ", selection: {byAnnotation: false}");
+        write("ns", ", kubernetes: {namespace: team-a, podSelector: {app: x}}");
+        write("two", ", selection: {namespaces: [team-a, team-b]}");
+        let mut s = settings(t.path());
+        // Pinned: the annotation may name the pinned policy or nothing; another one is refused.
+        s.pin_policy = Some("bound".into());
+        assert_eq!(resolve(&s, None, None).unwrap().policy.name, "bound");
+        assert_eq!(resolve(&s, Some("bound"), None).unwrap().policy.name, "bound");
+        assert!(matches!(resolve(&s, Some("lax"), None), Err(ResolveError::Pinned { .. })));
+        s.pin_policy = None;
+        // Not by annotation.
+        assert!(matches!(resolve(&s, Some("bound"), None), Err(ResolveError::NotByAnnotation(_))));
+        // Namespaces: the policy's kubernetes.namespace, or its list.
+        assert!(resolve(&s, Some("ns"), Some("team-a")).is_ok());
+        let e = resolve(&s, Some("ns"), Some("team-c")).unwrap_err().to_string();
+        assert!(e.contains("not for pods of namespace `team-c`"), "{e}");
+        assert!(resolve(&s, Some("two"), Some("team-b")).is_ok());
+        assert!(matches!(resolve(&s, Some("two"), Some("x")), Err(ResolveError::Namespace { .. })));
+        // Outside Kubernetes (no namespace) the namespace binding does not apply.
+        assert!(resolve(&s, Some("ns"), None).is_ok());
+        // What an unannotated container gets.
+        s.default_policy = Some("refuse".into());
+        assert!(matches!(resolve(&s, None, None), Err(ResolveError::NeedsAnnotation { .. })));
+        s.default_policy = Some("lax".into());
+        assert_eq!(resolve(&s, None, None).unwrap().policy.name, "lax");
     }
 }

@@ -59,6 +59,10 @@ pub struct Settings {
     pub resolvers: Vec<std::net::IpAddr>,
     /// `--allow-hook`: hook programs containers may name.
     pub allowed_hooks: Vec<PathBuf>,
+    /// `--pin-policy`: the one policy of this handler.
+    pub pin_policy: Option<String>,
+    /// `--default-policy`: what an unannotated container gets (`refuse` refuses it).
+    pub default_policy: Option<String>,
 }
 
 impl Settings {
@@ -102,6 +106,8 @@ impl Settings {
             allow_record_annotation: cli.allow_record_annotation,
             resolvers: cli.resolvers.clone(),
             allowed_hooks: cli.allow_hooks.clone(),
+            pin_policy: cli.pin_policy.clone(),
+            default_policy: cli.default_policy.clone(),
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,

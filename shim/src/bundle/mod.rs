@@ -67,6 +67,13 @@ pub fn annotation<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
     config.get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
+/// The Kubernetes namespace of a container's pod, as containerd's CRI plugin or CRI-O wrote it
+/// (pod authors cannot set these keys).
+pub fn pod_namespace(config: &Value) -> Option<&str> {
+    annotation(config, semble_policy::facts::CRI_SANDBOX_NAMESPACE)
+        .or_else(|| annotation(config, semble_policy::facts::CRIO_POD_NAMESPACE))
+}
+
 /// Whether an OCI configuration carries annotation `key` (whatever its value).
 pub fn has_annotation(config: &Value, key: &str) -> bool {
     config.get("annotations").and_then(|a| a.get(key)).is_some()
@@ -320,7 +327,21 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default();
     let is_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
-    let is_pod_sandbox = annotations.get(CRI_CONTAINER_TYPE).map(String::as_str) == Some("sandbox");
+    // A pod's sandbox (pause) container runs no workload, so it gets no semble-init. Anyone can
+    // write the type annotation (Podman copies an image's annotations into config.json), so it
+    // counts only when the sandbox ID the engine gives is this container's own ID, which only
+    // the engine knows before the container exists.
+    let says_sandbox = |kind: &str, id_key: &str| {
+        annotations.get(kind).is_some_and(|t| t == "sandbox") && annotations.get(id_key).is_some_and(|s| s == inputs.id)
+    };
+    let is_pod_sandbox = says_sandbox(CRI_CONTAINER_TYPE, CRI_SANDBOX_ID)
+        || says_sandbox(semble_policy::facts::CRIO_CONTAINER_TYPE, semble_policy::facts::CRIO_SANDBOX_ID);
+    if !is_pod_sandbox && annotations.get(CRI_CONTAINER_TYPE).is_some_and(|t| t == "sandbox") {
+        notes.push(format!(
+            "container `{}` says it is a pod sandbox but the engine's sandbox ID is not its own: it gets semble-init and the whole policy",
+            inputs.id
+        ));
+    }
 
     if cfg.get("process").is_none() {
         return Err(Refusal::Missing("process"));

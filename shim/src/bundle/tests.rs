@@ -533,12 +533,30 @@ fn run_as_non_root_refuses_uid_zero() {
 
 #[test]
 fn a_pod_sandbox_gets_the_policy_but_no_init() {
+    // The engine's sandbox: its sandbox ID is the container's own (the tests' container is `c1`).
     let mut c = config();
-    c["annotations"] = json!({CRI_CONTAINER_TYPE: "sandbox", CRI_SANDBOX_ID: "abc"});
+    c["annotations"] = json!({CRI_CONTAINER_TYPE: "sandbox", CRI_SANDBOX_ID: "c1"});
     let a = run(&c, &workspace(), &facts()).unwrap();
     assert!(a.init.is_none());
     assert_eq!(strs(&a.config["process"]["args"]), ["sh", "-c", "echo hi"]);
     assert_eq!(a.config["process"]["noNewPrivileges"], json!(true));
+}
+
+#[test]
+fn a_forged_sandbox_annotation_weakens_nothing() {
+    // What an image or a Podman user can write: the type, with no sandbox ID or another's.
+    for ann in [
+        json!({CRI_CONTAINER_TYPE: "sandbox"}),
+        json!({CRI_CONTAINER_TYPE: "sandbox", CRI_SANDBOX_ID: "someone-else"}),
+        json!({"io.kubernetes.cri-o.ContainerType": "sandbox"}),
+    ] {
+        let mut c = config();
+        c["annotations"] = ann.clone();
+        let a = run(&c, &workspace(), &facts()).unwrap();
+        let init = a.init.as_ref().unwrap_or_else(|| panic!("{ann}: no semble-init"));
+        assert!(init.landlock.is_some(), "{ann}: no Landlock");
+        assert_eq!(strs(&a.config["process"]["args"])[0], "/.semble/init", "{ann}");
+    }
 }
 
 #[test]
