@@ -395,16 +395,16 @@ pub struct UpdateArgs {
     #[arg(long, short = 'r')]
     pub resources: Option<String>,
     /// Memory limit in bytes.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Memory+swap limit in bytes.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Memory reservation.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// CPU quota.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     /// CPU period.
     #[arg(long)]
@@ -419,7 +419,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub cpuset_mems: Option<String>,
     /// Task limit.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// Block I/O weight.
     #[arg(long)]

@@ -98,17 +98,11 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             allowed_hooks: &settings.allowed_hooks,
         },
     );
-    let fields = [
-        ("user", "/process/user"),
-        ("capabilities (bounding)", "/process/capabilities/bounding"),
-        ("capabilities (ambient)", "/process/capabilities/ambient"),
-        ("noNewPrivileges", "/process/noNewPrivileges"),
-        ("root.readonly", "/root/readonly"),
-        ("args", "/process/args"),
-        ("seccomp default action", "/linux/seccomp/defaultAction"),
-        ("memory limit", "/linux/resources/memory/limit"),
-        ("pids limit", "/linux/resources/pids/limit"),
-    ];
+    // Every field the merge changed, each with the row of the ceiling table that decides it.
+    let changes: Vec<Change> = match &applied {
+        Ok(a) => diff(&original, &a.config),
+        Err(_) => Vec::new(),
+    };
     match (&applied, format) {
         (Err(refusal), "json") => {
             println!(
@@ -122,9 +116,9 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             Ok(1)
         }
         (Ok(a), "json") => {
-            let changes: Vec<Value> = fields
+            let changes: Vec<Value> = changes
                 .iter()
-                .map(|(n, p)| json!({"field": n, "requested": original.pointer(p), "enforced": a.config.pointer(p)}))
+                .map(|c| json!({"field": c.path, "requested": c.before, "enforced": c.after, "action": c.action, "how": c.how}))
                 .collect();
             println!(
                 "{}",
@@ -154,13 +148,68 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             for n in &a.notes {
                 println!("  note: {n}");
             }
-            println!("\nconfig.json, requested -> enforced:");
-            for (n, p) in fields {
-                let (before, after) = (show(original.pointer(p)), show(a.config.pointer(p)));
-                let mark = if before == after { " " } else { "*" };
-                println!("{mark} {n:<26} {before}  ->  {after}");
+            println!("\nconfig.json, requested -> enforced (docs/ceiling.md has every field's row):");
+            for c in &changes {
+                println!(
+                    "* {:<44} {}  ->  {}  [{}]",
+                    c.path,
+                    show(c.before.as_ref()),
+                    show(c.after.as_ref()),
+                    c.action
+                );
             }
             Ok(0)
+        }
+    }
+}
+
+/// One field the merge changed.
+#[derive(Debug, Clone)]
+struct Change {
+    path: String,
+    before: Option<Value>,
+    after: Option<Value>,
+    action: &'static str,
+    how: &'static str,
+}
+
+/// The leaves that differ between the request and the rewritten configuration (arrays of
+/// scalars compared whole, so a capability list reads as one change).
+fn diff(before: &Value, after: &Value) -> Vec<Change> {
+    let mut out = Vec::new();
+    walk_diff("", Some(before), Some(after), &mut out);
+    out
+}
+
+fn scalar_array(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_array).is_some_and(|a| a.iter().all(|x| !x.is_object() && !x.is_array()))
+}
+
+fn walk_diff(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                walk_diff(&format!("{path}/{k}"), x.get(k), y.get(k), out);
+            }
+        }
+        (Some(Value::Array(x)), Some(Value::Array(y))) if !scalar_array(a) || !scalar_array(b) => {
+            for i in 0..x.len().max(y.len()) {
+                walk_diff(&format!("{path}/{i}"), x.get(i), y.get(i), out);
+            }
+        }
+        _ => {
+            let row = crate::bundle::table::row(path).or_else(|| crate::bundle::table::row(&format!("{path}/0")));
+            out.push(Change {
+                path: path.to_string(),
+                before: a.cloned(),
+                after: b.cloned(),
+                action: row.map_or("add", |r| r.action.as_str()),
+                how: row.map_or("semble's own (semble-init, its files)", |r| r.how),
+            });
         }
     }
 }

@@ -428,3 +428,263 @@ pub fn gpu_devices_by_number(backend: &'static str) {
         "the device cgroup must let it through to the (absent) driver: {text}"
     );
 }
+
+// --- the ceiling over the whole request (issue 18) ------------------------------------------
+
+fn create_fails(t: &Path, backend: &str, b: &Path, extra: &[&str]) -> String {
+    let root = t.join("state");
+    let original = std::fs::read(b.join("config.json")).unwrap();
+    let id = unique("ceil");
+    let out = run(shim_for(&root, backend).args(extra).args(["create", "-b"]).arg(b).arg(&id), false);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "the container was created:\n{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_gone(&root, backend, &id, b, &original);
+    err
+}
+
+/// Hooks in the request run on the host as root: refused (nothing runs), unless the operator
+/// allowed that program, and then it runs.
+pub fn hooks(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let marker = t.path().join("hook-ran-on-the-host");
+    let b = bundle(&t.path().join("b"), &["/bin/true"]);
+    let script = format!("touch {}", marker.display());
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]
+        });
+    });
+    let err = create_fails(t.path(), backend, &b, &["--proxy-dir", &t.path().join("proxy").display().to_string()]);
+    assert!(err.contains("hook `/bin/sh`") && err.contains("--allow-hook"), "{err}");
+    assert!(!marker.exists(), "a refused hook ran on the host");
+    // The operator's hook runs.
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .args(["--allow-hook", "/bin/sh", "--proxy-dir"])
+            .arg(t.path().join("proxy"))
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("hook")),
+        false,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(marker.exists(), "the allowed hook did not run");
+}
+
+/// What the request may not raise: RLIMIT_RTPRIO 99 (SCHED_FIFO outside the quota), an OOM
+/// score of -1000 — held down, seen from inside; id mappings onto host root, unconfined AppArmor,
+/// fields semble does not know — refused.
+pub fn request_limits(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("b"), &["sh", "-c", "cat /proc/self/limits /proc/self/oom_score_adj"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_RTPRIO", "soft": 99, "hard": 99},
+            {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}
+        ]);
+        c["process"]["oomScoreAdj"] = json!(-1000);
+    });
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(t.path().join("proxy"))
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("lim")),
+        true,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rtprio = text.lines().find(|l| l.starts_with("Max realtime priority")).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(rtprio.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["0", "0"], "{rtprio}");
+    assert_eq!(text.lines().last().map(str::trim), Some("0"), "oom_score_adj must not go below 0: {text}");
+    for (what, edit) in [
+        ("/linux/uidMappings", json!({"linux": {"uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]}})),
+        ("/process/apparmorProfile", json!({"process": {"apparmorProfile": "unconfined"}})),
+        ("/linux/newField", json!({"linux": {"newField": {"x": 1}}})),
+    ] {
+        let b = bundle(&t.path().join(unique("r")), &["/bin/true"]);
+        edit_config(&b, |c| {
+            c["annotations"] = json!({"semble.dev/policy": "workspace"});
+            merge(c, &edit);
+        });
+        let err = create_fails(t.path(), backend, &b, &["--proxy-dir", &t.path().join("proxy").display().to_string()]);
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}
+
+fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// cgroup v2 files in `linux.resources.unified` cannot lift the policy's limits (read from what
+/// the shim decides: this host's runc takes no unified files on its cgroup v1 controllers).
+pub fn unified_clamped(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("b"), &["/bin/true"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        c["linux"]["resources"]["unified"] = json!({"memory.max": "max", "pids.max": "max", "memory.oom.group": "1"});
+    });
+    let out =
+        run(shim_for(&t.path().join("state"), backend).args(["explain-bundle", "--format", "json"]).arg(&b), true);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let change = |f: &str| v["changes"].as_array().unwrap().iter().find(|c| c["field"] == f).cloned();
+    let mem = change("/linux/resources/unified/memory.max").unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(mem["enforced"], "2147483648", "{mem}");
+    assert_eq!(mem["action"], "clamp");
+    assert_eq!(change("/linux/resources/unified/pids.max").unwrap()["enforced"], "512");
+}
+
+/// `update` holds what it sets to the policy: a 10 µs period, an unbounded quota and memory,
+/// swap — read back from the container's cgroups.
+pub fn update_clamped(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let id = unique("upd");
+    let cgroup = format!("/semble-test/{id}");
+    let b = bundle(&t.path().join("b"), &["sleep", "60"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace"});
+        c["linux"]["cgroupsPath"] = json!(cgroup);
+    });
+    let root = t.path().join("state");
+    let stdio = std::fs::File::create(t.path().join("out")).unwrap();
+    let status = shim_for(&root, backend)
+        .arg("--proxy-dir")
+        .arg(t.path().join("proxy"))
+        .args(["run", "-d", "-b"])
+        .arg(&b)
+        .arg(&id)
+        .stdout(stdio.try_clone().unwrap())
+        .stderr(stdio)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", std::fs::read_to_string(t.path().join("out")).unwrap_or_default());
+    let out = run(
+        shim_for(&root, backend).args([
+            "update",
+            "--cpu-period",
+            "10",
+            "--cpu-quota",
+            "99999999",
+            "--memory",
+            "100g",
+            "--memory-swap",
+            "-1",
+            &id,
+        ]),
+        false,
+    );
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}{cgroup}/{file}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let period = read("cpu", "cpu.cfs_period_us");
+    let quota = read("cpu", "cpu.cfs_quota_us");
+    let memory = read("memory", "memory.limit_in_bytes");
+    let _ = run(shim_for(&root, backend).args(["delete", "--force", &id]), false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lowered"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(period, "1000", "the period is held to 1 ms at least");
+    assert_eq!(quota, "2000", "2 CPUs over that period");
+    assert_eq!(memory, "2147483648", "the policy's memory");
+}
+
+/// A container saying it is a pod's sandbox (an image can carry the annotation) gets semble-init
+/// and the whole policy: Landlock still refuses an unlisted read.
+pub fn forged_sandbox(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("b"), &["/bin/probe"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({"semble.dev/policy": "workspace", "io.kubernetes.cri.container-type": "sandbox"})
+    });
+    let proxy_dir = t.path().join("proxy");
+    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(&proxy_dir)
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("forged")),
+        true,
+    );
+    // It is taken for a pod's container (the proxy is then the pod's, not a bridge), and held to
+    // everything the workspace policy enforces.
+    Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_enforced(backend);
+}
+
+/// A program whose name carries a newline and a YAML list item makes a denied call: the table,
+/// the text log and the `--patch` overlay show its name on one line; the overlay allows only
+/// what was denied.
+pub fn workload_strings(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("b"), &["sh", "-c", "/bin/probe evil-name; sleep 600"]);
+    workspace_annotation(&b);
+    let c = Started::new(
+        t.path(),
+        backend,
+        &b,
+        &["--proxy-dir".into(), t.path().join("proxy").display().to_string()],
+        true,
+    );
+    wait_for("the denied call", Duration::from_secs(20), || c.output().contains("PROBE DONE"));
+    wait_for("its explanation", Duration::from_secs(5), || {
+        std::fs::read_to_string(c.dir().join("denials.jsonl")).unwrap_or_default().contains("vhangup")
+    });
+    let out = run(c.shim().args(["denials", "--patch", &c.id]), true);
+    let overlay = String::from_utf8_lossy(&out.stdout).to_string();
+    let items: Vec<&str> = overlay.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+    assert_eq!(items.len(), 1, "the overlay allows exactly what was denied: {overlay}");
+    assert!(items[0].contains("- vhangup"), "{overlay}");
+    let text = std::fs::read_to_string(c.dir().join("denials.log")).unwrap();
+    assert!(text.lines().all(|l| !l.trim_start().starts_with("- bpf")), "{text}");
+    let table = run(c.shim().args(["denials", &c.id]), true);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("vhangup") && table.lines().all(|l| !l.trim_start().starts_with("- bpf")), "{table}");
+    c.delete();
+}
+
+/// Other local users reach neither a container's supervisor socket nor the proxy's: a process
+/// running as `nobody` on the host gets EACCES.
+pub fn local_users(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let b = bundle(&t.path().join("b"), &["sleep", "600"]);
+    workspace_annotation(&b);
+    let proxy_dir = t.path().join("run-semble-proxy");
+    let c = Started::new(t.path(), backend, &b, &["--proxy-dir".into(), proxy_dir.display().to_string()], true);
+    let proxy = FakeProxy::start(&proxy_dir, "workspace");
+    let notify = c.dir().join("box/notify.sock");
+    assert!(notify.exists());
+    // The test's own tempdir is 0700: open the way to the state root as a real deployment has it.
+    std::fs::set_permissions(t.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for sock in [&notify, &proxy.socket] {
+        let path = sock.clone();
+        let r = crate::as_nobody(move || std::os::unix::net::UnixStream::connect(&path).map(drop));
+        assert_eq!(
+            r.map_err(|e| e.raw_os_error()),
+            Err(Some(libc::EACCES)),
+            "{} is reachable by another user",
+            sock.display()
+        );
+    }
+    c.delete();
+}

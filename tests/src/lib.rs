@@ -69,6 +69,33 @@ pub fn node_image_tree(dir: &Path) -> PathBuf {
     src
 }
 
+/// Run `f` in a child process as `nobody` (uid and gid 65534) and return its result: what another
+/// local user of the host could do.
+pub fn as_nobody(f: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+    match sys::fork_child() {
+        Ok(0) => {
+            let code = (|| {
+                nix::unistd::setgroups(&[]).ok()?;
+                nix::unistd::setgid(nix::unistd::Gid::from_raw(65534)).ok()?;
+                nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).ok()?;
+                Some(match f() {
+                    Ok(()) => 0,
+                    Err(e) => e.raw_os_error().unwrap_or(255).min(254),
+                })
+            })()
+            .unwrap_or(255);
+            sys::exit_child(code)
+        }
+        Ok(pid) => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => Err(std::io::Error::other("could not become nobody")),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) => Err(std::io::Error::from_raw_os_error(n)),
+            other => Err(std::io::Error::other(format!("{other:?}"))),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Fail unless running as root.
 pub fn require_root() {
     assert!(
@@ -355,6 +382,23 @@ mod sys {
             stmt(ret, libc::SECCOMP_RET_ERRNO | 38), // ENOSYS
             stmt(ret, libc::SECCOMP_RET_ALLOW),
         ]
+    }
+
+    /// Fork (the caller's closure runs in the child, which ends with [`exit_child`]).
+    pub fn fork_child() -> std::io::Result<i32> {
+        // SAFETY: the child runs only the caller's short closure (setuid and one connect) and
+        // `_exit`s; test harness threads hold no lock it needs.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pid)
+    }
+
+    /// End a forked child at once.
+    pub fn exit_child(code: i32) -> ! {
+        // SAFETY: `_exit` ends the process without running anything of the parent's.
+        unsafe { libc::_exit(code) }
     }
 
     pub fn deny_landlock(cmd: &mut Command) -> &mut Command {

@@ -89,3 +89,53 @@ fn runc_gpu_devices_are_judged_by_number() {
 fn embedded_gpu_devices_are_judged_by_number() {
     gpu_devices_by_number("embedded");
 }
+
+#[test]
+fn runc_hooks_in_the_request_do_not_run_on_the_host() {
+    hooks("runc");
+}
+
+#[test]
+fn runsc_hooks_in_the_request_do_not_run_on_the_host() {
+    hooks("runsc");
+}
+
+#[test]
+fn runc_the_request_cannot_raise_what_the_policy_holds() {
+    request_limits("runc");
+}
+
+#[test]
+fn embedded_the_request_cannot_raise_what_the_policy_holds() {
+    request_limits("embedded");
+}
+
+#[test]
+fn runc_cgroup_v2_files_cannot_lift_the_policys_limits() {
+    unified_clamped("runc");
+}
+
+#[test]
+fn runc_update_holds_to_the_policy() {
+    update_clamped("runc");
+}
+
+#[test]
+fn runc_a_forged_sandbox_annotation_gets_the_whole_policy() {
+    forged_sandbox("runc");
+}
+
+#[test]
+fn embedded_a_forged_sandbox_annotation_gets_the_whole_policy() {
+    forged_sandbox("embedded");
+}
+
+#[test]
+fn runc_workload_strings_cannot_write_lines_of_their_own() {
+    workload_strings("runc");
+}
+
+#[test]
+fn runc_other_local_users_reach_no_socket_of_a_container() {
+    local_users("runc");
+}

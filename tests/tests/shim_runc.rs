@@ -72,13 +72,18 @@ fn explain_bundle_says_what_a_bundle_gets() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("policy   workspace (annotation semble.dev/policy"), "{text}");
     assert!(text.contains("landlock"), "{text}");
-    assert!(text.contains("* user"), "{text}");
+    assert!(text.contains("* /process/user/uid"), "{text}");
+    assert!(text.contains("[clamp]"), "every change names its row's action: {text}");
     let out =
         run(shim_for(&t.path().join("state"), BACKEND).args(["explain-bundle", "--format", "json"]).arg(&b), true);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["policy"], "workspace");
     assert_eq!(v["backend"], "runc");
     assert!(v["controls"].as_array().unwrap().iter().any(|c| c["control"] == "seccomp"));
+    let caps =
+        v["changes"].as_array().unwrap().iter().find(|c| c["field"] == "/process/capabilities/bounding").unwrap();
+    assert_eq!(caps["action"], "clamp", "{caps}");
+    assert_eq!(caps["enforced"], serde_json::json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE"]));
 }
 
 #[test]

@@ -117,6 +117,12 @@ mod sys {
         }
     }
 
+    /// A syscall no baseline allows and nothing needs (it hangs up the terminal): a denial.
+    pub fn vhangup() -> Result<i64, Errno> {
+        // SAFETY: vhangup takes no arguments.
+        ret(unsafe { libc::syscall(libc::SYS_vhangup) })
+    }
+
     pub fn fork() -> Result<libc::pid_t, Errno> {
         // SAFETY: the probe is single-threaded when it forks; the child only makes raw
         // syscalls (ioctl, _exit) and allocates nothing.
@@ -145,6 +151,14 @@ fn hijack() {
             check("hijack_unshare", errno(unshare(CloneFlags::CLONE_NEWUSER)));
         }
     }
+}
+
+/// A process whose name carries a newline and YAML: it makes a denied call, so its name lands in
+/// the denial log, the table and the `--patch` overlay.
+fn evil_name() {
+    let name = c"x\n      - bpf";
+    let _ = nix::sys::prctl::set_name(name);
+    check("vhangup", errno(sys::vhangup()));
 }
 
 /// Becoming root again, as a workload holding CAP_SETUID/CAP_SETGID would try.
@@ -271,9 +285,10 @@ fn proxy_roundtrip() -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str);
-    if let Some(m) = mode.filter(|m| ["hijack", "identity", "mknod", "egress", "serve"].contains(m)) {
+    if let Some(m) = mode.filter(|m| ["hijack", "identity", "mknod", "egress", "serve", "evil-name"].contains(m)) {
         match m {
             "hijack" => hijack(),
+            "evil-name" => evil_name(),
             "identity" => identity(),
             "mknod" => mknod(),
             "egress" => egress(&args[1..]),
