@@ -21,10 +21,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::deny::{Deny, Reason};
 use crate::log::Line;
-use crate::proxy::Proxy;
+use crate::pool::Body;
 use crate::rules::RuleSet;
-use crate::upstream::Body;
+use crate::state::Proxy;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.into())).map_err(|never| match never {}).boxed_unsync());
@@ -61,7 +62,7 @@ fn authorized(proxy: &Proxy, req: &Request<Incoming>) -> Result<(), Box<Response
 
 /// Check that every credential the rules name exists.
 pub fn check_credentials(proxy: &Proxy, rules: &RuleSet) -> Result<(), String> {
-    let missing = crate::server::missing_credentials(rules, &proxy.creds.load());
+    let missing = rules.missing_credentials(&proxy.creds.load());
     if missing.is_empty() {
         Ok(())
     } else {
@@ -113,9 +114,8 @@ fn refused(proxy: &Proxy, client: &str, method: &str, r: Response<Body>) -> Resp
     let mut line = Line::new(client, "admin");
     line.method = method.into();
     line.path = "/rules".into();
-    line.decision = "deny";
-    line.status = r.status().as_u16();
-    line.reason = "admin_unauthorized";
+    let reason = if r.status() == StatusCode::UNAUTHORIZED { Reason::AdminUnauthorized } else { Reason::AdminDisabled };
+    line.refusal(&Deny::new(reason, "/rules refused"));
     proxy.finish(&line);
     r
 }

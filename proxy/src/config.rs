@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::target::{parse_host, printable, split_host_port, Host};
+use crate::host::{parse_host, printable, split_host_port, Host};
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]

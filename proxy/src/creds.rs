@@ -55,7 +55,7 @@ use semble_policy::diag::Diagnostic;
 use semble_policy::read::{join, Reader};
 use semble_policy::yaml::{self, Node};
 
-use crate::rules::Deny;
+use crate::deny::{Deny, Reason};
 
 /// Headers removed from every request to a host that has a credential.
 pub const CREDENTIAL_HEADERS: &[&str] = &[
@@ -365,7 +365,7 @@ fn read_aws(r: &mut Reader, node: &Node, path: &str) -> Option<Kind> {
 }
 
 fn unavailable(name: &str, why: impl fmt::Display) -> Deny {
-    Deny::new(502, "credential_unavailable", format!("credential `{name}` is unavailable: {why}"))
+    Deny::new(Reason::CredentialUnavailable, format!("credential `{name}` is unavailable: {why}"))
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
@@ -616,7 +616,7 @@ impl Credential {
     pub async fn apply(&self, parts: &mut http::request::Parts, authority: &str, body: &[u8]) -> Result<(), Deny> {
         strip_credentials(&mut parts.headers);
         let host =
-            HeaderValue::from_str(authority).map_err(|_| Deny::new(400, "bad_host", "the host cannot be a header"))?;
+            HeaderValue::from_str(authority).map_err(|_| Deny::new(Reason::BadHost, "the host cannot be a header"))?;
         parts.headers.insert(HOST, host);
         match &self.kind {
             Kind::Header { name, prefix, source } => {
@@ -651,7 +651,7 @@ impl Credential {
         let url = format!("https://{authority}{pq}");
         let headers: Vec<(&str, &str)> =
             parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let fail = |e: &dyn fmt::Display| Deny::new(502, "signing_failed", format!("cannot sign the request: {e}"));
+        let fail = |e: &dyn fmt::Display| Deny::new(Reason::SigningFailed, format!("cannot sign the request: {e}"));
         let signable = SignableRequest::new(parts.method.as_str(), url, headers.into_iter(), SignableBody::Bytes(body))
             .map_err(|e| fail(&e))?;
         let identity = aws_credential_types::Credentials::new(

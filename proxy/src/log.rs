@@ -67,10 +67,10 @@ impl Line {
     }
 
     /// Record a refusal: `deny` for the client's or the policy's doing, `error` for 5xx.
-    pub fn refusal(&mut self, d: &crate::rules::Deny) {
-        self.decision = if d.status >= 500 { "error" } else { "deny" };
-        self.status = d.status;
-        self.reason = d.reason;
+    pub fn refusal(&mut self, d: &crate::deny::Deny) {
+        self.decision = if d.status() >= 500 { "error" } else { "deny" };
+        self.status = d.status();
+        self.reason = d.reason.code();
         self.detail = d.detail.clone();
     }
 

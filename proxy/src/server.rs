@@ -17,9 +17,9 @@ use crate::creds::{self, Credentials, Kind, Secret, ValueSource};
 use crate::intercept::InterceptCa;
 use crate::log::Logger;
 use crate::net::ClientIo;
-use crate::proxy::Proxy;
+use crate::pool::{client_tls, Upstreams};
 use crate::rules::RuleSet;
-use crate::upstream::{client_tls, Upstreams};
+use crate::state::Proxy;
 
 /// Read the rules file.
 pub fn load_rules(source: &RulesSource) -> Result<RuleSet, String> {
@@ -38,15 +38,6 @@ pub fn load_rules(source: &RulesSource) -> Result<RuleSet, String> {
         }
     }
     Ok(RuleSet::new(parsed, path.display().to_string()))
-}
-
-/// The credentials named by `rules` that `creds` lacks.
-pub fn missing_credentials(rules: &RuleSet, creds: &Credentials) -> Vec<String> {
-    rules
-        .credentials()
-        .filter(|(_, c)| creds.get(c).is_none())
-        .map(|(r, c)| format!("rule `{}` names credential `{c}`, which the credentials file does not define", r.label))
-        .collect()
 }
 
 fn load_credentials(config: &Config) -> Result<Credentials, String> {
@@ -144,7 +135,7 @@ fn fatal_when_missing(kind: &Kind) -> bool {
 pub async fn reload(proxy: &Proxy) -> Result<usize, String> {
     let rules = load_rules(&proxy.config.rules)?;
     let creds = load_credentials(&proxy.config)?;
-    let missing = missing_credentials(&rules, &creds);
+    let missing = rules.missing_credentials(&creds);
     if !missing.is_empty() {
         return Err(missing.join("\n"));
     }
@@ -167,7 +158,7 @@ struct Loaded {
 async fn load_all(config: &Config) -> Result<Loaded> {
     let rules = load_rules(&config.rules).map_err(|e| anyhow!(e))?;
     let creds = load_credentials(config).map_err(|e| anyhow!(e))?;
-    let missing = missing_credentials(&rules, &creds);
+    let missing = rules.missing_credentials(&creds);
     if !missing.is_empty() {
         let hint = if config.credentials.is_none() { "; pass --credentials FILE" } else { "" };
         bail!("{}{hint}", missing.join("\n"));
@@ -341,7 +332,7 @@ fn start_workers(proxy: &Arc<Proxy>, shared: &[Shared]) -> Result<()> {
         std::thread::Builder::new()
             .name(format!("semble-proxy-{i}"))
             .spawn(move || {
-                crate::upstream::set_worker(i);
+                crate::pool::set_worker(i);
                 rt.block_on(async move {
                     for l in mine {
                         let bound = match l {
@@ -375,7 +366,7 @@ async fn accept_loop(proxy: Arc<Proxy>, bound: Bound, admin: bool) {
                 if admin {
                     tokio::spawn(serve_admin(proxy.clone(), io, client));
                 } else {
-                    tokio::spawn(proxy.clone().serve(io, client));
+                    tokio::spawn(crate::conn::serve(proxy.clone(), io, client));
                 }
             }
             Err(e) => {

@@ -252,7 +252,7 @@ fn intercept_mode_injects_credentials_and_checks_each_request() {
     assert_eq!(r.json()["sigv4"]["valid"], true);
     // The tunnel is for one host.
     let r = over(&mut t, "GET", "/", "api.test", &[], b"").unwrap();
-    assert_eq!((r.status, r.reason()), (421, "host_mismatch"));
+    assert_eq!((r.status, r.reason()), (421, "misdirected"));
     drop(t);
 
     // A static header credential, with methods and paths.
