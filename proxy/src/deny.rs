@@ -70,8 +70,12 @@ reasons! {
     IpLiteral = ("ip_literal", 403, "host rule"),
     /// A `CONNECT` to a host whose requests must be seen, without an intercept CA.
     InterceptUnavailable = ("intercept_unavailable", 403, "host rule"),
+    /// `TRACE`/`TRACK`, `CONNECT` inside a tunnel, or a non-standard method under a credential.
+    MethodRefused = ("method_refused", 403, "method/path"),
     /// The method is not in the rule's `methods`.
     MethodNotAllowed = ("method_not_allowed", 403, "method/path"),
+    /// A header, query or form field names another method than the request's.
+    MethodOverride = ("method_override", 403, "method/path"),
     /// The path is not under the rule's `paths`.
     PathNotAllowed = ("path_not_allowed", 403, "method/path"),
     /// A path the upstream could read differently from the prefix check.

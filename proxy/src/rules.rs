@@ -10,6 +10,12 @@
 //!   folded to lower case first, see [`crate::host`]).
 //! * `host: "*.example.com"` matches names *below* `example.com` (`a.example.com`,
 //!   `a.b.example.com`), **not** `example.com` itself and not `evil-example.com`.
+//! * Where several patterns match a name, **the most specific decides**, whatever the order
+//!   of the file: an exact name over any `*.suffix`, a longer suffix over a shorter one, any
+//!   suffix over `*`. The deciding pattern's rules alone say which ports the name may use, so
+//!   `api.example.com` with a credential and `methods: [GET]` is never tunnelled blind by a
+//!   `*.example.com` rule, on any port. (The same pattern twice on one port is refused when the
+//!   rules are read.)
 //! * An IP literal matches no `host` pattern, not even `*`: it is allowed only by a rule whose
 //!   `allowAddresses` contains it (on one of the rule's ports).
 //! * `methods` and `paths` (segment-wise prefixes: `/v1` admits `/v1` and `/v1/x`, not `/v10`)
@@ -38,7 +44,7 @@ pub struct Rule {
 
 impl Rule {
     /// Whether requests under this rule must be seen in clear (a credential to inject, or
-    /// methods/paths to check).
+    /// methods/paths to check): such a rule is never tunnelled blind.
     pub fn needs_http(&self) -> bool {
         self.spec.credential.is_some() || !self.spec.methods.is_empty() || !self.spec.paths.is_empty()
     }
@@ -98,7 +104,7 @@ impl RuleSet {
     pub fn decide(&self, target: &Target) -> Result<Allowed<'_>, Deny> {
         match &target.host {
             Host::Name(name) => {
-                let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+                let by_host = self.for_host(name);
                 if by_host.is_empty() {
                     return Err(Deny::new(Reason::NoRule, format!("no egress rule allows `{name}`")));
                 }
@@ -111,6 +117,17 @@ impl RuleSet {
                 }
             }
             Host::Ip(ip) => self.decide_ip(*ip, target.port),
+        }
+    }
+
+    /// The rules of the most specific pattern matching `name` (all with that one pattern).
+    fn for_host(&self, name: &str) -> Vec<&Rule> {
+        let best = self.rules.iter().filter(|r| r.spec.host.matches(name)).map(|r| r.spec.host.specificity()).max();
+        match best {
+            Some(best) => {
+                self.rules.iter().filter(|r| r.spec.host.matches(name) && r.spec.host.specificity() == best).collect()
+            }
+            None => Vec::new(),
         }
     }
 
@@ -135,19 +152,17 @@ impl RuleSet {
             Host::Name(n) => n,
             Host::Ip(ip) => return self.decide_ip(*ip, 80),
         };
-        let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+        let by_host = self.for_host(name);
         if by_host.is_empty() {
             return Err(Deny::new(Reason::NoRule, format!("no egress rule allows `{name}`")));
         }
-        if let Some(rule) = by_host.iter().find(|r| !r.spec.tls && r.spec.ports.contains(&80)) {
+        if let Some(rule) = by_host.iter().find(|r| r.spec.ports.contains(&80) && !r.spec.tls_on(80)) {
             return Ok(Allowed { rule, port: 80 });
         }
         for rule in &by_host {
-            if rule.spec.tls {
-                let port = if rule.spec.ports.contains(&443) { Some(443) } else { rule.spec.ports.first().copied() };
-                if let Some(port) = port {
-                    return Ok(Allowed { rule, port });
-                }
+            let port = if rule.spec.tls_on(443) { Some(443) } else { rule.spec.tls_ports.first().copied() };
+            if let Some(port) = port {
+                return Ok(Allowed { rule, port });
             }
         }
         Err(Deny::new(
@@ -189,6 +204,29 @@ mod tests {
         assert_eq!(decide(&rs, "amazonaws.com.evil.net:443"), Err("no_rule"));
         assert_eq!(decide(&rs, "api.example.com:80"), Err("port_not_allowed"));
         assert_eq!(decide(&rs, "1.2.3.4:443"), Err("ip_literal"));
+    }
+
+    #[test]
+    fn the_most_specific_pattern_decides_whatever_the_order() {
+        let rs = set("  - host: \"*.wild.test\"\n    ports: [443, 8443]\n  - host: api.wild.test\n    credential: k\n    methods: [GET]\n  - host: \"*.deep.wild.test\"\n    ports: [9443]\n  - host: \"*\"\n    ports: [8080]\n    tls: false\n");
+        let rule = |a: &str| rs.decide(&parse_authority(a).unwrap()).map(|x| x.rule.spec.credential.clone());
+        assert_eq!(rule("api.wild.test:443"), Ok(Some("k".into())));
+        assert_eq!(rule("other.wild.test:443"), Ok(None));
+        // The specific rule's ports are the name's ports: 8443 is not tunnelled by the wildcard.
+        assert_eq!(decide(&rs, "api.wild.test:8443"), Err("port_not_allowed"));
+        assert_eq!(decide(&rs, "x.deep.wild.test:9443"), Ok("*.deep.wild.test:9443".into()));
+        assert_eq!(decide(&rs, "x.deep.wild.test:443"), Err("port_not_allowed"));
+        assert_eq!(decide(&rs, "elsewhere.test:8080"), Ok("*:8080".into()));
+        assert_eq!(decide(&rs, "api.wild.test:8080"), Err("port_not_allowed"));
+        let host = parse_host("api.wild.test").unwrap();
+        assert_eq!(rs.decide_http(&host, None).unwrap().rule.spec.credential.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn plain_http_to_a_mixed_rule_uses_its_tls_port() {
+        let rs = set("  - host: db.test\n    ports: [5432, 8443]\n");
+        let a = rs.decide_http(&parse_host("db.test").unwrap(), None).unwrap();
+        assert_eq!(a.port, 8443);
     }
 
     #[test]

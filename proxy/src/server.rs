@@ -194,7 +194,14 @@ pub async fn check(config: Config) -> Result<()> {
         if !r.spec.paths.is_empty() {
             extra.push(format!("paths {}", r.spec.paths.join(",")));
         }
-        let tls = if r.spec.tls { "tls" } else { "plain" };
+        let tls = if r.spec.tls {
+            "tls".to_string()
+        } else if r.spec.tls_ports.is_empty() {
+            "plain".to_string()
+        } else {
+            let ports: Vec<String> = r.spec.tls_ports.iter().map(u16::to_string).collect();
+            format!("tls on {}", ports.join(","))
+        };
         println!("  allow {} ({tls}{}{})", r.label, if extra.is_empty() { "" } else { ", " }, extra.join(", "));
     }
     for (name, c) in &l.creds.by_name {

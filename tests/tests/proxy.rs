@@ -34,6 +34,18 @@ egress:
     ports: [443]
   - host: \"*.wild.test\"
     ports: [443]
+  - host: api.wild.test
+    ports: [443]
+    credential: apikey
+    methods: [GET]
+  - host: echo.keyed.test
+    ports: [443]
+    credential: apikey
+  - host: methods.test
+    ports: [80]
+    tls: false
+    methods: [GET, POST]
+    paths: [/v1/]
   - host: plain.test
     ports: [80]
     tls: false
@@ -51,9 +63,13 @@ egress:
 
 /// The rules without the credentialed hosts, for labs that give the proxy no credentials.
 fn rules_without_credentials() -> String {
-    let cut = RULES.find("  - host: api.test").unwrap();
-    let head = RULES.find("egress:\n").unwrap() + "egress:\n".len();
-    format!("{}{}", &RULES[..head], &RULES[cut..])
+    let (head, rules) = RULES.split_at(RULES.find("egress:\n").unwrap() + "egress:\n".len());
+    let mut out = head.to_string();
+    for block in rules.split("  - host:").filter(|b| !b.is_empty() && !b.contains("credential:")) {
+        out.push_str("  - host:");
+        out.push_str(block);
+    }
+    out
 }
 
 struct Std {
@@ -67,11 +83,12 @@ struct Std {
 
 fn pins() -> Vec<String> {
     let mut v = Vec::new();
-    for h in [BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test"] {
+    for h in [BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test", "api.wild.test", "echo.keyed.test"] {
         v.push(format!("{h}:443:127.0.0.1"));
     }
     for (h, a) in [
         ("plain.test", "127.0.0.1"),
+        ("methods.test", "127.0.0.1"),
         ("loopback.bad.test", "127.0.0.2"),
         ("private.bad.test", "10.1.2.3"),
         ("metadata.bad.test", "169.254.169.254"),
@@ -90,8 +107,10 @@ fn pins() -> Vec<String> {
 fn start_std(extra: &[&str]) -> Std {
     let lab = Lab::new();
     lab.assert_recorders_work();
-    let https =
-        lab.https_upstream("127.0.0.1:443", &[BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test"]);
+    let https = lab.https_upstream(
+        "127.0.0.1:443",
+        &[BEDROCK, "keyed.test", "api.test", "x.wild.test", "evil.wild.test", "api.wild.test", "echo.keyed.test"],
+    );
     let http = lab.http_upstream("127.0.0.1:80");
     let rules = lab.write("rules.yaml", RULES);
     let key = lab.write("apikey", &format!("{API_KEY}\n"));
@@ -558,7 +577,7 @@ fn admin_api_swaps_rules_atomically_and_keeps_good_rules() {
     s.proxy.wait_line("for the refused admin call", |v| v["mode"] == "admin" && v["reason"] == "admin_unauthorized");
     let r = admin(a, "GET", "/rules", Some(TOKEN), "");
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["egress"].as_array().unwrap().len(), 8);
+    assert_eq!(r.json()["egress"].as_array().unwrap().len(), 11);
 
     // Invalid rules: refused with every problem, old rules stay.
     let bad = "kind: ProxyRules\negress:\n  - host: 10.0.0.1\n  - host: ok.test\n    ports: [0]\n    credentail: x\n";
@@ -825,4 +844,110 @@ fn tunnels_relay_bulk_data_byte_exact_both_ways_with_half_close() {
         });
     }
     lab.assert_decoys_untouched();
+}
+
+/// Issue 23, item 2: the rule gaps. Each attack is mounted against an echoing upstream (which
+/// returns the request it got, injected credential included), and each is shown refused
+/// before reaching it; the legitimate request beside each still works.
+#[test]
+fn rule_gaps_trace_odd_methods_path_parameters_and_method_overrides_are_refused() {
+    let s = start_std(&[]);
+    let upstream_saw = || s.https.requests.load(Ordering::SeqCst) + s.http.requests.load(Ordering::SeqCst);
+
+    // The credentialed echo host works for GET, and the key is the proxy's.
+    let r = get(s.proxy.addr, "http://echo.keyed.test/hello", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-api-key"][0], API_KEY);
+    let before = upstream_saw();
+    // TRACE/TRACK would echo the key back: refused under every rule, plain and intercepted.
+    for m in ["TRACE", "TRACK"] {
+        let r = request(s.proxy.addr, m, "http://echo.keyed.test/", &[], b"");
+        assert_eq!((r.status, r.reason()), (403, "method_refused"), "{m}");
+        assert!(!r.text().contains(API_KEY));
+        let r = request(s.proxy.addr, m, "http://plain.test/", &[], b"");
+        assert_eq!((r.status, r.reason()), (403, "method_refused"), "{m} to a rule without a credential");
+    }
+    // A non-standard method under a credential.
+    let r = request(s.proxy.addr, "PROPFIND", "http://echo.keyed.test/", &[], b"");
+    assert_eq!((r.status, r.reason()), (403, "method_refused"));
+    assert_eq!(upstream_saw(), before, "a refused method reached the upstream");
+    // ... while a rule without credential or methods passes it.
+    assert_eq!(request(s.proxy.addr, "PROPFIND", "http://plain.test/dav", &[], b"").status, 200);
+
+    // Inside intercepted TLS: TRACE and CONNECT refused, GET fine.
+    let (tunnel, r) = connect(s.proxy.addr, "echo.keyed.test:443");
+    assert_eq!(r.status, 200);
+    let mut t = tls(tunnel, "echo.keyed.test", &[&s.intercept_ca]);
+    let before = upstream_saw();
+    let r = over(&mut t, "TRACE", "/", "echo.keyed.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (403, "method_refused"));
+    // A tunnel inside the tunnel: to another host it is misdirected, to the same one refused.
+    let r = over(&mut t, "CONNECT", "evil.test:443", "echo.keyed.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (421, "misdirected"));
+    let (tunnel, _) = connect(s.proxy.addr, "echo.keyed.test:443");
+    let mut t = tls(tunnel, "echo.keyed.test", &[&s.intercept_ca]);
+    let r = over(&mut t, "CONNECT", "echo.keyed.test:443", "echo.keyed.test:443", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (403, "method_refused"));
+    let (tunnel, _) = connect(s.proxy.addr, "echo.keyed.test:443");
+    let mut t = tls(tunnel, "echo.keyed.test", &[&s.intercept_ca]);
+    assert_eq!(upstream_saw(), before);
+    let r = over(&mut t, "GET", "/ok", "echo.keyed.test", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    drop(t);
+
+    // `;` path parameters: `/v1/..;/admin` is `/admin` to Tomcat, Jetty and Spring.
+    let before = upstream_saw();
+    for p in ["/v1/..;/admin", "/v1/x;jsessionid=0/..;/admin", "/v1/..%3B/admin"] {
+        let r = get(s.proxy.addr, &format!("http://methods.test{p}"), &[]);
+        assert_eq!((r.status, r.reason()), (400, "path_not_canonical"), "{p}");
+    }
+    // Method-override carriers under `methods: [GET, POST]`.
+    for h in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"] {
+        let r = get(s.proxy.addr, "http://methods.test/v1/items/1", &[(h, "DELETE")]);
+        assert_eq!((r.status, r.reason()), (403, "method_override"), "{h}");
+    }
+    let r = get(s.proxy.addr, "http://methods.test/v1/items/1?_method=DELETE", &[]);
+    assert_eq!((r.status, r.reason()), (403, "method_override"));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = request(s.proxy.addr, "POST", "http://methods.test/v1/items/1", &form, b"name=x&_method=DELETE");
+    assert_eq!((r.status, r.reason()), (403, "method_override"));
+    assert_eq!(upstream_saw(), before, "a refused request reached the upstream");
+    // The legitimate requests.
+    let r = get(s.proxy.addr, "http://methods.test/v1/items/1", &[]);
+    assert_eq!(r.status, 200);
+    let r = request(s.proxy.addr, "POST", "http://methods.test/v1/items", &form, b"name=x&method=kept");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["body"], "name=x&method=kept", "the form body must arrive intact");
+    s.lab.assert_decoys_untouched();
+}
+
+/// Issue 23, item 3: `*.wild.test` (a plain tunnel) is listed before `api.wild.test` (a
+/// credential and `methods: [GET]`). The most specific rule decides: api.wild.test is
+/// intercepted, its DELETE refused, its GET credentialed; other names below wild.test still
+/// tunnel blind.
+#[test]
+fn the_most_specific_rule_decides_whatever_the_order() {
+    let s = start_std(&[]);
+    let (tunnel, r) = connect(s.proxy.addr, "api.wild.test:443");
+    assert_eq!(r.status, 200);
+    // The proxy answers TLS with its intercept CA: a client trusting only the upstream's CA fails.
+    let mut t = tls(tunnel, "api.wild.test", &[&s.intercept_ca]);
+    let before = s.https.requests.load(Ordering::SeqCst);
+    let r = over(&mut t, "DELETE", "/v1/everything", "api.wild.test", &[], b"").unwrap();
+    assert_eq!((r.status, r.reason()), (403, "method_not_allowed"));
+    assert_eq!(s.https.requests.load(Ordering::SeqCst), before, "the DELETE went through");
+    let r = over(&mut t, "GET", "/v1/models", "api.wild.test", &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-api-key"][0], API_KEY);
+    drop(t);
+    s.proxy.wait_line("for the decision under the specific rule", |v| {
+        v["mode"] == "intercept" && v["rule"] == "api.wild.test:443" && v["reason"] == "method_not_allowed"
+    });
+    // A name only the wildcard matches is still a blind tunnel (the upstream's own certificate).
+    let (tunnel, r) = connect(s.proxy.addr, "x.wild.test:443");
+    assert_eq!(r.status, 200);
+    let mut t = tls(tunnel, "x.wild.test", &[&s.lab.ca.pem]);
+    let r = over(&mut t, "DELETE", "/anything", "x.wild.test", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    s.lab.assert_decoys_untouched();
 }

@@ -39,8 +39,8 @@ pub struct RuleOut {
     pub host: String,
     /// Ports.
     pub ports: Vec<u16>,
-    /// Whether the upstream speaks TLS.
-    pub tls: bool,
+    /// Whether the upstream speaks TLS: on every port, on none, or on these ports.
+    pub tls: TlsOut,
     /// Credential name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
@@ -55,12 +55,29 @@ pub struct RuleOut {
     pub allow_addresses: Vec<String>,
 }
 
+/// `tls` as written: `true`, `false`, or the ports that speak TLS when only some do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TlsOut {
+    /// Every port (`true`) or none (`false`).
+    All(bool),
+    /// Only these ports.
+    Ports(Vec<u16>),
+}
+
 impl From<&EgressRule> for RuleOut {
     fn from(r: &EgressRule) -> Self {
+        let tls = if r.tls {
+            TlsOut::All(true)
+        } else if r.tls_ports.is_empty() {
+            TlsOut::All(false)
+        } else {
+            TlsOut::Ports(r.tls_ports.clone())
+        };
         RuleOut {
             host: r.host.to_string(),
             ports: r.ports.clone(),
-            tls: r.tls,
+            tls,
             credential: r.credential.clone(),
             methods: r.methods.clone(),
             paths: r.paths.clone(),
@@ -81,5 +98,51 @@ pub fn rules_from(name: &str, egress: &[EgressRule]) -> RulesFile {
         kind: RULES_KIND.to_string(),
         metadata: Metadata { name: name.to_string() },
         egress: egress.iter().map(RuleOut::from).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn egress(src: &str) -> Vec<EgressRule> {
+        crate::parse_rules(&format!("kind: ProxyRules\negress:\n{src}")).unwrap().egress
+    }
+
+    #[test]
+    fn tls_follows_each_port() {
+        let e = egress("  - {host: a.test, ports: [443, 8443]}\n  - {host: b.test, ports: [443, 5432]}\n  - {host: c.test, ports: [80, 8080]}\n");
+        assert_eq!((e[0].tls, e[0].tls_ports.clone()), (true, vec![443, 8443]));
+        assert_eq!((e[1].tls, e[1].tls_ports.clone()), (false, vec![443]));
+        assert!(e[1].tls_on(443) && !e[1].tls_on(5432));
+        assert_eq!((e[2].tls, e[2].tls_ports.clone()), (false, vec![]));
+        let e = egress(
+            "  - {host: a.test, ports: [443, 8443], tls: false}\n  - {host: b.test, ports: [80, 9000], tls: [9000]}\n",
+        );
+        assert!(e[0].tls_ports.is_empty());
+        assert_eq!(e[1].tls_ports, vec![9000]);
+        let err =
+            crate::parse_rules("kind: ProxyRules\negress:\n  - {host: a.test, ports: [443], tls: [80]}\n").unwrap_err();
+        assert!(err.diagnostics[0].message.contains("not one of the rule's `ports`"), "{err:?}");
+    }
+
+    #[test]
+    fn the_rules_file_reads_back_the_same() {
+        let src =
+            "  - {host: a.test, ports: [443, 5432]}\n  - {host: b.test, ports: [80], tls: false}\n  - {host: c.test}\n";
+        let e = egress(src);
+        let file = rules_from("t", &e);
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(json.contains(r#""tls":[443]"#) && json.contains(r#""tls":false"#) && json.contains(r#""tls":true"#));
+        assert_eq!(crate::parse_rules(&json).unwrap().egress, e);
+    }
+
+    #[test]
+    fn a_rules_file_allowing_one_destination_twice_is_refused() {
+        let err =
+            crate::parse_rules("kind: ProxyRules\negress:\n  - {host: a.test, ports: [443]}\n  - {host: a.test}\n")
+                .unwrap_err();
+        assert!(err.diagnostics[0].message.contains("already allowed by the rule at line 3"), "{err:?}");
     }
 }

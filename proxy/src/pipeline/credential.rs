@@ -2,7 +2,7 @@
 //! it will leave (hop-by-hop headers gone, origin-form URI, the upstream's `Host`: stage 7
 //! changes nothing a signature covers). Every header that could carry a credential of the
 //! workload's is removed first. SigV4 hashes the body, so a signed body is read whole, up to
-//! `--max-signed-body`.
+//! `--max-signed-body`; so is a form body stage 4 wants searched for a `_method` field.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
+use super::method_path::{form_override_refused, form_overrides_method, Inspect};
 use crate::body::{counted, full};
 use crate::deny::{Deny, Reason};
 use crate::pool::Body;
@@ -33,6 +34,7 @@ pub struct Attached {
 pub async fn attach(
     proxy: &Proxy,
     rule: &Rule,
+    inspect: Inspect,
     parts: &mut http::request::Parts,
     authority: &str,
     body: Incoming,
@@ -48,20 +50,25 @@ pub async fn attach(
         None => None,
     };
     let idle = proxy.config.limits.idle_timeout;
-    let buffered = cred.as_ref().is_some_and(|c| c.needs_body()) || body.is_end_stream();
+    let signed = cred.as_ref().is_some_and(|c| c.needs_body());
+    let buffered = signed || inspect.form_body || body.is_end_stream();
     let (body, replay) = if buffered {
         let limit = proxy.config.limits.max_signed_body;
         let collected = Limited::new(counted(body, up_count, idle), limit).collect().await;
         match collected {
             Ok(c) => {
                 let b = c.to_bytes();
+                if inspect.form_body && form_overrides_method(&b) {
+                    return Err(form_override_refused());
+                }
                 (full(b.clone()), Some(b))
             }
             Err(e) => {
                 return Err(if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    let why = if signed { "signed" } else { "searched for a `_method` field" };
                     Deny::new(
                         Reason::BodyTooLarge,
-                        format!("request bodies to credentialed hosts are signed and limited to {limit} bytes"),
+                        format!("this request's body is {why}, so it is read whole, up to {limit} bytes"),
                     )
                 } else {
                     Deny::new(Reason::BodyFailed, format!("cannot read the request body: {e}"))

@@ -41,7 +41,7 @@ pub fn decide(rules: &RuleSet, entry: Entry<'_>, asked: &Asked, intercept_ca: bo
     let (rule, port) = (allowed.rule.clone(), allowed.port);
     let carry = match entry {
         Entry::Connect if rule.needs_http() => {
-            if !intercept_ca || !rule.spec.tls {
+            if !intercept_ca || !rule.spec.tls_on(port) {
                 let host = &asked.host;
                 return Err(Deny::new(
                     Reason::InterceptUnavailable,

@@ -39,6 +39,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+use crate::deny::Reason;
 use crate::host::{printable, Target};
 use crate::log::Line;
 use crate::pool::Body;
@@ -108,29 +109,31 @@ async fn http(
     line.target = Target { host: host.clone(), port }.to_string();
     // 4. method and path
     let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    if let Err(d) = method_path::check(&rule, req.method().as_str(), &pq) {
-        return proxy.refuse(line, d, start, close);
-    }
+    let inspect = match method_path::check(entry, &rule, req.method().as_str(), &pq, req.headers()) {
+        Ok(i) => i,
+        Err(d) => return proxy.refuse(line, d, start, close),
+    };
     // 5. addresses
     let addrs = match addresses::check(&proxy, &host, port, &rule).await {
         Ok(a) => a,
         Err(d) => return proxy.refuse(line, d, start, close),
     };
     // 6. credential, on the request as it will leave
-    let tls = rule.spec.tls;
+    let tls = rule.spec.tls_on(port);
     let (mut parts, body) = req.into_parts();
     let authority = match upstream::outgoing(&mut parts, &host, port, tls, &pq) {
         Ok(a) => a,
         Err(d) => return proxy.refuse(line, d, start, close),
     };
     let up_count = Arc::new(AtomicU64::new(0));
-    let attached = match credential::attach(&proxy, &rule, &mut parts, &authority, body, up_count.clone()).await {
-        Ok(a) => a,
-        Err(d) => {
-            let body_lost = matches!(d.reason, crate::deny::Reason::BodyTooLarge | crate::deny::Reason::BodyFailed);
-            return proxy.refuse(line, d, start, body_lost);
-        }
-    };
+    let attached =
+        match credential::attach(&proxy, &rule, inspect, &mut parts, &authority, body, up_count.clone()).await {
+            Ok(a) => a,
+            Err(d) => {
+                let body_lost = matches!(d.reason, Reason::BodyTooLarge | Reason::BodyFailed);
+                return proxy.refuse(line, d, start, body_lost);
+            }
+        };
     // 7. upstream
     upstream::send(proxy, line, &host, port, tls, &addrs, parts, attached, up_count, start).await
 }
@@ -182,7 +185,7 @@ pub async fn connect(
         Err(d) => return proxy.refuse(line, d, start, false),
     };
     line.upstream = addr.to_string();
-    let tls = allowed.rule.spec.tls;
+    let tls = allowed.rule.spec.tls_on(target.port);
     tokio::spawn(upstream::tunnel(proxy, conn, on_upgrade, line, target, tls, upstream, start));
     Response::new(crate::body::full(Bytes::new()))
 }
