@@ -86,6 +86,10 @@ reasons! {
     ProxyLoop = ("proxy_loop", 403, "addresses"),
     /// The name does not resolve.
     DnsFailed = ("dns_failed", 502, "addresses"),
+    /// An `x-amz-*` header the credential's service does not need signed (SigV4).
+    AmzHeaderRefused = ("amz_header_refused", 403, "credential"),
+    /// A query key (an S3 sub-resource such as `?acl`) the credential does not sign (SigV4).
+    QueryRefused = ("query_refused", 403, "credential"),
     /// A body to be signed is larger than `--max-signed-body`.
     BodyTooLarge = ("body_too_large", 413, "credential"),
     /// The request body could not be read.

@@ -56,6 +56,7 @@ pub mod pool;
 pub mod resolve;
 pub mod rules;
 pub mod server;
+pub mod sigv4;
 pub mod sniff;
 pub mod state;
 pub mod sys;

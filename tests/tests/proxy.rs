@@ -951,3 +951,119 @@ fn the_most_specific_rule_decides_whatever_the_order() {
     assert_eq!(r.status, 200);
     s.lab.assert_decoys_untouched();
 }
+
+const S3: &str = "results.s3.us-east-1.amazonaws.com";
+
+/// Issue 23, item 1: SigV4 as a confused deputy. Under a `PUT,POST /results/` rule the
+/// workload asks the proxy to sign a copy of another object, an ACL change, a grant and S3
+/// sub-resources; each is refused before the body is read and nothing reaches the upstream.
+/// The legitimate S3 PUT (with its `x-amz-content-sha256`, S3's path encoding and user
+/// metadata) and a Bedrock-style call are signed correctly, as the upstream's independent
+/// verifier checks.
+#[test]
+fn sigv4_signs_only_what_the_credentials_service_needs() {
+    let lab = Lab::new();
+    let https = lab.https_upstream("127.0.0.1:443", &[S3, BEDROCK]);
+    let rules = lab.write(
+        "rules.yaml",
+        &format!(
+            "kind: ProxyRules\negress:\n  - host: {S3}\n    credential: s3\n    methods: [PUT, POST]\n    paths: [/results/]\n  - host: {BEDROCK}\n    credential: bedrock\n"
+        ),
+    );
+    let creds = lab.write(
+        "creds.yaml",
+        "kind: ProxyCredentials\ncredentials:\n  s3:\n    awsSigV4: {service: s3, from: environment}\n  bedrock:\n    awsSigV4: {service: bedrock, from: environment}\n",
+    );
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--credentials",
+        &creds.display().to_string(),
+        "--resolve",
+        &format!("{S3}:443:127.0.0.1"),
+        "--resolve",
+        &format!("{BEDROCK}:443:127.0.0.1"),
+        "--allow-cidr",
+        "127.0.0.1/32",
+        "--upstream-ca",
+        &lab.ca.path.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = vec![("AWS_ACCESS_KEY_ID", AKID.to_string()), ("AWS_SECRET_ACCESS_KEY", SECRET.to_string())];
+    let proxy = ProxyProc::start(&lab, &args, &env);
+    let url = |pq: &str| format!("http://{S3}{pq}");
+    let deputy = [
+        ("x-amz-copy-source", "/payroll/salaries.csv"),
+        ("x-amz-acl", "public-read"),
+        ("x-amz-grant-full-control", "id=attacker"),
+    ];
+    type DeputyCall<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+    let attacks: Vec<DeputyCall> = vec![
+        ("PUT", url("/results/x?acl"), deputy.to_vec(), "amz_header_refused"),
+        ("PUT", url("/results/x?acl"), vec![], "query_refused"),
+        ("PUT", url("/results/x"), vec![deputy[0]], "amz_header_refused"),
+        ("PUT", url("/results/x"), vec![deputy[1]], "amz_header_refused"),
+        ("PUT", url("/results/x"), vec![deputy[2]], "amz_header_refused"),
+        ("PUT", url("/results/x?tagging"), vec![], "query_refused"),
+        ("PUT", url("/results/x"), vec![("x-amz-tagging", "k=v")], "amz_header_refused"),
+        ("POST", url("/results/x?select&select-type=2"), vec![], "query_refused"),
+        ("POST", url("/results/?delete"), vec![], "query_refused"),
+        ("PUT", url("/results/x?X-Amz-Signature=00&X-Amz-Credential=AKIA"), vec![], "query_refused"),
+        ("POST", format!("http://{BEDROCK}{INVOKE}"), vec![("x-amz-acl", "public-read")], "amz_header_refused"),
+    ];
+    for (method, u, headers, reason) in &attacks {
+        let r = request(proxy.addr, method, u, headers, b"payload");
+        assert_eq!((r.status, r.reason()), (403, *reason), "{method} {u} {headers:?}: {}", r.text());
+    }
+    assert_eq!(https.requests.load(Ordering::SeqCst), 0, "a deputy request reached the upstream");
+
+    // The legitimate S3 PUT: signed with its body hash, S3's single path encoding, metadata.
+    let body = b"run 7: accuracy 0.93\n";
+    let r = request(
+        proxy.addr,
+        "PUT",
+        &url("/results/run%207.txt"),
+        &[("content-type", "text/plain"), ("x-amz-meta-run", "7"), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["sigv4"]["valid"], true, "{j}");
+    assert_eq!(j["sigv4"]["service"], "s3");
+    let signed = j["sigv4"]["signed"].to_string();
+    assert!(signed.contains("x-amz-content-sha256") && signed.contains("x-amz-meta-run"), "{signed}");
+    let sha = j["headers"]["x-amz-content-sha256"][0].as_str().unwrap();
+    let want: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert_eq!(sha, want, "the workload's UNSIGNED-PAYLOAD must be replaced by the body's hash");
+    assert_eq!(j["path"], "/results/run%207.txt");
+    assert_eq!(j["body"].as_str().unwrap().as_bytes(), body);
+    // Multipart upload keys are S3's ordinary calls.
+    let r = request(proxy.addr, "POST", &url("/results/big.bin?uploads"), &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["sigv4"]["valid"], true);
+    let r = request(proxy.addr, "PUT", &url("/results/big.bin?partNumber=1&uploadId=abc"), &[], b"part");
+    assert_eq!(r.json()["sigv4"]["valid"], true, "{}", r.text());
+    // Bedrock-style: no content hash header, the path normalised and encoded twice.
+    let r = request(
+        proxy.addr,
+        "POST",
+        &format!("http://{BEDROCK}{INVOKE}"),
+        &[("content-type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(
+        (j["sigv4"]["valid"].clone(), j["sigv4"]["service"].clone()),
+        (Value::Bool(true), Value::from("bedrock")),
+        "{j}"
+    );
+    assert!(j["headers"].get("x-amz-content-sha256").is_none());
+    assert_no_secrets(&proxy.log_text());
+    lab.assert_decoys_untouched();
+}

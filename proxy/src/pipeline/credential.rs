@@ -49,6 +49,9 @@ pub async fn attach(
         },
         None => None,
     };
+    if let Some(c) = &cred {
+        c.admits(parts)?;
+    }
     let idle = proxy.config.limits.idle_timeout;
     let signed = cred.as_ref().is_some_and(|c| c.needs_body());
     let buffered = signed || inspect.form_body || body.is_end_stream();
