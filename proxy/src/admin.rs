@@ -144,6 +144,7 @@ async fn put_rules(proxy: &Proxy, req: Request<Incoming>) -> Response<Body> {
         return fail(format!("PUT /rules: {e}"));
     }
     let n = set.rules.len();
+    proxy.warn_uncovered(&set, "admin API");
     proxy.rules.store(Arc::new(set));
     proxy.log.event("rules_applied", serde_json::json!({"source": "admin API", "rules": n}));
     text(StatusCode::OK, format!("applied {n} rule(s)\n"))

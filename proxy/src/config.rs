@@ -42,6 +42,19 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     })
 }
 
+/// Parse the admin listener: `unix:/path` or a *loopback* `ADDR:PORT` (`/metrics` and `/rules`
+/// are for the operator; `:9901` would offer them on every address).
+pub fn parse_admin(s: &str) -> Result<ListenAddr, String> {
+    match parse_listen(s)? {
+        ListenAddr::Tcp(sa) if !sa.ip().is_loopback() => Err(format!(
+            "`{s}` would serve the admin API on {}; it listens on loopback or a Unix socket: write `127.0.0.1:{}` or `unix:/run/semble/proxy-admin.sock`",
+            if sa.ip().is_unspecified() { "every address".to_string() } else { sa.ip().to_string() },
+            sa.port()
+        )),
+        a => Ok(a),
+    }
+}
+
 /// A `--resolve HOST:PORT:ADDR` pin, as curl has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
@@ -207,6 +220,17 @@ mod tests {
         assert_eq!(parse_listen("unix:/run/p.sock").unwrap(), ListenAddr::Unix("/run/p.sock".into()));
         assert!(parse_listen("unix:rel.sock").unwrap_err().contains("absolute"));
         assert!(parse_listen("localhost:80").is_err());
+    }
+
+    #[test]
+    fn the_admin_api_listens_on_loopback_only() {
+        assert!(parse_admin("127.0.0.1:9901").is_ok());
+        assert!(parse_admin("[::1]:9901").is_ok());
+        assert!(parse_admin("unix:/run/a.sock").is_ok());
+        let e = parse_admin(":9901").unwrap_err();
+        assert!(e.contains("every address") && e.contains("127.0.0.1:9901"), "{e}");
+        assert!(parse_admin("10.0.0.5:9901").unwrap_err().contains("10.0.0.5"));
+        assert!(parse_admin("[::]:9901").is_err());
     }
 
     #[test]

@@ -46,7 +46,7 @@ struct Cli {
     #[arg(long, value_name = "ADDR", value_parser = config::parse_listen, default_value = "127.0.0.1:8080")]
     listen: Vec<ListenAddr>,
     /// The admin API listener (`unix:/path` or a loopback `ADDR:PORT`).
-    #[arg(long, value_name = "ADDR", value_parser = config::parse_listen)]
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_admin)]
     admin: Option<ListenAddr>,
     /// File with the bearer token of `GET/PUT /rules` (mode 0600; without it `/rules` is off).
     #[arg(long, value_name = "FILE")]

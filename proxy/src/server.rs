@@ -140,6 +140,7 @@ pub async fn reload(proxy: &Proxy) -> Result<usize, String> {
         return Err(missing.join("\n"));
     }
     let n = rules.rules.len();
+    proxy.warn_uncovered(&rules, "SIGHUP");
     proxy.creds.store(Arc::new(creds));
     proxy.rules.store(Arc::new(rules));
     Ok(n)
@@ -172,7 +173,11 @@ async fn load_all(config: &Config) -> Result<Loaded> {
     }
     let admin_token = config.admin_token_file.as_deref().map(read_token).transpose()?;
     let intercept = match &config.intercept_ca_dir {
-        Some(d) => Some(InterceptCa::load_or_create(d).map_err(|e| anyhow!(e))?),
+        Some(d) => {
+            let hosts: Vec<_> = rules.rules.iter().map(|r| r.spec.host.clone()).collect();
+            let addrs: Vec<_> = rules.rules.iter().flat_map(|r| r.spec.allow_addresses.iter().copied()).collect();
+            Some(InterceptCa::load_or_create(d, &hosts, &addrs).map_err(|e| anyhow!(e))?)
+        }
         None => None,
     };
     let (tls, roots_problem) = client_tls(config.upstream_ca.as_deref()).map_err(|e| anyhow!(e))?;
@@ -277,10 +282,27 @@ pub async fn run(config: Config) -> Result<()> {
                 "rules": rs.rules.len(),
                 "rules_from": rs.source,
                 "intercept_ca": proxy.intercept.as_ref().map(|c| c.cert_path.display().to_string()),
+                "intercept_ca_expires": proxy.intercept.as_ref().map(|c| {
+                    let t = time::OffsetDateTime::from(c.expires());
+                    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                }),
                 "dns": proxy.resolver.dns_problem.clone().unwrap_or_else(|| "ok".into()),
                 "upstream_roots": roots_problem.unwrap_or_else(|| "ok".into()),
             }),
         );
+    }
+    {
+        let rs = proxy.rules.load();
+        proxy.warn_uncovered(&rs, "start");
+    }
+    if let Some(ca) = &proxy.intercept {
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30 * 86_400);
+        if ca.expires() < soon {
+            proxy.log.event(
+                "intercept_ca_expiring",
+                serde_json::json!({"ca": ca.cert_path.display().to_string(), "fix": "move --intercept-ca-dir away to make a new CA before it expires, and give the sandboxes the new ca.crt"}),
+            );
+        }
     }
     tokio::spawn(housekeeping(proxy.clone()));
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

@@ -130,6 +130,21 @@ impl Proxy {
         deny_response(&d, close)
     }
 
+    /// Warn (a log event) about rules the intercept CA's name constraints do not cover: their
+    /// intercepted tunnels fail until the CA is re-created.
+    pub fn warn_uncovered(&self, rules: &RuleSet, source: &str) {
+        if let Some(ca) = &self.intercept {
+            let hosts: Vec<_> = rules.rules.iter().map(|r| r.spec.host.clone()).collect();
+            let uncovered = ca.uncovered(&hosts);
+            if !uncovered.is_empty() {
+                self.log.event(
+                    "intercept_ca_uncovered",
+                    serde_json::json!({"source": source, "hosts": uncovered, "fix": "move --intercept-ca-dir away to make a CA for the current rules, and give the sandboxes the new ca.crt"}),
+                );
+            }
+        }
+    }
+
     /// Log what hyper refused before a request reached a handler.
     pub fn connection_error(&self, client: &str, mode: &'static str, e: &hyper::Error) {
         let reason = if e.is_parse_too_large() {

@@ -26,9 +26,10 @@ use serde_json::{json, Value};
 
 use crate::{bin, require_root, TestNetns};
 
-/// The decoys: the metadata address as IPv4, the EC2 IPv6 endpoint, NAT64 and 6to4 forms.
+/// The decoys: the metadata address as IPv4, the EC2 IPv6 endpoint, NAT64 and 6to4 forms, and
+/// Azure's platform endpoint (WireServer).
 pub const DECOYS: &[&str] =
-    &["169.254.169.254/32", "fd00:ec2::254/128", "64:ff9b::a9fe:a9fe/128", "2002:a9fe:a9fe::/128"];
+    &["169.254.169.254/32", "fd00:ec2::254/128", "64:ff9b::a9fe:a9fe/128", "2002:a9fe:a9fe::/128", "168.63.129.16/32"];
 
 /// The AWS access key id the tests give the proxy.
 pub const AKID: &str = "AKIASEMBLETEST000001";

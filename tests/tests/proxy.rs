@@ -97,6 +97,7 @@ fn pins() -> Vec<String> {
         ("6to4.bad.test", "[2002:a9fe:a9fe::]"),
         ("ec2v6.bad.test", "[fd00:ec2::254]"),
         ("mixed.bad.test", "127.0.0.1,169.254.169.254"),
+        ("azure.bad.test", "168.63.129.16"),
     ] {
         v.push(format!("{h}:80:{a}"));
     }
@@ -402,6 +403,8 @@ fn attacks() -> Vec<Attack> {
         a("name resolving to 6to4 metadata", get_req("http://6to4.bad.test/", "6to4.bad.test"), 403, "reserved_address"),
         a("name resolving to fd00:ec2::254", get_req("http://ec2v6.bad.test/", "ec2v6.bad.test"), 403, "reserved_address"),
         a("one good and one metadata address", get_req("http://mixed.bad.test/", "mixed.bad.test"), 403, "reserved_address"),
+        a("name resolving to Azure's 168.63.129.16", get_req("http://azure.bad.test/", "azure.bad.test"), 403, "reserved_address"),
+
         a("Host header differs from the URI", get_req("http://plain.test/", "evil.test"), 400, "host_mismatch"),
         a("request to the proxy's own listener", get_req("http://self.test:3128/", "self.test:3128"), 403, "proxy_loop"),
         a("CONNECT to the proxy by address", connect_req("127.0.0.1:3128"), 403, "ip_literal"),
@@ -764,6 +767,25 @@ fn bad_configuration_is_one_clear_error() {
     let (code, err, _) = run(&["--rules", &plain.display().to_string(), "--listen", "localhost:80"], &[]);
     assert_eq!(code, Some(2));
     assert!(err.contains("not a listen address"), "{err}");
+    // The admin API never listens beyond loopback.
+    let (code, err, _) = run(&["--rules", &plain.display().to_string(), "--admin", ":9901"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("every address") && err.contains("127.0.0.1:9901"), "{err}");
+    // An intercept CA key others can read is refused, in one line.
+    let ca = lab.path("ca");
+    let (code, err, _) = run(
+        &["--rules", &plain.display().to_string(), "--intercept-ca-dir", &ca.display().to_string(), "--check"],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::set_permissions(ca.join("ca.key"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, err, _) = run(
+        &["--rules", &plain.display().to_string(), "--intercept-ca-dir", &ca.display().to_string(), "--check"],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
 }
 
 /// A deterministic byte stream (xorshift), so what arrives can be checked byte for byte.
@@ -1066,4 +1088,33 @@ fn sigv4_signs_only_what_the_credentials_service_needs() {
     assert!(j["headers"].get("x-amz-content-sha256").is_none());
     assert_no_secrets(&proxy.log_text());
     lab.assert_decoys_untouched();
+}
+
+/// Issue 23, item 7: the framing watch stops at a `CONNECT` (what follows is tunnel bytes). A
+/// refused `CONNECT` used to leave the connection open, and a smuggling-shaped request after it
+/// went upstream unchecked. Now the refusal closes the connection: nothing after it is read.
+#[test]
+fn a_refused_connect_closes_the_connection_so_nothing_is_smuggled_after_it() {
+    let s = start_std(&[]);
+    for smuggled in [
+        &b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"[..],
+        b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let mut c = dial(s.proxy.addr);
+        let mut bytes = b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n".to_vec();
+        bytes.extend_from_slice(smuggled);
+        c.write_all(&bytes).unwrap();
+        // Read until the proxy closes (the lab's reads time out after 5 s).
+        let mut all = Vec::new();
+        let _ = c.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "a second request was served on the connection:\n{text}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.http.requests.load(Ordering::SeqCst), 0, "the smuggled request reached the upstream");
+    // A CONNECT that is allowed still becomes a tunnel.
+    let (_t, r) = connect(s.proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    s.lab.assert_decoys_untouched();
 }

@@ -139,7 +139,8 @@ async fn http(
 }
 
 /// A `CONNECT`: answered `200` once stages 1, 2, 3 and 5 allowed it; the tunnel (stage 7) then
-/// runs on its own task.
+/// runs on its own task. A refused `CONNECT` closes the connection: the framing watch stops at
+/// a `CONNECT` (what follows is a tunnel's bytes), so nothing more is read as requests there.
 pub async fn connect(
     proxy: Arc<Proxy>,
     conn: Arc<ConnInfo>,
@@ -164,7 +165,7 @@ pub async fn connect(
     let rules = proxy.rules.load_full();
     let allowed = match host_rule::decide(&rules, Entry::Connect, &asked, proxy.intercept.is_some()) {
         Ok(a) => a,
-        Err(d) => return proxy.refuse(line, d, start, false),
+        Err(d) => return proxy.refuse(line, d, start, true),
     };
     drop(rules);
     let target = Target { host: asked.host, port: allowed.port };
@@ -172,7 +173,7 @@ pub async fn connect(
     // 5. addresses
     let addrs = match addresses::check(&proxy, &target.host, target.port, &allowed.rule).await {
         Ok(a) => a,
-        Err(d) => return proxy.refuse(line, d, start, false),
+        Err(d) => return proxy.refuse(line, d, start, true),
     };
     // 7. upstream
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -182,7 +183,7 @@ pub async fn connect(
     }
     let (upstream, addr) = match proxy.upstreams.connect_tcp(&addrs, target.port).await {
         Ok(x) => x,
-        Err(d) => return proxy.refuse(line, d, start, false),
+        Err(d) => return proxy.refuse(line, d, start, true),
     };
     line.upstream = addr.to_string();
     let tls = allowed.rule.spec.tls_on(target.port);
