@@ -3,7 +3,7 @@
 //!
 //! | request | token | answer |
 //! |---|---|---|
-//! | `GET /healthz` | no | `200 ok` while the process serves |
+//! | `GET /healthz` | no | `200 ok` while the process serves; `503` while the decision log is stuck (standard error not read for `--log-stall-timeout`) |
 //! | `GET /readyz` | no | `200 ready`, or `503` naming what is missing (a credential that cannot be produced, no DNS) |
 //! | `GET /metrics` | no | Prometheus/OpenMetrics text |
 //! | `GET /rules` | yes | the rules in force, as a `ProxyRules` JSON document |
@@ -74,7 +74,10 @@ pub fn check_credentials(proxy: &Proxy, rules: &RuleSet) -> Result<(), String> {
 pub async fn handle(proxy: Arc<Proxy>, client: String, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let resp = match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (Method::GET, "/healthz") => match proxy.log.health() {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ok: {why}\n")),
+        },
         (Method::GET, "/readyz") => match readiness(&proxy).await {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),

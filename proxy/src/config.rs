@@ -207,6 +207,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// Threads serving clients, each with its own event loop (0: one per available CPU).
     pub workers: usize,
+    /// A decision-log write blocked this long makes `/healthz` fail.
+    pub log_stall_timeout: Duration,
 }
 
 #[cfg(test)]

@@ -97,6 +97,10 @@ struct Cli {
     /// upstream connection stay on one thread (default: one per CPU this process may use).
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     workers: usize,
+    /// `/healthz` fails while writing the decision log (standard error) has been blocked this
+    /// long; lines that arrive meanwhile are dropped and counted, never waited for.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration, default_value = "5s")]
+    log_stall_timeout: Duration,
     /// Check the rules, credentials and CA, print a summary, and exit.
     #[arg(long)]
     check: bool,
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         },
         socket_mode: cli.socket_mode,
         workers: cli.workers,
+        log_stall_timeout: cli.log_stall_timeout,
     };
     // This runtime runs start-up, the admin API, signals and housekeeping; clients are served
     // by the worker threads `server::run` starts.

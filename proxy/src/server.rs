@@ -228,7 +228,8 @@ pub async fn check(config: Config) -> Result<()> {
 pub async fn run(config: Config) -> Result<()> {
     let Loaded { rules, creds, admin_token, intercept, tls, roots_problem } = load_all(&config).await?;
     let upstreams = Upstreams::new(tls, roots_problem.clone(), config.limits.connect_timeout);
-    let log = Logger::start(Box::new(std::io::stderr())).context("cannot start the log writer")?;
+    let log =
+        Logger::start(Box::new(std::io::stderr()), config.log_stall_timeout).context("cannot start the log writer")?;
 
     let mut bound = Vec::new();
     for l in &config.listen {

@@ -88,6 +88,8 @@ impl Proxy {
         admin_token: Option<Secret>,
     ) -> Proxy {
         let resolver = Resolver::new(&config.resolve, &config.nameservers);
+        let mut metrics = Metrics::new();
+        metrics.register_log_drops(log.dropped.clone());
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
             .timer(TokioTimer::new())
@@ -101,7 +103,7 @@ impl Proxy {
             creds: ArcSwap::from_pointee(creds),
             resolver,
             upstreams,
-            metrics: Metrics::new(),
+            metrics,
             log,
             intercept,
             own_ports,

@@ -423,6 +423,47 @@ impl ProxyProc {
         }
     }
 
+    /// Start it with standard error on a pipe the caller holds: the lines up to `started` are
+    /// read, then nothing more until the caller reads (a log pipe nobody drains). Its decision
+    /// lines are not in [`ProxyProc::log_text`].
+    pub fn start_with_stderr_pipe(
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> (ProxyProc, BufReader<std::process::ChildStderr>) {
+        let mut cmd = Command::new(bin("semble-proxy"));
+        cmd.args(args);
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let Some(stderr) = child.stderr.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no standard error pipe");
+        };
+        let mut err = BufReader::new(stderr);
+        loop {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.wait();
+                panic!("semble-proxy exited before starting");
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["event"] == "started" {
+                    let addr = v["listen"][0].as_str().unwrap_or("").parse().unwrap();
+                    let admin = v["admin"].as_str().and_then(|a| a.parse().ok());
+                    let log = PathBuf::from("/nonexistent/stderr-is-a-pipe");
+                    return (ProxyProc { child, addr, admin, log }, err);
+                }
+            }
+        }
+    }
+
     /// Everything it logged.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -2,7 +2,7 @@
 //! namespace made for each test with the metadata address and its IPv6 spellings as decoys.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -1117,4 +1117,102 @@ fn a_refused_connect_closes_the_connection_so_nothing_is_smuggled_after_it() {
     let (_t, r) = connect(s.proxy.addr, "api.test:443");
     assert_eq!(r.status, 200);
     s.lab.assert_decoys_untouched();
+}
+
+/// Issue 23, item 6: a log pipe nobody reads. The proxy's standard error is a pipe the test
+/// holds and does not drain; 24,000 refused requests fill it and the queue behind it. Requests
+/// keep being answered (lines are dropped and counted, never waited for), `/healthz` says the
+/// pipeline is stuck, and once the pipe is read again health returns and the drop is reported.
+#[test]
+fn a_stalled_log_pipe_never_blocks_requests_and_health_says_so() {
+    let lab = Lab::new();
+    let http = lab.http_upstream("127.0.0.1:80");
+    let rules = lab.write("rules.yaml", &rules_without_credentials());
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--resolve",
+        "plain.test:80:127.0.0.1",
+        "--allow-cidr",
+        "127.0.0.1/32",
+        "--admin",
+        ADMIN,
+        "--log-stall-timeout",
+        "1s",
+        "--nameserver",
+        "127.0.0.1:1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (proxy, mut stderr) = ProxyProc::start_with_stderr_pipe(&args, &[]);
+    let a: SocketAddr = ADMIN.parse().unwrap();
+    assert_eq!(admin(a, "GET", "/healthz", None, "").status, 200);
+    let per_conn = 6000;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = proxy.addr;
+            std::thread::spawn(move || {
+                let c = dial(addr);
+                c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut w = c.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let one = b"GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+                    let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 500).collect();
+                    for _ in 0..per_conn / 500 {
+                        w.write_all(&batch).unwrap();
+                    }
+                });
+                let mut r = std::io::BufReader::new(c);
+                let mut refused = 0;
+                for _ in 0..per_conn {
+                    let resp = read_response(&mut r, false).unwrap();
+                    assert_eq!(resp.status, 403);
+                    refused += 1;
+                }
+                writer.join().unwrap();
+                refused
+            })
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let refused: usize = runs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(refused, 4 * per_conn);
+    // The pipe and the queue are full now; a legitimate request is still served at once.
+    let t = std::time::Instant::now();
+    let r = get(proxy.addr, "http://plain.test/after", &[]);
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "a request waited {:?} behind the log", t.elapsed());
+    assert_eq!(http.requests.load(Ordering::SeqCst), 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let h = admin(a, "GET", "/healthz", None, "");
+    assert_eq!(h.status, 503, "health says ok while the log is stuck ({:?} of load)", start.elapsed());
+    assert!(h.text().contains("blocked") && h.text().contains("dropped"), "{}", h.text());
+    let m = admin(a, "GET", "/metrics", None, "").text();
+    let dropped: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("semble_proxy_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "{m}");
+    // Someone reads standard error again: health comes back and the drop is reported in the log.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("\"event\":\"log_lines_dropped\"") {
+                let _ = tx.send(line.clone());
+            }
+            line.clear();
+        }
+    });
+    let reported = rx.recv_timeout(Duration::from_secs(10)).expect("no log_lines_dropped event");
+    let v: Value = serde_json::from_str(&reported).unwrap();
+    assert!(v["dropped"].as_u64().unwrap() > 0, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while admin(a, "GET", "/healthz", None, "").status != 200 {
+        assert!(std::time::Instant::now() < deadline, "health did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab.assert_decoys_untouched();
 }
