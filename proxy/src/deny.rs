@@ -100,6 +100,10 @@ reasons! {
     SigningFailed = ("signing_failed", 502, "credential"),
     /// The TLS ClientHello of a tunnel names another server than `CONNECT` did.
     SniMismatch = ("sni_mismatch", 403, "upstream"),
+    /// A tunnel's ClientHello carries Encrypted Client Hello (the real server name is hidden).
+    EchRefused = ("ech_refused", 403, "upstream"),
+    /// A TLS 1.2 tunnel tried to renegotiate (a ClientHello the proxy cannot read).
+    TlsRenegotiation = ("tls_renegotiation", 403, "upstream"),
     /// A tunnel to a TLS rule did not start with a usable TLS ClientHello.
     NotTls = ("not_tls", 403, "upstream"),
     /// No ClientHello arrived within `--header-timeout`.

@@ -60,4 +60,5 @@ pub mod sigv4;
 pub mod sniff;
 pub mod state;
 pub mod sys;
+pub mod tls;
 pub mod tunnel;

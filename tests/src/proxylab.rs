@@ -163,11 +163,21 @@ impl TestCa {
 
     /// A server configuration for `names` (ALPN h2 and http/1.1).
     pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        self.server_config_with(names, rustls::crypto::ring::default_provider())
+    }
+
+    /// [`TestCa::server_config`] with a crypto provider of the test's own (e.g. fewer key
+    /// exchange groups, to make the server answer with a HelloRetryRequest).
+    pub fn server_config_with(
+        &self,
+        names: &[&str],
+        provider: rustls::crypto::CryptoProvider,
+    ) -> Arc<rustls::ServerConfig> {
         let key = rcgen::KeyPair::generate().unwrap();
         let p = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let cert = p.signed_by(&key, &self.issuer).unwrap();
         let pk = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider);
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -277,6 +287,11 @@ impl Lab {
     /// from the test CA.
     pub fn https_upstream(&self, bind: &str, names: &[&str]) -> Upstream {
         self.serve(Some(self.ca.server_config(names)), bind.parse().unwrap())
+    }
+
+    /// An HTTPS echo upstream on `bind` with a server configuration of the test's own.
+    pub fn https_upstream_config(&self, bind: &str, cfg: Arc<rustls::ServerConfig>) -> Upstream {
+        self.serve(Some(cfg), bind.parse().unwrap())
     }
 
     /// A plain HTTP echo upstream on `bind` (`127.0.0.1:80`).

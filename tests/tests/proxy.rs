@@ -1216,3 +1216,202 @@ fn a_stalled_log_pipe_never_blocks_requests_and_health_says_so() {
     }
     lab.assert_decoys_untouched();
 }
+
+/// A TLS record.
+fn record(typ: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![typ, 3, 3];
+    r.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+/// Read one TLS record off `s`.
+fn read_record(s: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 5];
+    s.read_exact(&mut h)?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes([h[3], h[4]]))];
+    s.read_exact(&mut body)?;
+    Ok((h[0], body))
+}
+
+/// The first flight of a real rustls client for `sni` (whose key share is for the first of
+/// `groups`).
+fn client_hello_for(sni: &str, groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>) -> Vec<u8> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = groups;
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut c = rustls::ClientConnection::new(Arc::new(cfg), sni.to_string().try_into().unwrap()).unwrap();
+    let mut out = Vec::new();
+    c.write_tls(&mut out).unwrap();
+    out
+}
+
+/// `hello` (one record holding one ClientHello) with one more extension, `ext` with `body`.
+fn with_extension(hello: &[u8], ext: u16, body: &[u8]) -> Vec<u8> {
+    let mut msg = hello[5..].to_vec();
+    let mut i = 4 + 2 + 32;
+    i += 1 + usize::from(msg[i]);
+    i += 2 + usize::from(u16::from_be_bytes([msg[i], msg[i + 1]]));
+    i += 1 + usize::from(msg[i]);
+    let ext_len = u16::from_be_bytes([msg[i], msg[i + 1]]) + 4 + u16::try_from(body.len()).unwrap();
+    msg[i..i + 2].copy_from_slice(&ext_len.to_be_bytes());
+    msg.extend_from_slice(&ext.to_be_bytes());
+    msg.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+    msg.extend_from_slice(body);
+    let body_len = u32::try_from(msg.len() - 4).unwrap().to_be_bytes();
+    msg[1..4].copy_from_slice(&body_len[1..]);
+    record(22, &msg)
+}
+
+/// Issue 23, item 4: the SNI check looks at every ClientHello, refuses Encrypted Client Hello,
+/// cuts a TLS 1.2 renegotiation, and `tls` follows each port.
+#[test]
+fn every_client_hello_is_checked_ech_is_refused_and_tls_follows_each_port() {
+    use rustls::crypto::ring::kx_group::{SECP256R1, X25519};
+    let lab = Lab::new();
+    // An upstream that only speaks P-256: a client leading with X25519 gets a HelloRetryRequest.
+    let mut p256_only = rustls::crypto::ring::default_provider();
+    p256_only.kx_groups = vec![SECP256R1];
+    let https =
+        lab.https_upstream_config("127.0.0.1:443", lab.ca.server_config_with(&["api.test", "x.wild.test"], p256_only));
+    // Echoes on 8443 and 9000, for the per-port check.
+    for port in [8443, 9000] {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut back = s.try_clone().unwrap();
+                    let mut s = s;
+                    let _ = std::io::copy(&mut s, &mut back);
+                });
+            }
+        });
+    }
+    // A TLS 1.2-speaking stand-in on 127.0.0.7:443 that records what reaches it.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let l = std::net::TcpListener::bind("127.0.0.7:443").unwrap();
+    let sn = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let Ok((22, _hello)) = read_record(&mut s) else { continue };
+            let mut sh = vec![2, 0, 0, 38, 3, 3];
+            sh.extend_from_slice(&[9u8; 32]);
+            sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+            let _ = s.write_all(&record(22, &sh));
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sn.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let rules = lab.write(
+        "rules.yaml",
+        "kind: ProxyRules\negress:\n  - {host: api.test, ports: [443, 8443, 9000]}\n  - {host: \"*.wild.test\"}\n  - {host: reneg.test}\n",
+    );
+    let mut args: Vec<String> =
+        ["--rules", &rules.display().to_string(), "--allow-cidr", "127.0.0.0/8", "--nameserver", "127.0.0.1:1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for pin in [
+        "api.test:443:127.0.0.1",
+        "api.test:8443:127.0.0.1",
+        "api.test:9000:127.0.0.1",
+        "x.wild.test:443:127.0.0.1",
+        "reneg.test:443:127.0.0.7",
+    ] {
+        args.extend(["--resolve".to_string(), pin.to_string()]);
+    }
+    let proxy = ProxyProc::start(&lab, &args, &[]);
+
+    // 1. The legitimate client goes through a HelloRetryRequest: its second ClientHello names
+    //    the same server, is forwarded, and the request is served.
+    let (tunnel, r) = connect(proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    let mut t = tls(tunnel, "api.test", &[&lab.ca.pem]);
+    let r = over(&mut t, "GET", "/after-retry", "api.test", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    drop(t);
+    proxy.wait_line("for the tunnel through a retry", |v| v["mode"] == "connect" && v["decision"] == "allow");
+
+    // 2. A second ClientHello that names another server is refused, and never reaches it.
+    let before = https.requests.load(Ordering::SeqCst);
+    let (mut tunnel, r) = connect(proxy.addr, "api.test:443");
+    assert_eq!(r.status, 200);
+    let client = tunnel.local_addr().unwrap().to_string();
+    tunnel.write_all(&client_hello_for("api.test", vec![X25519, SECP256R1])).unwrap();
+    let (typ, hrr) = read_record(&mut tunnel).unwrap();
+    assert_eq!((typ, hrr[0]), (22, 2), "the upstream did not answer with a HelloRetryRequest");
+    tunnel.write_all(&client_hello_for("x.wild.test", vec![SECP256R1])).unwrap();
+    let mut rest = Vec::new();
+    let _ = tunnel.read_to_end(&mut rest);
+    // (The server's middlebox-compatibility ChangeCipherSpec may come first.)
+    assert!(rest.windows(7).any(|w| w == [21, 3, 3, 0, 2, 2, 49]), "no access_denied alert before the cut: {rest:?}");
+    let line = proxy
+        .wait_line("for the second ClientHello", |v| v["client"] == client.as_str() && v["reason"] == "sni_mismatch");
+    assert!(line["detail"].as_str().unwrap().contains("second ClientHello"), "{line}");
+    assert_eq!(https.requests.load(Ordering::SeqCst), before);
+
+    // 3. Encrypted Client Hello (real or GREASE: the proxy cannot tell) is refused.
+    let (mut tunnel, _) = connect(proxy.addr, "api.test:443");
+    let client = tunnel.local_addr().unwrap().to_string();
+    // An outer ECHClientHello as GREASE ECH sends it: type outer, HKDF-SHA256 + AES-128-GCM,
+    // a config id, a 32-byte encapsulated key, a payload.
+    let mut ech = vec![0, 0, 1, 0, 1, 0x42, 0, 32];
+    ech.extend_from_slice(&[7; 32]);
+    ech.extend_from_slice(&[0, 64]);
+    ech.extend_from_slice(&[9; 64]);
+    tunnel.write_all(&with_extension(&client_hello_for("api.test", vec![SECP256R1]), 0xfe0d, &ech)).unwrap();
+    let (typ, _) = read_record(&mut tunnel).unwrap();
+    assert_eq!(typ, 21, "an ECH ClientHello got an answer other than an alert");
+    proxy.wait_line("for the ECH refusal", |v| v["client"] == client.as_str() && v["reason"] == "ech_refused");
+    // The same ClientHello without the extension is fine.
+    let (mut tunnel, _) = connect(proxy.addr, "api.test:443");
+    tunnel.write_all(&client_hello_for("api.test", vec![SECP256R1])).unwrap();
+    assert_eq!(read_record(&mut tunnel).unwrap().0, 22, "the upstream's ServerHello");
+    drop(tunnel);
+
+    // 4. TLS 1.2 renegotiation: after the handshake records and data, a new handshake record
+    //    cuts the tunnel before it reaches the server.
+    let (mut tunnel, r) = connect(proxy.addr, "reneg.test:443");
+    assert_eq!(r.status, 200);
+    let client = tunnel.local_addr().unwrap().to_string();
+    tunnel.write_all(&client_hello_for("reneg.test", vec![X25519])).unwrap();
+    assert_eq!(read_record(&mut tunnel).unwrap().0, 22);
+    let mut flight = record(22, &[16, 0, 0, 1, 0]);
+    flight.extend(record(20, &[1]));
+    flight.extend(record(22, &[0xaa; 40]));
+    flight.extend(record(23, b"APPDATA-BEFORE"));
+    tunnel.write_all(&flight).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    tunnel.write_all(&record(22, b"RENEGOTIATING-CLIENT-HELLO")).unwrap();
+    let mut rest = Vec::new();
+    let _ = tunnel.read_to_end(&mut rest);
+    proxy.wait_line("for the renegotiation", |v| v["client"] == client.as_str() && v["reason"] == "tls_renegotiation");
+    let got = seen.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("APPDATA-BEFORE"), "the data before the renegotiation did not arrive");
+    assert!(!text.contains("RENEGOTIATING"), "the renegotiation reached the server");
+
+    // 5. `tls` follows each port: 443 and 8443 are TLS ports of this rule, 9000 is not.
+    for (port, tls_port) in [(8443, true), (9000, false)] {
+        let (mut t, r) = connect(proxy.addr, &format!("api.test:{port}"));
+        assert_eq!(r.status, 200);
+        t.write_all(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").unwrap();
+        let mut got = vec![0u8; 12];
+        t.read_exact(&mut got).unwrap();
+        if tls_port {
+            assert_eq!(&got, b"HTTP/1.1 403", "plaintext into TLS port {port}");
+        } else {
+            assert_eq!(&got, b"GET / HTTP/1", "port {port} relays as it is");
+        }
+    }
+    lab.assert_decoys_untouched();
+}

@@ -29,6 +29,7 @@ use crate::net::{ClientIo, Prefixed};
 use crate::pool::Body;
 use crate::sniff::Sniff;
 use crate::state::{ConnInfo, Proxy};
+use crate::tls;
 use crate::tunnel::{self, Hello};
 
 /// Headers that belong to one hop, never forwarded.
@@ -186,20 +187,52 @@ pub async fn tunnel(
             return;
         }
     }
+    // For a TLS rule only the checked ClientHello goes on now; what followed it is watched.
+    let split = if tls { tls::first_message_records_len(&first).unwrap_or(first.len()) } else { first.len() };
+    let rest = first.split_off(split);
     let sent = first.len() as u64;
     if !first.is_empty() && upstream.write_all(&first).await.is_err() {
         proxy.metrics.active_tunnels.dec();
         return;
     }
     drop(first);
-    let moved = tunnel::relay(&client, &upstream, &proxy.pipes, proxy.config.limits.idle_timeout).await;
-    line.decision = "allow";
-    line.status = 200;
-    line.reason = "ok";
+    let idle = proxy.config.limits.idle_timeout;
+    let (moved, cut) = if tls {
+        // Every later ClientHello (after a HelloRetryRequest) is checked like the first.
+        let t = target.clone();
+        let check = move |records: &[u8]| match tunnel::parse_hello(records) {
+            Some(h) => check_hello(&t, h).map_err(|(d, _)| format!("second ClientHello: {}", d.detail)),
+            None => Err("second ClientHello: incomplete".to_string()),
+        };
+        tunnel::relay_tls(&client, &upstream, &rest, &proxy.pipes, idle, &check).await
+    } else {
+        (tunnel::relay(&client, &upstream, &proxy.pipes, idle).await, None)
+    };
     line.bytes_up = moved.up + sent;
     line.bytes_down = moved.down;
-    if moved.idle_closed {
-        line.detail = "closed after the idle timeout".into();
+    match cut {
+        Some(why) => {
+            let reason = if why.starts_with("second ClientHello") {
+                if why.contains("Encrypted Client Hello") {
+                    Reason::EchRefused
+                } else {
+                    Reason::SniMismatch
+                }
+            } else if why.contains("renegotiation") {
+                Reason::TlsRenegotiation
+            } else {
+                Reason::NotTls
+            };
+            line.refusal(&Deny::new(reason, why));
+        }
+        None => {
+            line.decision = "allow";
+            line.status = 200;
+            line.reason = "ok";
+            if moved.idle_closed {
+                line.detail = "closed after the idle timeout".into();
+            }
+        }
     }
     line.took(start);
     proxy.metrics.relayed(line.bytes_up, line.bytes_down);
@@ -210,7 +243,17 @@ pub async fn tunnel(
 /// Check the first flight of a TLS tunnel; on refusal, what to send back.
 pub fn check_hello(target: &Target, hello: Hello) -> Result<(), (Deny, Option<Vec<u8>>)> {
     match hello {
-        Hello::Tls(sni) => {
+        Hello::Tls { ech: true, .. } => Err((
+            Deny::new(
+                Reason::EchRefused,
+                format!(
+                    "the TLS ClientHello to `{}` carries Encrypted Client Hello: the server would act on a name the proxy cannot read; turn ECH off in the client, or have the rule's requests intercepted",
+                    target.host
+                ),
+            ),
+            Some(tunnel::TLS_ACCESS_DENIED.to_vec()),
+        )),
+        Hello::Tls { sni, ech: false } => {
             let ok = match (&target.host, sni.as_deref()) {
                 (Host::Name(n), Some(s)) => s.eq_ignore_ascii_case(n),
                 (Host::Name(_), None) => false,
@@ -274,7 +317,8 @@ pub async fn accept_intercepted(
         Err(_) => return Err(Deny::new(Reason::NoClientHello, "the client sent no ClientHello in time")),
     };
     let sni = handshake.client_hello().server_name().map(str::to_string);
-    check_hello(target, Hello::Tls(sni)).map_err(|(d, _)| d)?;
+    // The proxy terminates this TLS itself: an ECH extension reaches no one, only the name matters.
+    check_hello(target, Hello::Tls { sni, ech: false }).map_err(|(d, _)| d)?;
     let cfg = ca
         .server_config(&host)
         .map_err(|e| Deny::new(Reason::InterceptFailed, format!("cannot issue a certificate for `{host}`: {e}")))?;
@@ -306,9 +350,11 @@ mod tests {
     #[test]
     fn sni_check() {
         let t = parse_authority("api.test:443").unwrap();
-        assert!(check_hello(&t, Hello::Tls(Some("API.test".into()))).is_ok());
-        assert_eq!(check_hello(&t, Hello::Tls(Some("evil.test".into()))).unwrap_err().0.reason, Reason::SniMismatch);
-        assert_eq!(check_hello(&t, Hello::Tls(None)).unwrap_err().0.reason, Reason::SniMismatch);
+        let tls = |sni: Option<&str>, ech| Hello::Tls { sni: sni.map(str::to_string), ech };
+        assert!(check_hello(&t, tls(Some("API.test"), false)).is_ok());
+        assert_eq!(check_hello(&t, tls(Some("evil.test"), false)).unwrap_err().0.reason, Reason::SniMismatch);
+        assert_eq!(check_hello(&t, tls(None, false)).unwrap_err().0.reason, Reason::SniMismatch);
+        assert_eq!(check_hello(&t, tls(Some("api.test"), true)).unwrap_err().0.reason, Reason::EchRefused);
         let (d, reply) = check_hello(&t, Hello::NotTls { http: true }).unwrap_err();
         assert_eq!(d.reason, Reason::NotTls);
         assert!(reply.unwrap().starts_with(b"HTTP/1.1 403"));
