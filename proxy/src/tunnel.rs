@@ -140,6 +140,11 @@ pub async fn relay(client: &ClientIo, upstream: &tokio::net::TcpStream, pipes: &
     Moved { up: n(&up, 0), down: n(&down, 0), idle_closed }
 }
 
+thread_local! {
+    /// The read buffer of watched tunnels on this worker thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 16 * 1024]);
+}
+
 /// Relay a TLS tunnel whose first ClientHello was checked: each direction is watched record by
 /// record ([`crate::tls::Watch`]) — a second ClientHello (after a HelloRetryRequest) is held and
 /// given to `check`, a TLS 1.2 renegotiation cuts the tunnel — and once a TLS 1.3 ServerHello
@@ -183,7 +188,6 @@ async fn watched(
 ) -> io::Result<(u64, Option<String>)> {
     let mut w = Watch::new(side);
     let mut total = 0u64;
-    let mut buf = vec![0u8; 16 * 1024];
     let mut first = Some(early.to_vec()).filter(|e| !e.is_empty());
     loop {
         if shared.state.load(std::sync::atomic::Ordering::SeqCst) == tls::TLS13 && !w.holding() {
@@ -200,14 +204,20 @@ async fn watched(
             continue;
         }
         wait(src, Interest::READABLE, idle, act).await?;
-        let n = match src.try_io_with(Interest::READABLE, || {
-            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&src.fd()), &mut buf).map_err(io::Error::from)
-        }) {
-            Ok(0) => {
+        // Read into this thread's scratch buffer and let the watch copy what it keeps: an idle
+        // watched tunnel holds no buffer of its own.
+        let read = src.try_io_with(Interest::READABLE, || {
+            SCRATCH.with_borrow_mut(|buf| {
+                let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&src.fd()), buf).map_err(io::Error::from)?;
+                Ok((n, w.feed(shared, &buf[..n])))
+            })
+        });
+        let (n, steps) = match read {
+            Ok((0, _)) => {
                 sys::shutdown_write(dst.fd());
                 return Ok((total, None));
             }
-            Ok(n) => n,
+            Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 sys::shutdown_both(src.fd());
@@ -217,7 +227,6 @@ async fn watched(
         };
         act.touch();
         total += n as u64;
-        let steps = w.feed(shared, &buf[..n]);
         if let Some(why) = apply(steps, src, dst, idle, act, check).await? {
             return Ok((total, Some(why)));
         }
