@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use semble_policy::compile::proxy::ProxyLimits;
 
 use crate::host::{parse_host, printable, split_host_port, Host};
 
@@ -144,18 +145,44 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Largest request body the proxy buffers to sign (SigV4 hashes the body); more get `413`.
     pub max_signed_body: usize,
+    /// Connections (and tunnels) one client may hold; more get `429`.
+    pub max_client_connections: usize,
+    /// Bodies read whole, all clients together; more get `503`.
+    pub max_buffered_bytes: usize,
+    /// Bodies read whole for one client at once; more get `429`.
+    pub max_client_buffered_bytes: usize,
+}
+
+impl Limits {
+    /// The memory-relevant maxima, in the form the memory bound is computed from.
+    pub fn maxima(&self) -> ProxyLimits {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        ProxyLimits {
+            max_connections: n(self.max_connections),
+            max_client_connections: n(self.max_client_connections),
+            max_header_bytes: n(self.max_header_bytes),
+            max_signed_body: n(self.max_signed_body),
+            max_buffered_bytes: n(self.max_buffered_bytes),
+            max_client_buffered_bytes: n(self.max_client_buffered_bytes),
+        }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let m = ProxyLimits::default();
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Limits {
-            max_connections: 4096,
-            max_header_bytes: 32 * 1024,
+            max_connections: n(m.max_connections),
+            max_header_bytes: n(m.max_header_bytes),
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
-            max_signed_body: 32 * 1024 * 1024,
+            max_signed_body: n(m.max_signed_body),
+            max_client_connections: n(m.max_client_connections),
+            max_buffered_bytes: n(m.max_buffered_bytes),
+            max_client_buffered_bytes: n(m.max_client_buffered_bytes),
         }
     }
 }

@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
+use crate::budget::ClientKey;
 use crate::deny::{Deny, Reason};
 use crate::log::Line;
 use crate::net::ClientIo;
@@ -21,7 +22,7 @@ use crate::sniff::Sniff;
 use crate::state::{ConnInfo, Proxy};
 
 /// Serve one client connection.
-pub async fn serve(proxy: Arc<Proxy>, io: ClientIo, client: String) {
+pub async fn serve(proxy: Arc<Proxy>, io: ClientIo, client: String, key: ClientKey) {
     let slots = proxy.connections.fetch_add(1, Ordering::Relaxed);
     if slots >= proxy.config.limits.max_connections {
         proxy.connections.fetch_sub(1, Ordering::Relaxed);
@@ -29,10 +30,18 @@ pub async fn serve(proxy: Arc<Proxy>, io: ClientIo, client: String) {
         turn_away(&proxy, io, &client, &d).await;
         return;
     }
+    let slot = match proxy.budgets.connection(&key) {
+        Ok(s) => s,
+        Err(d) => {
+            proxy.connections.fetch_sub(1, Ordering::Relaxed);
+            turn_away(&proxy, io, &client, &d).await;
+            return;
+        }
+    };
     proxy.peak_connections.fetch_max(slots + 1, Ordering::Relaxed);
     proxy.metrics.active_connections.inc();
     let (io, notes) = Sniff::new(io, proxy.config.limits.max_header_bytes);
-    let conn = Arc::new(ConnInfo::new(client.clone(), notes, proxy.clone()));
+    let conn = Arc::new(ConnInfo::new(client.clone(), key, slot, notes, proxy.clone()));
     let p = proxy.clone();
     let svc = service_fn(move |req| handle(p.clone(), conn.clone(), req));
     let served = proxy.http1.serve_connection(TokioIo::new(io), svc).with_upgrades().await;
@@ -63,5 +72,5 @@ async fn handle(proxy: Arc<Proxy>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     if req.method() == Method::CONNECT {
         return Ok(pipeline::connect(proxy, conn, note, req, start).await);
     }
-    Ok(pipeline::plain(proxy, &conn.client, note, req, start).await)
+    Ok(pipeline::plain(proxy, &conn, note, req, start).await)
 }

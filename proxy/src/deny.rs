@@ -40,6 +40,8 @@ macro_rules! reasons {
 reasons! {
     /// More connections than `--max-connections` are open.
     TooManyConnections = ("too_many_connections", 503, "connection"),
+    /// This client (a source address, or a Unix listener) holds its `--max-client-connections`.
+    ClientConnections = ("client_connections", 429, "connection"),
     /// The request head is larger than `--max-header-bytes` or has too many headers.
     HeaderTooLarge = ("header_too_large", 431, "connection"),
     /// The request head did not arrive within `--header-timeout`.
@@ -92,6 +94,10 @@ reasons! {
     QueryRefused = ("query_refused", 403, "credential"),
     /// A body to be signed is larger than `--max-signed-body`.
     BodyTooLarge = ("body_too_large", 413, "credential"),
+    /// This client's bodies read whole would pass `--max-client-buffered-bytes`.
+    ClientBuffered = ("client_buffered", 429, "credential"),
+    /// All clients' bodies read whole would pass `--max-buffered-bytes`.
+    BufferedBytes = ("buffered_bytes", 503, "credential"),
     /// The request body could not be read.
     BodyFailed = ("body_failed", 400, "credential"),
     /// The credential cannot be produced now.

@@ -42,6 +42,7 @@
 pub mod addr;
 pub mod admin;
 pub mod body;
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod creds;

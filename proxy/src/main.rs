@@ -90,6 +90,16 @@ struct Cli {
     /// Largest body signed with SigV4 (it is buffered to be hashed); larger gets 413.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_signed_body)]
     max_signed_body: usize,
+    /// Connections and tunnels one client (a source address, or a Unix listener) may hold; more
+    /// are answered 429.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_client_connections)]
+    max_client_connections: usize,
+    /// Bytes of bodies read whole (to be signed) at once, all clients together; more get 503.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_bytes)]
+    max_buffered_bytes: usize,
+    /// Bytes of bodies read whole at once for one client; more get 429.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_client_buffered_bytes)]
+    max_client_buffered_bytes: usize,
     /// Mode of Unix listener sockets (octal); access is meant to be governed by the directory.
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "666")]
     socket_mode: u32,
@@ -139,6 +149,9 @@ fn main() -> ExitCode {
             idle_timeout: cli.idle_timeout,
             connect_timeout: cli.connect_timeout,
             max_signed_body: cli.max_signed_body,
+            max_client_connections: cli.max_client_connections,
+            max_buffered_bytes: cli.max_buffered_bytes,
+            max_client_buffered_bytes: cli.max_client_buffered_bytes,
         },
         socket_mode: cli.socket_mode,
         workers: cli.workers,

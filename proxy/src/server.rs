@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::admin;
+use crate::budget::ClientKey;
 use crate::config::{Config, ListenAddr, RulesSource};
 use crate::creds::{self, Credentials, Kind, Secret, ValueSource};
 use crate::intercept::InterceptCa;
@@ -221,6 +222,15 @@ pub async fn check(config: Config) -> Result<()> {
     if let Some(p) = &l.roots_problem {
         println!("upstream TLS: {p}");
     }
+    let m = config.limits.maxima();
+    println!(
+        "memory bound: {} MiB (--max-connections {}, --max-client-connections {}, --max-header-bytes {}, --max-buffered-bytes {}); a container limit below it can be reached",
+        m.memory_bound().div_ceil(1024 * 1024),
+        m.max_connections,
+        m.max_client_connections,
+        m.max_header_bytes,
+        m.max_buffered_bytes
+    );
     Ok(())
 }
 
@@ -271,7 +281,7 @@ pub async fn run(config: Config) -> Result<()> {
         if let Bound::Unix(_, p) = &b {
             sockets.push(p.clone());
         }
-        tokio::spawn(accept_loop(proxy.clone(), b, true));
+        tokio::spawn(accept_loop(proxy.clone(), b, true, usize::MAX));
     }
     {
         let rs = proxy.rules.load();
@@ -364,13 +374,13 @@ fn start_workers(proxy: &Arc<Proxy>, shared: &[Shared]) -> Result<()> {
             .spawn(move || {
                 crate::pool::set_worker(i);
                 rt.block_on(async move {
-                    for l in mine {
+                    for (index, l) in mine.into_iter().enumerate() {
                         let bound = match l {
                             Shared::Tcp(l) => TcpListener::from_std(l).map(Bound::Tcp),
                             Shared::Unix(l) => UnixListener::from_std(l).map(|l| Bound::Unix(l, Default::default())),
                         };
                         match bound {
-                            Ok(b) => drop(tokio::spawn(accept_loop(proxy.clone(), b, false))),
+                            Ok(b) => drop(tokio::spawn(accept_loop(proxy.clone(), b, false, index))),
                             Err(e) => proxy.log.event("accept_failed", serde_json::json!({"error": e.to_string()})),
                         }
                     }
@@ -382,21 +392,25 @@ fn start_workers(proxy: &Arc<Proxy>, shared: &[Shared]) -> Result<()> {
     Ok(())
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, bound: Bound, admin: bool) {
+/// Accept from one listener (`index`: its place among the client listeners; a Unix listener is
+/// one sandbox, one client for its budgets).
+async fn accept_loop(proxy: Arc<Proxy>, bound: Bound, admin: bool, index: usize) {
     loop {
         let accepted = match &bound {
             Bound::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (ClientIo::Tcp(s), peer.to_string())
+                (ClientIo::Tcp(s), peer.to_string(), ClientKey::Ip(peer.ip()))
             }),
-            Bound::Unix(l, _) => l.accept().await.map(|(s, _)| (ClientIo::Unix(s), "unix".to_string())),
+            Bound::Unix(l, _) => {
+                l.accept().await.map(|(s, _)| (ClientIo::Unix(s), "unix".to_string(), ClientKey::Unix(index)))
+            }
         };
         match accepted {
-            Ok((io, client)) => {
+            Ok((io, client, key)) => {
                 if admin {
                     tokio::spawn(serve_admin(proxy.clone(), io, client));
                 } else {
-                    tokio::spawn(crate::conn::serve(proxy.clone(), io, client));
+                    tokio::spawn(crate::conn::serve(proxy.clone(), io, client, key));
                 }
             }
             Err(e) => {

@@ -12,6 +12,7 @@ use http::{Response, StatusCode};
 use hyper_util::rt::TokioTimer;
 
 use crate::body::full;
+use crate::budget::{Budgets, ClientKey, ConnSlot};
 use crate::config::Config;
 use crate::creds::{Credentials, Secret};
 use crate::deny::{Deny, Reason};
@@ -58,6 +59,8 @@ pub struct Proxy {
     pub admin_token: Option<Secret>,
     /// How client connections (and intercepted sessions) are served.
     pub http1: hyper::server::conn::http1::Builder,
+    /// What each client may hold.
+    pub budgets: Arc<Budgets>,
 }
 
 /// The response to a refusal: the status, the reason code in `x-semble-reason`, and one line
@@ -113,6 +116,11 @@ impl Proxy {
             peak_connections: AtomicUsize::new(0),
             admin_token,
             http1,
+            budgets: Budgets::new(
+                u64::try_from(config.limits.max_client_connections).unwrap_or(u64::MAX),
+                u64::try_from(config.limits.max_client_buffered_bytes).unwrap_or(u64::MAX),
+                u64::try_from(config.limits.max_buffered_bytes).unwrap_or(u64::MAX),
+            ),
             config,
         }
     }
@@ -169,15 +177,19 @@ impl Proxy {
 pub struct ConnInfo {
     /// The client's address (`unix` for Unix sockets).
     pub client: String,
+    /// Who the client is, for its budgets.
+    pub key: ClientKey,
     /// Framing notes of its requests.
     pub notes: Notes,
+    _slot: ConnSlot,
     proxy: Arc<Proxy>,
 }
 
 impl ConnInfo {
-    /// Take the slot of a connection from `client`.
-    pub fn new(client: String, notes: Notes, proxy: Arc<Proxy>) -> ConnInfo {
-        ConnInfo { client, notes, proxy }
+    /// A connection from `client` holding `slot` (its share of the client's budget) and a slot
+    /// of `--max-connections` (released when this is dropped).
+    pub fn new(client: String, key: ClientKey, slot: ConnSlot, notes: Notes, proxy: Arc<Proxy>) -> ConnInfo {
+        ConnInfo { client, key, notes, _slot: slot, proxy }
     }
 }
 

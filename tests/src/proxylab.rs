@@ -631,6 +631,24 @@ pub fn dial(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Connect to `addr` from the source address `from` (a client of its own for the proxy's
+/// per-client budgets; any 127.0.0.0/8 address is local in the lab's namespace).
+pub fn dial_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let s = rt
+        .block_on(async {
+            let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
+            sock.bind(SocketAddr::new(from, 0))?;
+            sock.connect(addr).await
+        })
+        .unwrap();
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
 /// Write `bytes` and read one response.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Resp> {
     let mut s = dial(addr);

@@ -1415,3 +1415,105 @@ fn every_client_hello_is_checked_ech_is_refused_and_tls_follows_each_port() {
     }
     lab.assert_decoys_untouched();
 }
+
+/// Issue 23, item 5: one client cannot starve a shared gateway. An abusive client (its own
+/// source address) holds every connection its budget allows with unfinished heads, and a
+/// signed upload that holds its body budget: its next connection and its next upload are
+/// refused at once, while other clients keep being served, signed uploads included.
+#[test]
+fn one_client_at_its_limits_does_not_starve_the_others() {
+    let lab = Lab::new();
+    let http = lab.http_upstream("127.0.0.1:80");
+    let https = lab.https_upstream("127.0.0.1:443", &[BEDROCK]);
+    let rules = lab.write(
+        "rules.yaml",
+        &format!("kind: ProxyRules\negress:\n  - {{host: plain.test, ports: [80], tls: false}}\n  - {{host: {BEDROCK}, credential: bedrock}}\n"),
+    );
+    let creds = lab.write(
+        "creds.yaml",
+        "kind: ProxyCredentials\ncredentials:\n  bedrock:\n    awsSigV4: {service: bedrock, from: environment}\n",
+    );
+    let args: Vec<String> = [
+        "--rules",
+        &rules.display().to_string(),
+        "--credentials",
+        &creds.display().to_string(),
+        "--resolve",
+        "plain.test:80:127.0.0.1",
+        "--resolve",
+        &format!("{BEDROCK}:443:127.0.0.1"),
+        "--allow-cidr",
+        "127.0.0.1/32",
+        "--upstream-ca",
+        &lab.ca.path.display().to_string(),
+        "--max-client-connections",
+        "8",
+        "--max-signed-body",
+        "1048576",
+        "--max-client-buffered-bytes",
+        "1048576",
+        "--max-buffered-bytes",
+        "2097152",
+        "--header-timeout",
+        "30s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = vec![("AWS_ACCESS_KEY_ID", AKID.to_string()), ("AWS_SECRET_ACCESS_KEY", SECRET.to_string())];
+    let proxy = ProxyProc::start(&lab, &args, &env);
+    let abuser: IpAddr = "127.0.0.2".parse().unwrap();
+    // Eight unfinished heads (~30 KB each): the abuser's whole connection budget.
+    let mut held = Vec::new();
+    for _ in 0..7 {
+        let mut c = dial_from(abuser, proxy.addr);
+        let mut head = b"GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Pad: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 30_000));
+        c.write_all(&head).unwrap();
+        held.push(c);
+    }
+    // The eighth: a signed upload that declares 1 MiB and sends 100 bytes, holding the body budget.
+    let mut upload = dial_from(abuser, proxy.addr);
+    write!(upload, "POST http://{BEDROCK}{INVOKE} HTTP/1.1\r\nHost: {BEDROCK}\r\nContent-Length: 1048576\r\n\r\n")
+        .unwrap();
+    upload.write_all(&[b'x'; 100]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Its ninth connection is refused at once.
+    let mut ninth = dial_from(abuser, proxy.addr);
+    let r = read_response(&mut ninth, false).unwrap();
+    assert_eq!((r.status, r.reason()), (429, "client_connections"));
+    // Another client is served, plain and signed, while the abuser holds all that.
+    let other: IpAddr = "127.0.0.3".parse().unwrap();
+    let mut c = dial_from(other, proxy.addr);
+    c.write_all(b"GET http://plain.test/ok HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+    let mut c = dial_from(other, proxy.addr);
+    let body = vec![b'y'; 600_000];
+    write!(
+        c,
+        "POST http://{BEDROCK}{INVOKE} HTTP/1.1\r\nHost: {BEDROCK}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    c.write_all(&body).unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["sigv4"]["valid"], true);
+    assert_eq!(http.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(https.requests.load(Ordering::SeqCst), 1);
+    // The abuser closes one head and tries a second upload: its body budget is still taken.
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = dial_from(abuser, proxy.addr);
+    write!(second, "POST http://{BEDROCK}{INVOKE} HTTP/1.1\r\nHost: {BEDROCK}\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut second, false).unwrap();
+    assert_eq!((r.status, r.reason()), (429, "client_buffered"));
+    // Once the upload ends, the budget is free again.
+    drop(upload);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = dial_from(abuser, proxy.addr);
+    write!(third, "POST http://{BEDROCK}{INVOKE} HTTP/1.1\r\nHost: {BEDROCK}\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{{}}").unwrap();
+    assert_eq!(read_response(&mut third, false).unwrap().status, 200);
+    lab.assert_decoys_untouched();
+}

@@ -101,6 +101,88 @@ pub fn rules_from(name: &str, egress: &[EgressRule]) -> RulesFile {
     }
 }
 
+/// The bounds semble-proxy is started with that decide how much memory it can be made to hold,
+/// and that bound ([`ProxyLimits::memory_bound`]). The proxy takes its defaults from here; the
+/// Kubernetes target sets a gateway's flags and its memory limit from the same numbers, so the
+/// limit follows the configured maxima instead of being a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyLimits {
+    /// `--max-connections`: client connections and tunnels, all clients together.
+    pub max_connections: u64,
+    /// `--max-client-connections`: connections one client (a source address, or a Unix
+    /// listener: one sandbox) may hold.
+    pub max_client_connections: u64,
+    /// `--max-header-bytes`: one request head.
+    pub max_header_bytes: u64,
+    /// `--max-signed-body`: one body read whole (to be signed, or searched for `_method`).
+    pub max_signed_body: u64,
+    /// `--max-buffered-bytes`: bodies read whole, all clients together.
+    pub max_buffered_bytes: u64,
+    /// `--max-client-buffered-bytes`: bodies read whole for one client at once.
+    pub max_client_buffered_bytes: u64,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        ProxyLimits {
+            max_connections: 4096,
+            max_client_connections: 256,
+            max_header_bytes: 32 * 1024,
+            max_signed_body: 32 * MIB,
+            max_buffered_bytes: 128 * MIB,
+            max_client_buffered_bytes: 64 * MIB,
+        }
+    }
+}
+
+impl ProxyLimits {
+    /// The gateway Deployment's: fewer connections, half the buffered bodies (it serves the
+    /// pods of one policy; more replicas scale it out).
+    pub fn gateway() -> ProxyLimits {
+        ProxyLimits {
+            max_connections: 1024,
+            max_client_connections: 128,
+            max_buffered_bytes: 64 * MIB,
+            max_client_buffered_bytes: 32 * MIB,
+            ..ProxyLimits::default()
+        }
+    }
+
+    /// What one connection can make the proxy hold at most: the head buffer (the head limit
+    /// plus hyper's read slack, held in a buffer that grows by doubling), TLS state of an
+    /// intercepted session, and its task.
+    pub fn per_connection(&self) -> u64 {
+        2 * (self.max_header_bytes + 8 * 1024).next_power_of_two() + 32 * 1024
+    }
+
+    /// An upper bound of the proxy's memory in bytes: a fixed base (runtime, TLS roots, the
+    /// full decision-log queue), every connection at its most, the buffered bodies twice (read
+    /// in pieces, then made whole), and the relay's pipes (the pool stays inside the kernel's
+    /// 64 MiB per-user pipe allowance; pipes past it get one page).
+    pub fn memory_bound(&self) -> u64 {
+        let base = 48 * MIB;
+        let pipes = 64 * MIB + self.max_connections * 2 * 4096;
+        base + self.max_connections * self.per_connection() + 2 * self.max_buffered_bytes + pipes
+    }
+
+    /// The proxy's flags for these limits.
+    pub fn args(&self) -> Vec<String> {
+        [
+            ("--max-connections", self.max_connections),
+            ("--max-client-connections", self.max_client_connections),
+            ("--max-header-bytes", self.max_header_bytes),
+            ("--max-signed-body", self.max_signed_body),
+            ("--max-buffered-bytes", self.max_buffered_bytes),
+            ("--max-client-buffered-bytes", self.max_client_buffered_bytes),
+        ]
+        .iter()
+        .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+        .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -108,6 +190,18 @@ mod tests {
 
     fn egress(src: &str) -> Vec<EgressRule> {
         crate::parse_rules(&format!("kind: ProxyRules\negress:\n{src}")).unwrap().egress
+    }
+
+    #[test]
+    fn the_memory_bound_follows_the_maxima() {
+        let d = ProxyLimits::default();
+        let g = ProxyLimits::gateway();
+        assert!(g.memory_bound() < d.memory_bound());
+        // Each connection at most ~128 KiB with a 32 KiB head limit.
+        assert_eq!(d.per_connection(), 2 * 65536 + 32 * 1024);
+        let more = ProxyLimits { max_connections: g.max_connections * 2, ..g };
+        assert_eq!(more.memory_bound() - g.memory_bound(), g.max_connections * (g.per_connection() + 8192));
+        assert_eq!(g.args()[..2], ["--max-connections".to_string(), "1024".to_string()]);
     }
 
     #[test]

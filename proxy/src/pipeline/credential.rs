@@ -13,6 +13,7 @@ use hyper::body::{Body as _, Incoming};
 
 use super::method_path::{form_override_refused, form_overrides_method, Inspect};
 use crate::body::{counted, full};
+use crate::budget::{BodySlot, ClientKey};
 use crate::deny::{Deny, Reason};
 use crate::pool::Body;
 use crate::rules::Rule;
@@ -28,11 +29,15 @@ pub struct Attached {
     pub replay: Option<Bytes>,
     /// The credential's name, for the log.
     pub credential: Option<String>,
+    /// The budget the whole body holds until it has gone upstream.
+    pub budget: Option<BodySlot>,
 }
 
 /// Attach the rule's credential to `parts`; `authority` is the upstream's `host[:port]`.
+#[allow(clippy::too_many_arguments)]
 pub async fn attach(
     proxy: &Proxy,
+    key: &ClientKey,
     rule: &Rule,
     inspect: Inspect,
     parts: &mut http::request::Parts,
@@ -55,8 +60,15 @@ pub async fn attach(
     let idle = proxy.config.limits.idle_timeout;
     let signed = cred.as_ref().is_some_and(|c| c.needs_body());
     let buffered = signed || inspect.form_body || body.is_end_stream();
+    let mut slot = None;
     let (body, replay) = if buffered {
         let limit = proxy.config.limits.max_signed_body;
+        if !body.is_end_stream() {
+            // Reserve what reading it whole may take, before reading a byte.
+            let declared = body.size_hint().exact().unwrap_or(u64::MAX);
+            let reserve = declared.min(u64::try_from(limit).unwrap_or(u64::MAX));
+            slot = Some(proxy.budgets.body(key, reserve)?);
+        }
         let collected = Limited::new(counted(body, up_count, idle), limit).collect().await;
         match collected {
             Ok(c) => {
@@ -84,5 +96,5 @@ pub async fn attach(
     if let Some(c) = &cred {
         c.apply(parts, authority, replay.as_deref().unwrap_or(&[])).await?;
     }
-    Ok(Attached { body, replay, credential: cred.map(|c| c.name.clone()) })
+    Ok(Attached { body, replay, credential: cred.map(|c| c.name.clone()), budget: slot })
 }

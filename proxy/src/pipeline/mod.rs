@@ -39,6 +39,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+use crate::budget::ClientKey;
 use crate::deny::Reason;
 use crate::host::{printable, Target};
 use crate::log::Line;
@@ -51,33 +52,34 @@ use host_rule::Carry;
 /// A plain (absolute-form) request.
 pub async fn plain(
     proxy: Arc<Proxy>,
-    client: &str,
+    conn: &ConnInfo,
     note: Option<&'static str>,
     req: Request<Incoming>,
     start: Instant,
 ) -> Response<Body> {
-    let mut line = Line::new(client, "http");
+    let mut line = Line::new(&conn.client, "http");
     line.target = req.uri().authority().map(|a| printable(a.as_str())).unwrap_or_default();
-    http(proxy, Entry::Plain, line, note, req, start).await
+    http(proxy, Entry::Plain, &conn.key, line, note, req, start).await
 }
 
 /// A request inside an intercepted tunnel for `tunnel`.
 pub async fn inside(
     proxy: Arc<Proxy>,
-    client: &str,
+    conn: &ConnInfo,
     tunnel: &Target,
     note: Option<&'static str>,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let mut line = Line::new(client, "intercept");
+    let mut line = Line::new(&conn.client, "intercept");
     line.target = tunnel.to_string();
-    http(proxy, Entry::Inside(tunnel), line, note, req, Instant::now()).await
+    http(proxy, Entry::Inside(tunnel), &conn.key, line, note, req, Instant::now()).await
 }
 
 /// Stages 1–7 for a request the proxy reads as HTTP.
 async fn http(
     proxy: Arc<Proxy>,
     entry: Entry<'_>,
+    key: &ClientKey,
     mut line: Line,
     note: Option<&'static str>,
     req: Request<Incoming>,
@@ -127,7 +129,7 @@ async fn http(
     };
     let up_count = Arc::new(AtomicU64::new(0));
     let attached =
-        match credential::attach(&proxy, &rule, inspect, &mut parts, &authority, body, up_count.clone()).await {
+        match credential::attach(&proxy, key, &rule, inspect, &mut parts, &authority, body, up_count.clone()).await {
             Ok(a) => a,
             Err(d) => {
                 let body_lost = matches!(d.reason, Reason::BodyTooLarge | Reason::BodyFailed);
@@ -214,11 +216,11 @@ async fn intercepted(
     };
     let target = Arc::new(target);
     let p = proxy.clone();
-    let client_name = conn.client.clone();
     let (tls, notes): (Sniff<_>, Notes) = Sniff::new(tls, proxy.config.limits.max_header_bytes);
+    let c = conn.clone();
     let svc = service_fn(move |req| {
-        let (p, target, client, notes) = (p.clone(), target.clone(), client_name.clone(), notes.clone());
-        async move { Ok::<_, Infallible>(inside(p, &client, &target, notes.next(), req).await) }
+        let (p, target, conn, notes) = (p.clone(), target.clone(), c.clone(), notes.clone());
+        async move { Ok::<_, Infallible>(inside(p, &conn, &target, notes.next(), req).await) }
     });
     if let Err(e) = proxy.http1.serve_connection(TokioIo::new(tls), svc).await {
         proxy.connection_error(&conn.client, "intercept", &e);

@@ -101,7 +101,7 @@ pub async fn send(
     up_count: Arc<AtomicU64>,
     start: Instant,
 ) -> Response<Body> {
-    let Attached { body, replay, credential } = attached;
+    let Attached { body, replay, credential, budget } = attached;
     if let Some(c) = credential {
         line.credential = c;
     }
@@ -115,7 +115,10 @@ pub async fn send(
         Host::Name(n) => n.clone(),
         Host::Ip(ip) => ip.to_string(),
     };
-    let sent = match proxy.upstreams.send(addrs, port, tls.then_some(sni.as_str()), req, retry).await {
+    let sent = proxy.upstreams.send(addrs, port, tls.then_some(sni.as_str()), req, retry).await;
+    // The body has gone (or will not): its reservation ends.
+    drop(budget);
+    let sent = match sent {
         Ok(s) => s,
         Err(d) => return proxy.refuse(line, d, start, false),
     };
