@@ -663,6 +663,20 @@ pub struct Kubernetes {
     pub overhead_memory: Option<u64>,
     /// The sandbox's fixed overhead: CPU millicores.
     pub overhead_cpu: Option<u64>,
+    /// Run the pods in their own user namespace (`hostUsers: false`), where the cluster
+    /// supports it (Kubernetes 1.33+ with a runtime and kernel that do).
+    pub user_namespaces: bool,
+    /// The AppArmor profile of the workload, where the nodes run AppArmor.
+    pub app_armor: Option<AppArmor>,
+}
+
+/// `spec.kubernetes.appArmor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppArmor {
+    /// The container runtime's default profile.
+    RuntimeDefault,
+    /// A profile loaded on the nodes (`localhost/NAME`).
+    Localhost(String),
 }
 
 /// `spec.resources`.
@@ -674,6 +688,8 @@ pub struct Resources {
     pub cpu: Option<u64>,
     /// Maximum number of tasks.
     pub pids: Option<u32>,
+    /// Local disk the pod may fill: its writable layer, logs and scratch volumes (bytes).
+    pub ephemeral_storage: Option<u64>,
 }
 
 /// Whether `ip` is in any of `nets`.

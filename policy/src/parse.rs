@@ -1342,7 +1342,11 @@ fn read_devices(r: &mut Reader, node: &Node) -> Devices {
 fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
     let path = "spec.kubernetes";
     let mut k = Kubernetes::default();
-    let Some(m) = r.map(node, path, &["namespace", "podSelector", "nodeSelector", "tolerations", "overhead"]) else {
+    let Some(m) = r.map(
+        node,
+        path,
+        &["namespace", "podSelector", "nodeSelector", "tolerations", "overhead", "userNamespaces", "appArmor"],
+    ) else {
         return k;
     };
     if let Some(n) = m.get("namespace") {
@@ -1419,6 +1423,27 @@ fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
             }
         }
     }
+    if let Some(n) = m.get("userNamespaces") {
+        k.user_namespaces = r.bool(n, "spec.kubernetes.userNamespaces").unwrap_or(false);
+    }
+    if let Some(n) = m.get("appArmor") {
+        if let Some(s) = r.string(n, "spec.kubernetes.appArmor") {
+            match s.as_str() {
+                "RuntimeDefault" => k.app_armor = Some(AppArmor::RuntimeDefault),
+                other => match other.strip_prefix("localhost/") {
+                    Some(name) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+                        k.app_armor = Some(AppArmor::Localhost(name.to_string()));
+                    }
+                    _ => r.error(
+                        n.pos,
+                        "spec.kubernetes.appArmor",
+                        format!("`{other}` is not an AppArmor profile"),
+                        Some("write `RuntimeDefault` or `localhost/PROFILE` (a profile loaded on the nodes)".into()),
+                    ),
+                },
+            }
+        }
+    }
     k
 }
 
@@ -1476,7 +1501,7 @@ fn read_quantity(
 fn read_resources(r: &mut Reader, node: &Node) -> Resources {
     let path = "spec.resources";
     let mut res = Resources::default();
-    let Some(m) = r.map(node, path, &["memory", "cpu", "pids"]) else {
+    let Some(m) = r.map(node, path, &["memory", "cpu", "pids", "ephemeralStorage"]) else {
         return res;
     };
     if let Some(n) = m.get("memory") {
@@ -1492,6 +1517,10 @@ fn read_resources(r: &mut Reader, node: &Node) -> Resources {
     }
     if let Some(n) = m.get("cpu") {
         res.cpu = read_quantity(r, n, "spec.resources.cpu", quantity::parse_millicores, "`2` or `500m`");
+    }
+    if let Some(n) = m.get("ephemeralStorage") {
+        res.ephemeral_storage =
+            read_quantity(r, n, "spec.resources.ephemeralStorage", quantity::parse_bytes, "`4Gi` or `512Mi`");
     }
     if let Some(n) = m.get("pids") {
         res.pids = r.u32(n, "spec.resources.pids");
