@@ -224,6 +224,8 @@ async fn load(proxy: SocketAddr, url: String, conns: usize, seconds: f64, from: 
         errors += e;
     }
     all.sort_unstable();
+    // Nearest rank: the index is small and non-negative, the cast exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0) as f64 / 1000.0;
     let rps = all.len() as f64 / seconds;
     println!("{rps:.0} {:.3} {:.3} {errors}", pct(0.50), pct(0.99));
