@@ -33,11 +33,13 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
 fi
-pkill -x squid 2>/dev/null || true
-pkill -x tinyproxy 2>/dev/null || true
+# Every process of a run lives in the run's own network namespace and is ended with it (below);
+# nothing else on the machine is touched.
 
-echo "building semble-proxy and the bench tool (release)…" >&2
-cargo build --release -q -p semble-proxy --bin semble-proxy -p semble-tests --bin semble-proxy-bench
+if [[ -z "${SEMBLE_PROXY_PREBUILT:-}" ]]; then
+    echo "building semble-proxy and the bench tool (release)…" >&2
+    cargo build --release -q -p semble-proxy --bin semble-proxy -p semble-tests --bin semble-proxy-bench
+fi
 bin=target/release
 work=$(mktemp -d /tmp/semble-proxy-bench.XXXX)
 chmod 755 "$work"
