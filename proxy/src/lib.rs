@@ -19,8 +19,8 @@
 //! * logs one JSON line per decision ([`log`]) and counts it ([`metrics`]).
 //!
 //! Layers, bottom up (an arrow never points back): [`host`], [`deny`], [`addr`], [`net`],
-//! [`sys`], [`sniff`], [`log`], [`metrics`] → [`config`], [`resolve`], [`creds`], [`rules`],
-//! [`pool`], [`body`], [`tunnel`], [`intercept`] → [`state`] (what every request shares) →
+//! [`sys`], [`sniff`], [`tls`], [`log`], [`metrics`], [`budget`] → [`config`], [`resolve`],
+//! [`sigv4`], [`creds`], [`rules`], [`pool`], [`body`], [`tunnel`], [`intercept`] → [`state`] (what every request shares) →
 //! [`pipeline`] → [`conn`] (one client connection) → [`admin`], [`server`] (start-up,
 //! listeners, reloads).
 //!

@@ -1,7 +1,7 @@
 //! What the proxy reads of a TLS tunnel's handshake without terminating it: record headers,
 //! the extension types of a ClientHello, and the version a ServerHello chose (and whether it
 //! is a HelloRetryRequest). The ClientHello itself is parsed and validated by rustls's
-//! `Acceptor` ([`crate::tunnel::client_hello`]); this module only adds what that API does not
+//! `Acceptor` (in the tunnel module); this module only adds what that API does not
 //! expose. Every read is bounds-checked and a malformed input is `None`, never a panic.
 //!
 //! The handshake watch ([`Watch`]) follows each direction of a tunnel record by record:
