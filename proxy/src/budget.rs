@@ -109,10 +109,7 @@ impl Budgets {
         if u.connections >= self.max_client_connections {
             return Err(Deny::new(
                 Reason::ClientConnections,
-                format!(
-                    "this client holds {} connections (--max-client-connections); close some first",
-                    u.connections
-                ),
+                format!("this client holds {} connections (--max-client-connections); close some first", u.connections),
             ));
         }
         u.connections += 1;
