@@ -23,8 +23,10 @@
 //! * **Its files.** The key is written through a fresh, randomly named file created
 //!   exclusively (`O_CREAT|O_EXCL`, mode 0600) and moved into place without replacing anything,
 //!   so no pre-created file or symlink can receive it or change its mode. On load the directory
-//!   must be a real directory owned by this user and writable by no one else, and `ca.key` a
-//!   regular file (not a symlink) owned by this user with no group or other permissions.
+//!   must be a real directory owned by this user (or root) and writable by no one else, and
+//!   `ca.key` a regular file owned by this user (or root), not group-writable and with nothing
+//!   for others; a symlinked `ca.key` (a Kubernetes Secret volume) must resolve inside the
+//!   directory.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -129,16 +131,21 @@ fn ca_params(hosts: &[HostPattern], addrs: &[IpNet]) -> Result<CertificateParams
     Ok(p)
 }
 
-/// Refuse a directory or key someone else could have placed or can change.
-fn check_files(dir: &Path, key: &Path) -> Result<(), String> {
+/// Refuse a directory or key someone else could have placed or can change; returns the file to
+/// read the key from. Owners may be this user or root (a Kubernetes Secret volume is root's);
+/// the key may be group-readable (a Secret read through `fsGroup`) but not group-writable, and
+/// nothing for others. A symlinked key (Secret volumes link `ca.key` to `..data/ca.key`) must
+/// resolve inside the directory.
+fn check_files(dir: &Path, key: &Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
     let me = nix::unistd::geteuid().as_raw();
+    let trusted = |uid: u32| uid == me || uid == 0;
     let d = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
     if !d.is_dir() {
         return Err("is not a directory (a symlink is not accepted)".into());
     }
-    if d.uid() != me {
-        return Err(format!("is owned by uid {}, not by this user ({me})", d.uid()));
+    if !trusted(d.uid()) {
+        return Err(format!("is owned by uid {}, neither this user ({me}) nor root", d.uid()));
     }
     if d.mode() & 0o022 != 0 {
         return Err(format!(
@@ -147,22 +154,32 @@ fn check_files(dir: &Path, key: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    if let Ok(k) = std::fs::symlink_metadata(key) {
-        if !k.file_type().is_file() {
-            return Err(format!("{CA_KEY} is not a regular file (a symlink is not accepted)"));
+    let Ok(link) = std::fs::symlink_metadata(key) else { return Ok(key.to_path_buf()) };
+    let real = if link.file_type().is_symlink() {
+        let target = std::fs::canonicalize(key).map_err(|e| format!("{CA_KEY} is a dangling symlink ({e})"))?;
+        let inside = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve it: {e}"))?;
+        if !target.starts_with(&inside) {
+            return Err(format!("{CA_KEY} is a symlink out of the directory (to {})", target.display()));
         }
-        if k.uid() != me {
-            return Err(format!("{CA_KEY} is owned by uid {}, not by this user ({me})", k.uid()));
-        }
-        if k.mode() & 0o077 != 0 {
-            return Err(format!(
-                "other users can read or change {CA_KEY} (mode {:o}); run `chmod 600 {}`",
-                k.mode() & 0o777,
-                key.display()
-            ));
-        }
+        target
+    } else {
+        key.to_path_buf()
+    };
+    let k = std::fs::symlink_metadata(&real).map_err(|e| format!("cannot read {CA_KEY}: {e}"))?;
+    if !k.file_type().is_file() {
+        return Err(format!("{CA_KEY} is not a regular file"));
     }
-    Ok(())
+    if !trusted(k.uid()) {
+        return Err(format!("{CA_KEY} is owned by uid {}, neither this user ({me}) nor root", k.uid()));
+    }
+    if k.mode() & 0o027 != 0 {
+        return Err(format!(
+            "other users can read or change {CA_KEY} (mode {:o}); run `chmod 600 {}`",
+            k.mode() & 0o777,
+            key.display()
+        ));
+    }
+    Ok(real)
 }
 
 /// What the loaded CA certificate says about itself.
@@ -224,11 +241,11 @@ impl InterceptCa {
             .create(dir)
             .map_err(|e| ctx(format!("cannot create it: {e}")))?;
         let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
-        check_files(dir, &key_path).map_err(ctx)?;
+        let key_file = check_files(dir, &key_path).map_err(ctx)?;
         let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
         match (exists(&cert_path), exists(&key_path)) {
             (true, true) => {
-                let key_pem = read_no_follow(&key_path).map_err(|e| ctx(format!("cannot read {CA_KEY}: {e}")))?;
+                let key_pem = read_no_follow(&key_file).map_err(|e| ctx(format!("cannot read {CA_KEY}: {e}")))?;
                 let cert_pem =
                     std::fs::read_to_string(&cert_path).map_err(|e| ctx(format!("cannot read {CA_CERT}: {e}")))?;
                 let key =
@@ -398,7 +415,17 @@ mod tests {
         std::fs::rename(d.join(CA_KEY), &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, d.join(CA_KEY)).unwrap();
         let e = InterceptCa::load_or_create(&d, &rules_hosts(), &[]).unwrap_err();
-        assert!(e.contains("not a regular file"), "{e}");
+        assert!(e.contains("symlink out of the directory"), "{e}");
+        // A Kubernetes Secret volume's shape: ca.key -> ..data/ca.key, group-readable.
+        std::fs::remove_file(d.join(CA_KEY)).unwrap();
+        std::fs::create_dir(d.join("..data")).unwrap();
+        std::fs::rename(&elsewhere, d.join("..data").join(CA_KEY)).unwrap();
+        std::fs::set_permissions(d.join("..data").join(CA_KEY), std::fs::Permissions::from_mode(0o440)).unwrap();
+        std::os::unix::fs::symlink("..data/ca.key", d.join(CA_KEY)).unwrap();
+        InterceptCa::load_or_create(&d, &rules_hosts(), &[]).unwrap();
+        std::fs::set_permissions(d.join("..data").join(CA_KEY), std::fs::Permissions::from_mode(0o444)).unwrap();
+        let e = InterceptCa::load_or_create(&d, &rules_hosts(), &[]).unwrap_err();
+        assert!(e.contains("mode 444"), "{e}");
     }
 
     #[test]
