@@ -11,22 +11,33 @@
 //!   proxy (and DNS to kube-dns over UDP *and* TCP when `network.dns`); ingress only from the
 //!   policy's peers on its ports. A namespace and pods in one ingress entry become *one* peer
 //!   (both must match), namespaces are selected by `kubernetes.io/metadata.name`;
-//! * **RuntimeClasses** for the policy's backends (`semble-gvisor`, `semble-runc`,
-//!   `semble-embedded`: the handlers of `deploy/containerd/semble.toml`), with the policy's
-//!   overhead, node selector and tolerations;
+//! * **RuntimeClasses** for the policy's backends (the handlers `semble-gvisor`, `semble-runc`,
+//!   `semble-embedded` of `deploy/containerd/semble.toml`). RuntimeClasses are cluster-wide, so
+//!   a policy with a node selector, tolerations or overhead gets classes of its own
+//!   (`semble-gvisor-POLICY`); the shared classes carry none ([`runtime_class_for`]);
 //! * the **workload Deployment**: `runtimeClassName`, a Pod `securityContext` meeting the Pod
 //!   Security Standards where the policy does (non-root, no privilege escalation, `drop: [ALL]`
 //!   plus the policy's adds, seccomp `Localhost` profile `semble/POLICY.json`, read-only root
 //!   with `emptyDir` volumes for the writable paths), the `semble.dev/policy` annotation,
-//!   resources, no service-account token, and `HTTP_PROXY`/`HTTPS_PROXY`;
+//!   resources, no service-account token, and `HTTP_PROXY`/`HTTPS_PROXY`; a bounded local disk
+//!   (`ephemeral-storage`, `sizeLimit` on every scratch volume); `hostUsers: false` and an
+//!   AppArmor profile where the policy says the cluster supports them; the namespace's Pod
+//!   Security level is the one the pod really meets (`noNewPrivileges: false` is not
+//!   `restricted`);
 //! * **the egress proxy**, by `network.proxy.placement`:
 //!   - `gateway` (default): its own Namespace, Deployment, Service, ConfigMap (the rules) and
 //!     NetworkPolicies — only the proxy pods may leave the cluster, on the rules' ports, to
-//!     public addresses (private ranges and the metadata address excepted). The sandbox pods
-//!     reach only the proxy's Service;
+//!     public addresses (every range the proxy itself refuses excepted), and to a rule's
+//!     `allowAddresses` on that rule's ports only. Its memory limit is the bound of the limits
+//!     it is started with (`ProxyLimits::gateway`). The sandbox pods reach only the proxy's
+//!     Service; with `network.dns: true` also kube-dns, which resolves any name (DNS can carry
+//!     data out: the output says so; the closed form is `dns: false` with `--proxy-cluster-ip`,
+//!     and with `--cni cilium` a CiliumNetworkPolicy limits the names);
 //!   - `sidecar`: a native sidecar (`initContainers` with `restartPolicy: Always`) on
 //!     `127.0.0.1`. A NetworkPolicy applies to the whole pod, so the sidecar's egress allowance
-//!     is the workload's too; the output says so, and `lint` flags it.
+//!     (and its DNS) is the workload's too; the output says so, and `lint` flags it. Its admin
+//!     API is a Unix socket in a volume only the proxy mounts, and `allowAddresses` ranges are
+//!     not opened for the pod.
 //!
 //! Domain names cannot be expressed in a NetworkPolicy: egress by name is the proxy's job,
 //! and the output says so in its comments.
@@ -38,10 +49,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities as K8sCaps, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
-    Toleration as K8sToleration, Volume, VolumeMount,
+    AppArmorProfile, Capabilities as K8sCaps, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvVar, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    TCPSocketAction, Toleration as K8sToleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -52,7 +63,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use semble_policy::caps::Capability;
-use semble_policy::model::{Backend, IngressPeer, NetworkMode, ProxyPlacement};
+use semble_policy::compile::proxy::ProxyLimits;
+use semble_policy::model::{AppArmor, Backend, IngressPeer, NetworkMode, ProxyPlacement};
 use semble_policy::quantity::{format_bytes, format_millicores};
 use semble_policy::SandboxPolicy;
 use serde_json::Value;
@@ -143,14 +155,55 @@ const BASELINE_ADDS: &[Capability] = &[
     Capability::SysChroot,
 ];
 
-/// Address ranges a proxy must never be allowed to reach by a NetworkPolicy: private,
-/// loopback, link-local (the metadata address), CGNAT.
-const NOT_PUBLIC_V4: &[&str] =
-    &["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
-/// IPv6 ranges: loopback, ULA (which holds fd00:ec2::254), link-local, 6to4. NAT64 is not
-/// excepted as a whole (IPv6-only clusters reach the IPv4 internet through it); the NAT64 forms
-/// of the IPv4 ranges above are (see [`public_ip_blocks`]).
-const NOT_PUBLIC_V6: &[&str] = &["::1/128", "fc00::/7", "fe80::/10", "2002::/16"];
+/// Address ranges a proxy must never be allowed to reach by a NetworkPolicy: private, loopback,
+/// link-local (the metadata address), CGNAT, "this network", IETF protocol assignments (Oracle's
+/// metadata at 192.0.0.192), documentation, benchmarking, 6to4 relays, multicast, reserved
+/// (with broadcast), Azure's platform endpoint — semble-proxy's own reserved set.
+const NOT_PUBLIC_V4: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "168.63.129.16/32",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+/// IPv6 ranges: loopback, discard, Teredo, documentation, 6to4, ULA (which holds
+/// fd00:ec2::254), link-local, site-local, multicast, local-use NAT64. NAT64 (`64:ff9b::/96`) is
+/// not excepted as a whole (IPv6-only clusters reach the IPv4 internet through it); the NAT64
+/// forms of the IPv4 ranges above are (see [`public_ip_blocks`]).
+const NOT_PUBLIC_V6: &[&str] = &[
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+/// A scratch volume's size when the policy gives no `resources.ephemeralStorage`.
+const DEFAULT_SCRATCH: u64 = 1 << 30;
+
+/// Where a sidecar proxy's admin socket lives (a volume only the proxy container mounts).
+pub const SIDECAR_ADMIN_DIR: &str = "/run/semble-proxy";
+
+/// The proxy container's memory limit: the bound its limits imply, rounded up to MiB.
+pub fn proxy_memory_limit() -> u64 {
+    ProxyLimits::gateway().memory_bound().div_ceil(1 << 20) << 20
+}
 
 /// The RuntimeClass (and containerd handler) name of a backend.
 pub fn runtime_class(b: Backend) -> &'static str {
@@ -158,6 +211,23 @@ pub fn runtime_class(b: Backend) -> &'static str {
         Backend::Gvisor => "semble-gvisor",
         Backend::Runc => "semble-runc",
         Backend::Embedded => "semble-embedded",
+    }
+}
+
+/// The RuntimeClass a policy's pods use for `b`. RuntimeClasses are cluster-wide: a policy that
+/// sets scheduling (`nodeSelector`, `tolerations`) or `overhead` gets classes of its own
+/// (`semble-gvisor-POLICY`, same handler), so two policies never overwrite each other's; one
+/// that sets none shares the plain class, which then carries nothing any policy could change.
+pub fn runtime_class_for(policy: &SandboxPolicy, b: Backend) -> String {
+    let k = &policy.kubernetes;
+    let own = !k.node_selector.is_empty()
+        || !k.tolerations.is_empty()
+        || k.overhead_memory.is_some()
+        || k.overhead_cpu.is_some();
+    if own {
+        format!("{}-{}", runtime_class(b), policy.name)
+    } else {
+        runtime_class(b).to_string()
     }
 }
 
@@ -224,7 +294,7 @@ fn dns_rule() -> NetworkPolicyEgressRule {
     }
 }
 
-fn public_ip_blocks(extra: &BTreeSet<String>) -> Vec<NetworkPolicyPeer> {
+fn public_ip_blocks() -> Vec<NetworkPolicyPeer> {
     let block = |cidr: &str, except: &[&str]| NetworkPolicyPeer {
         ip_block: Some(IPBlock { cidr: cidr.into(), except: Some(except.iter().map(|s| s.to_string()).collect()) }),
         ..Default::default()
@@ -232,14 +302,7 @@ fn public_ip_blocks(extra: &BTreeSet<String>) -> Vec<NetworkPolicyPeer> {
     let mut v6: Vec<String> = NOT_PUBLIC_V6.iter().map(|s| s.to_string()).collect();
     v6.extend(NOT_PUBLIC_V4.iter().filter_map(|c| nat64(c)));
     let v6: Vec<&str> = v6.iter().map(String::as_str).collect();
-    let mut peers = vec![block("0.0.0.0/0", NOT_PUBLIC_V4), block("::/0", &v6)];
-    for cidr in extra {
-        peers.push(NetworkPolicyPeer {
-            ip_block: Some(IPBlock { cidr: cidr.clone(), except: None }),
-            ..Default::default()
-        });
-    }
-    peers
+    vec![block("0.0.0.0/0", NOT_PUBLIC_V4), block("::/0", &v6)]
 }
 
 /// The NAT64 (`64:ff9b::/96`) form of an IPv4 range: `169.254.0.0/16` → `64:ff9b::a9fe:0/112`.
@@ -286,18 +349,45 @@ impl Builder<'_> {
     }
 
     /// The port set the proxy needs to reach upstreams on, and reserved ranges rules allow.
-    fn egress_ports(&self) -> (BTreeSet<u16>, BTreeSet<String>) {
-        let mut ports = BTreeSet::new();
-        let mut extra = BTreeSet::new();
+    fn egress_ports(&self) -> BTreeSet<u16> {
+        self.policy.network.egress.iter().flat_map(|r| r.ports.iter().copied()).collect()
+    }
+
+    /// The proxy's egress: public addresses on the rules' ports, and each rule's
+    /// `allowAddresses` on *that rule's* ports only (never every rule's port to every range).
+    fn proxy_egress(&self) -> Vec<NetworkPolicyEgressRule> {
+        let mut out = vec![NetworkPolicyEgressRule {
+            to: Some(public_ip_blocks()),
+            ports: Some(self.egress_ports().iter().map(|p| tcp(*p)).collect()),
+        }];
+        // Rules with the same ports share one entry.
+        let mut by_ports: BTreeMap<Vec<u16>, BTreeSet<String>> = BTreeMap::new();
         for r in &self.policy.network.egress {
-            ports.extend(r.ports.iter().copied());
-            // A plain http:// request to a TLS rule goes out on 443.
-            if r.tls {
-                ports.insert(443);
+            if !r.allow_addresses.is_empty() {
+                let mut ports = r.ports.clone();
+                ports.sort_unstable();
+                by_ports.entry(ports).or_default().extend(r.allow_addresses.iter().map(|n| n.to_string()));
             }
-            extra.extend(r.allow_addresses.iter().map(|n| n.to_string()));
         }
-        (ports, extra)
+        for (ports, cidrs) in by_ports {
+            out.push(NetworkPolicyEgressRule {
+                to: Some(
+                    cidrs
+                        .into_iter()
+                        .map(|cidr| NetworkPolicyPeer {
+                            ip_block: Some(IPBlock { cidr, except: None }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ports: Some(ports.iter().map(|p| tcp(*p)).collect()),
+            });
+        }
+        out
+    }
+
+    fn allow_addresses(&self) -> BTreeSet<String> {
+        self.policy.network.egress.iter().flat_map(|r| r.allow_addresses.iter().map(|n| n.to_string())).collect()
     }
 
     /// The Pod Security level the workload can meet, and why not a stricter one.
@@ -319,6 +409,12 @@ impl Builder<'_> {
         }
         if runs_as_root && !self.policy.process.run_as_non_root {
             why.push("the workload may run as root (set `process.user` to a non-zero uid)".into());
+        }
+        if !self.policy.process.no_new_privileges {
+            why.push(
+                "`process.noNewPrivileges: false` lets the workload gain privileges (`restricted` requires `allowPrivilegeEscalation: false`)"
+                    .into(),
+            );
         }
         if why.is_empty() {
             ("restricted", why)
@@ -387,17 +483,24 @@ impl Builder<'_> {
                         .collect()
                 }),
             });
-            let class = runtime_class(b);
+            let class = runtime_class_for(self.policy, b);
             let rc = RuntimeClass {
-                metadata: meta(class, None, &[]),
-                handler: class.to_string(),
+                metadata: meta(&class, None, &[]),
+                handler: runtime_class(b).to_string(),
                 overhead: (!pod_fixed.is_empty()).then_some(Overhead { pod_fixed: Some(pod_fixed) }),
                 scheduling,
             };
-            let comment = format!(
-                "Runs pods with semble-shim's {} backend: the containerd handler `{class}` of deploy/containerd/semble.toml.",
-                b.as_str()
+            let mut comment = format!(
+                "Runs pods with semble-shim's {} backend: the containerd handler `{}` of deploy/containerd/semble.toml.",
+                b.as_str(),
+                runtime_class(b)
             );
+            if class != runtime_class(b) {
+                comment.push_str(&format!(
+                    " Policy `{}` sets scheduling or overhead, so the class is its own: RuntimeClasses are cluster-wide, and a shared one would be overwritten by the next policy applied.",
+                    self.name()
+                ));
+            }
             self.push(&[comment], &rc);
         }
     }
@@ -453,24 +556,49 @@ impl Builder<'_> {
                         }
                     }
                     ProxyPlacement::Sidecar => {
-                        let (ports, extra) = self.egress_ports();
+                        let ports = self.egress_ports();
                         let w = self.warn(format!(
                             "policy `{name}` runs the proxy as a sidecar: a NetworkPolicy applies to the whole pod, so the workload itself may reach any public address on port(s) {} — only the proxy's allow-list stands between it and the internet; prefer `placement: gateway`",
                             ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
                         ));
                         comments.push(w);
                         rules.push(NetworkPolicyEgressRule {
-                            to: Some(public_ip_blocks(&extra)),
+                            to: Some(public_ip_blocks()),
                             ports: Some(ports.iter().map(|p| tcp(*p)).collect()),
                         });
+                        let reserved = self.allow_addresses();
+                        if !reserved.is_empty() {
+                            let w = self.warn(format!(
+                                "policy `{name}` runs the proxy as a sidecar, so the ranges its rules allow ({}) are not opened: the workload would reach them directly, past the proxy; use `placement: gateway` for those rules",
+                                reserved.iter().cloned().collect::<Vec<_>>().join(", ")
+                            ));
+                            comments.push(w);
+                        }
                     }
                 }
             }
-            if net.dns || (mode == NetworkMode::Proxy && net.proxy.placement == ProxyPlacement::Sidecar) {
-                if !net.dns {
-                    comments.push("DNS to kube-dns: the sidecar proxy resolves names from the pod.".into());
+            let sidecar = mode == NetworkMode::Proxy && net.proxy.placement == ProxyPlacement::Sidecar;
+            if net.dns || sidecar {
+                let w = if sidecar {
+                    format!(
+                        "policy `{name}` runs the proxy as a sidecar, which resolves names from the pod's network: the workload can query kube-dns too, and kube-dns resolves any name, so data can leave as DNS queries; the closed form is `placement: gateway` with `dns: false` and --proxy-cluster-ip{}",
+                        if self.opts.cilium { " (with --cni cilium the queries are limited to the rules' names)" } else { ", or --cni cilium to limit the names" }
+                    )
+                } else {
+                    format!(
+                        "policy `{name}` lets the workload query kube-dns (`network.dns: true`), which resolves any name, so data can leave as DNS queries; the closed form is `dns: false` with the proxy reached by ClusterIP (--proxy-cluster-ip){}",
+                        if self.opts.cilium { " (with --cni cilium the queries are limited to the proxy's Service name)" } else { ", or --cni cilium to limit the names" }
+                    )
+                };
+                let w = self.warn(w);
+                comments.push(w);
+                if self.opts.cilium {
+                    comments.push(format!(
+                        "DNS is not opened here: the CiliumNetworkPolicy `{name}-dns` opens it, for the names the workload needs only."
+                    ));
+                } else {
+                    rules.push(dns_rule());
                 }
-                rules.push(dns_rule());
             }
             if !rules.is_empty() {
                 let np = NetworkPolicy {
@@ -483,6 +611,9 @@ impl Builder<'_> {
                     }),
                 };
                 self.push(&comments, &np);
+            }
+            if self.opts.cilium && (net.dns || sidecar) {
+                self.sandbox_dns_policy(sidecar);
             }
         }
 
@@ -529,20 +660,31 @@ impl Builder<'_> {
 
     /// The semble-proxy container (gateway or sidecar).
     fn proxy_container(&self, listen: &str, sidecar: bool) -> Container {
+        // A sidecar shares the workload's network namespace: its admin API (metrics, /rules)
+        // goes on a Unix socket in a volume only the proxy mounts, not on loopback.
+        let admin = if sidecar { format!("unix:{SIDECAR_ADMIN_DIR}/admin.sock") } else { "127.0.0.1:9901".into() };
         let mut args = vec![
             "--rules".to_string(),
             "/etc/semble-proxy/rules.json".into(),
             "--listen".into(),
             listen.into(),
             "--admin".into(),
-            "127.0.0.1:9901".into(),
+            admin,
         ];
+        args.extend(ProxyLimits::gateway().args());
         let mut mounts = vec![VolumeMount {
             name: "rules".into(),
             mount_path: "/etc/semble-proxy".into(),
             read_only: Some(true),
             ..Default::default()
         }];
+        if sidecar {
+            mounts.push(VolumeMount {
+                name: "proxy-admin".into(),
+                mount_path: SIDECAR_ADMIN_DIR.into(),
+                ..Default::default()
+            });
+        }
         if self.has_credentials() {
             args.extend(["--credentials".into(), "/etc/semble-proxy-credentials/credentials.yaml".into()]);
             mounts.push(VolumeMount {
@@ -574,9 +716,14 @@ impl Builder<'_> {
                     [("cpu".to_string(), Quantity("50m".into())), ("memory".to_string(), Quantity("32Mi".into()))]
                         .into(),
                 ),
+                // The most its limits let it hold (ProxyLimits::memory_bound), so the kernel never
+                // kills it for memory a client made it take.
                 limits: Some(
-                    [("cpu".to_string(), Quantity("1".into())), ("memory".to_string(), Quantity("256Mi".into()))]
-                        .into(),
+                    [
+                        ("cpu".to_string(), Quantity("1".into())),
+                        ("memory".to_string(), Quantity(format_bytes(proxy_memory_limit()))),
+                    ]
+                    .into(),
                 ),
                 ..Default::default()
             }),
@@ -595,12 +742,22 @@ impl Builder<'_> {
         }
     }
 
-    fn proxy_volumes(&self, config_map: &str) -> Vec<Volume> {
+    fn proxy_volumes(&self, config_map: &str, sidecar: bool) -> Vec<Volume> {
         let mut v = vec![Volume {
             name: "rules".into(),
             config_map: Some(ConfigMapVolumeSource { name: config_map.into(), ..Default::default() }),
             ..Default::default()
         }];
+        if sidecar {
+            v.push(Volume {
+                name: "proxy-admin".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".into()),
+                    size_limit: Some(Quantity("1Mi".into())),
+                }),
+                ..Default::default()
+            });
+        }
         if self.has_credentials() {
             v.push(Volume {
                 name: "credentials".into(),
@@ -665,7 +822,7 @@ impl Builder<'_> {
                         service_account_name: Some(gw.clone()),
                         enable_service_links: Some(false),
                         containers: vec![self.proxy_container(&format!("0.0.0.0:{port}"), false)],
-                        volumes: Some(self.proxy_volumes(&gw)),
+                        volumes: Some(self.proxy_volumes(&gw, false)),
                         security_context: Some(PodSecurityContext {
                             run_as_non_root: Some(true),
                             seccomp_profile: Some(SeccompProfile {
@@ -703,8 +860,11 @@ impl Builder<'_> {
         };
         self.push(&[], &svc);
         // The gateway's own NetworkPolicy: in from the sandbox pods only; out to public
-        // addresses on the rules' ports, and DNS.
-        let (ports, extra) = self.egress_ports();
+        // addresses on the rules' ports, each rule's allowAddresses on its own ports, and DNS.
+        let ports = self.egress_ports();
+        let extra = self.allow_addresses();
+        let mut egress = self.proxy_egress();
+        egress.push(dns_rule());
         let np = NetworkPolicy {
             metadata: meta(&gw, Some(&pns), &[]),
             spec: Some(NetworkPolicySpec {
@@ -718,13 +878,7 @@ impl Builder<'_> {
                     }]),
                     ports: Some(vec![tcp(port)]),
                 }]),
-                egress: Some(vec![
-                    NetworkPolicyEgressRule {
-                        to: Some(public_ip_blocks(&extra)),
-                        ports: Some(ports.iter().map(|p| tcp(*p)).collect()),
-                    },
-                    dns_rule(),
-                ]),
+                egress: Some(egress),
             }),
         };
         let mut comments = vec![
@@ -732,7 +886,7 @@ impl Builder<'_> {
         ];
         if !extra.is_empty() {
             comments.push(format!(
-                "Reserved ranges some rules allow (allowAddresses): {}.",
+                "Reserved ranges some rules allow (allowAddresses), each on its own rule's ports only: {}.",
                 extra.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
@@ -742,20 +896,43 @@ impl Builder<'_> {
         }
     }
 
+    /// A CiliumNetworkPolicy that lets the sandbox pods query kube-dns for the names they need
+    /// only (Cilium answers others with REFUSED): the gateway's Service name, or for a sidecar the
+    /// rules' names. The Kubernetes NetworkPolicy above then opens no DNS at all (policies add up:
+    /// an open port 53 there would let any name through).
+    fn sandbox_dns_policy(&mut self, sidecar: bool) {
+        let names: Vec<Value> = if sidecar {
+            self.policy.network.egress.iter().map(|r| fqdn_selector(&r.host)).collect()
+        } else {
+            vec![
+                serde_json::json!({"matchName": format!("{}.{}.svc.cluster.local", self.gateway_name(), self.opts.proxy_namespace)}),
+            ]
+        };
+        let v = serde_json::json!({
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": format!("{}-dns", self.name()), "namespace": self.ns, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+            "spec": {
+                "endpointSelector": {"matchLabels": self.policy.kubernetes.pod_selector},
+                "egress": [{
+                    "toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}],
+                    "toPorts": [{"ports": [{"port": "53", "protocol": "ANY"}], "rules": {"dns": names}}]
+                }]
+            }
+        });
+        self.docs.push(Doc {
+            comments: vec![format!(
+                "Cilium only (--cni cilium): the `{}` pods may ask kube-dns only for these names, so DNS cannot carry data out.",
+                self.name()
+            )],
+            value: v,
+        });
+    }
+
     /// A CiliumNetworkPolicy narrowing the gateway's egress to the rules' names (`toFQDNs`),
     /// with the DNS visibility rule Cilium needs to learn them.
     fn cilium_policy(&mut self, gw: &str, pns: &str, pl: &BTreeMap<String, String>, ports: &BTreeSet<u16>) {
-        let fqdns: Vec<Value> = self
-            .policy
-            .network
-            .egress
-            .iter()
-            .map(|r| match &r.host {
-                semble_policy::model::HostPattern::Exact(h) => serde_json::json!({"matchName": h}),
-                semble_policy::model::HostPattern::Suffix(s) => serde_json::json!({"matchPattern": format!("*.{s}")}),
-                semble_policy::model::HostPattern::Any => serde_json::json!({"matchPattern": "*"}),
-            })
-            .collect();
+        let fqdns: Vec<Value> = self.policy.network.egress.iter().map(|r| fqdn_selector(&r.host)).collect();
         let port_list: Vec<Value> =
             ports.iter().map(|p| serde_json::json!({"port": p.to_string(), "protocol": "TCP"})).collect();
         let v = serde_json::json!({
@@ -820,26 +997,35 @@ impl Builder<'_> {
                 let (c, cm) = self.rules_config_map(&cm_name, &ns);
                 self.push(&c, &cm);
                 init.push(self.proxy_container(&format!("127.0.0.1:{}", net.proxy.port), true));
-                volumes.extend(self.proxy_volumes(&cm_name));
+                volumes.extend(self.proxy_volumes(&cm_name, true));
                 comments.push(
                     "semble-proxy runs as a native sidecar (an init container with restartPolicy: Always).".into(),
                 );
             }
         }
         let mut mounts = Vec::new();
+        // Local disk: each scratch volume and the pod as a whole are bounded, so the workload
+        // cannot fill the node's disk (the kubelet evicts a pod past them).
+        let scratch = p.resources.ephemeral_storage.unwrap_or(DEFAULT_SCRATCH);
+        let mut scratch_volumes = 0u64;
         if p.process.read_only_root_filesystem {
             if let Some(fs) = &p.filesystem {
                 for path in &fs.read_write {
                     let vol = volume_name(path);
                     volumes.push(Volume {
                         name: vol.clone(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        empty_dir: Some(EmptyDirVolumeSource {
+                            medium: None,
+                            size_limit: Some(Quantity(format_bytes(scratch))),
+                        }),
                         ..Default::default()
                     });
                     mounts.push(VolumeMount { name: vol, mount_path: path.clone(), ..Default::default() });
+                    scratch_volumes += 1;
                 }
             }
         }
+        let disk = p.resources.ephemeral_storage.unwrap_or(scratch_volumes * DEFAULT_SCRATCH + DEFAULT_SCRATCH);
         let mut limits = BTreeMap::new();
         if let Some(m) = p.resources.memory {
             limits.insert("memory".to_string(), Quantity(format_bytes(m)));
@@ -850,6 +1036,7 @@ impl Builder<'_> {
         if p.devices.gpu.is_some() {
             limits.insert("nvidia.com/gpu".to_string(), Quantity("1".into()));
         }
+        limits.insert("ephemeral-storage".to_string(), Quantity(format_bytes(disk)));
         let (level, _) = self.pss_level();
         let granted = p.capabilities.granted();
         let adds: Vec<String> = granted.iter().map(|c| c.to_string()).collect();
@@ -871,12 +1058,20 @@ impl Builder<'_> {
                 read_only_root_filesystem: Some(p.process.read_only_root_filesystem),
                 run_as_non_root: non_root.then_some(true),
                 capabilities: Some(K8sCaps { drop: Some(vec!["ALL".into()]), add: (!adds.is_empty()).then_some(adds) }),
+                app_armor_profile: p.kubernetes.app_armor.as_ref().map(|a| match a {
+                    AppArmor::RuntimeDefault => {
+                        AppArmorProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
+                    }
+                    AppArmor::Localhost(name) => {
+                        AppArmorProfile { type_: "Localhost".into(), localhost_profile: Some(name.clone()) }
+                    }
+                }),
                 ..Default::default()
             }),
             volume_mounts: (!mounts.is_empty()).then_some(mounts),
             ..Default::default()
         };
-        let runtime_class = runtime_class(p.runtime.backend.unwrap_or(Backend::Runc)).to_string();
+        let runtime_class = runtime_class_for(p, p.runtime.backend.unwrap_or(Backend::Runc));
         let mut annotations = BTreeMap::new();
         annotations.insert(POLICY_ANNOTATION.to_string(), name.clone());
         let dep = Deployment {
@@ -892,6 +1087,7 @@ impl Builder<'_> {
                     }),
                     spec: Some(PodSpec {
                         runtime_class_name: Some(runtime_class),
+                        host_users: p.kubernetes.user_namespaces.then_some(false),
                         automount_service_account_token: Some(false),
                         enable_service_links: Some(false),
                         host_network: Some(false),
@@ -924,7 +1120,27 @@ impl Builder<'_> {
                 "Pod Security: this pod meets `{level}`, not `restricted` (see the namespace's warning)."
             ));
         }
+        if !p.kubernetes.user_namespaces {
+            comments.push("No user namespace: the workload's user IDs are the node's. Where the cluster supports it (Kubernetes 1.33+, a runtime and kernel with idmapped mounts), set `kubernetes.userNamespaces: true` for `hostUsers: false`.".into());
+        }
+        if p.kubernetes.app_armor.is_none() {
+            comments.push("No AppArmor profile: where the nodes run AppArmor, set `kubernetes.appArmor: RuntimeDefault` (the kubelet refuses such a pod on nodes without AppArmor).".into());
+        }
+        comments.push(format!(
+            "Local disk: each scratch volume is limited to {}, the pod to {} (`resources.ephemeralStorage`).",
+            format_bytes(scratch),
+            format_bytes(disk)
+        ));
         self.push(&comments, &dep);
+    }
+}
+
+/// A Cilium FQDN selector for a rule's host.
+fn fqdn_selector(host: &semble_policy::model::HostPattern) -> Value {
+    match host {
+        semble_policy::model::HostPattern::Exact(h) => serde_json::json!({"matchName": h}),
+        semble_policy::model::HostPattern::Suffix(s) => serde_json::json!({"matchPattern": format!("*.{s}")}),
+        semble_policy::model::HostPattern::Any => serde_json::json!({"matchPattern": "*"}),
     }
 }
 

@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod caps;
+pub mod checks;
 pub mod compile;
 pub mod diag;
 pub mod errno;

@@ -434,7 +434,36 @@ impl HostPattern {
             HostPattern::Any => true,
         }
     }
+
+    /// How specific the pattern is: where several rules match a host, the most specific
+    /// pattern decides (an exact name over any `*.suffix`, a longer suffix over a shorter one,
+    /// any suffix over `*`).
+    pub fn specificity(&self) -> (u8, usize) {
+        match self {
+            HostPattern::Exact(h) => (2, h.len()),
+            HostPattern::Suffix(s) => (1, s.len()),
+            HostPattern::Any => (0, 0),
+        }
+    }
+
+    /// Whether some name matches both `self` and `other`.
+    pub fn overlaps(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Any, _) | (_, HostPattern::Any) => true,
+            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+            (HostPattern::Exact(h), p @ HostPattern::Suffix(_))
+            | (p @ HostPattern::Suffix(_), HostPattern::Exact(h)) => p.matches(h),
+            (HostPattern::Suffix(a), HostPattern::Suffix(b)) => {
+                a == b || HostPattern::Suffix(a.clone()).matches(b) || HostPattern::Suffix(b.clone()).matches(a)
+            }
+        }
+    }
 }
+
+/// Ports whose upstream speaks TLS from the first byte, when a rule does not say: HTTPS (443,
+/// 8443, 4443, 9443), the Kubernetes API (6443), DNS over TLS (853), IMAPS (993), POP3S (995),
+/// SMTPS (465), LDAPS (636), AMQPS (5671), MQTT over TLS (8883).
+pub const DEFAULT_TLS_PORTS: &[u16] = &[443, 465, 636, 853, 993, 995, 4443, 5671, 6443, 8443, 8883, 9443];
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -453,8 +482,11 @@ pub struct EgressRule {
     pub host: HostPattern,
     /// Allowed destination ports (default `[443]`).
     pub ports: Vec<u16>,
-    /// Whether the upstream speaks TLS (default: true when every port is 443).
+    /// Whether the upstream speaks TLS on *every* port (see [`EgressRule::tls_on`]).
     pub tls: bool,
+    /// The ports on which the upstream speaks TLS: `tls: true` all, `tls: false` none,
+    /// `tls: [PORT…]` those, and without `tls` the rule's ports in [`DEFAULT_TLS_PORTS`].
+    pub tls_ports: Vec<u16>,
     /// The name of a credential the proxy injects (defined in the proxy's own configuration).
     pub credential: Option<String>,
     /// Allowed HTTP methods (empty = any); enforced where the proxy sees HTTP.
@@ -463,6 +495,13 @@ pub struct EgressRule {
     pub paths: Vec<String>,
     /// Reserved address ranges this rule may resolve to (e.g. a private upstream).
     pub allow_addresses: Vec<IpNet>,
+}
+
+impl EgressRule {
+    /// Whether the upstream speaks TLS on `port`.
+    pub fn tls_on(&self, port: u16) -> bool {
+        self.tls_ports.contains(&port)
+    }
 }
 
 /// A peer allowed in `network.ingress`.
@@ -641,6 +680,20 @@ pub struct Kubernetes {
     pub overhead_memory: Option<u64>,
     /// The sandbox's fixed overhead: CPU millicores.
     pub overhead_cpu: Option<u64>,
+    /// Run the pods in their own user namespace (`hostUsers: false`), where the cluster
+    /// supports it (Kubernetes 1.33+ with a runtime and kernel that do).
+    pub user_namespaces: bool,
+    /// The AppArmor profile of the workload, where the nodes run AppArmor.
+    pub app_armor: Option<AppArmor>,
+}
+
+/// `spec.kubernetes.appArmor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppArmor {
+    /// The container runtime's default profile.
+    RuntimeDefault,
+    /// A profile loaded on the nodes (`localhost/NAME`).
+    Localhost(String),
 }
 
 /// `spec.selection`: which containers may get this policy (the operator's binding).
@@ -679,6 +732,8 @@ pub struct Resources {
     pub cpu: Option<u64>,
     /// Maximum number of tasks.
     pub pids: Option<u32>,
+    /// Local disk the pod may fill: its writable layer, logs and scratch volumes (bytes).
+    pub ephemeral_storage: Option<u64>,
 }
 
 /// Whether `ip` is in any of `nets`.

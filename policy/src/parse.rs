@@ -973,27 +973,7 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
         }
     }
     if let Some(n) = m.get("egress") {
-        let lpath = "spec.network.egress";
-        let mut seen: Vec<(HostPattern, u16, Pos)> = Vec::new();
-        for (i, item) in r.list(n, lpath).iter().enumerate() {
-            let ipath = index(lpath, i);
-            if let Some(rule) = read_egress(r, item, &ipath) {
-                for port in &rule.ports {
-                    if let Some((_, _, first)) = seen.iter().find(|(h, p, _)| *h == rule.host && p == port) {
-                        let line = first.line;
-                        r.error(
-                            item.pos,
-                            &ipath,
-                            format!("`{}:{port}` is already allowed by the rule at line {line}", rule.host),
-                            Some("merge the two rules".into()),
-                        );
-                    } else {
-                        seen.push((rule.host.clone(), *port, item.pos));
-                    }
-                }
-                net.egress.push(rule);
-            }
-        }
+        net.egress = read_egress_list(r, n, "spec.network.egress");
     }
     if let Some(n) = m.get("ingress") {
         let lpath = "spec.network.ingress";
@@ -1005,6 +985,33 @@ fn read_network(r: &mut Reader, node: &Node) -> Network {
         }
     }
     net
+}
+
+/// A list of egress rules. The same host pattern may not be allowed twice on one port: exactly
+/// one rule decides each request (where patterns differ, the most specific decides).
+fn read_egress_list(r: &mut Reader, n: &Node, lpath: &str) -> Vec<EgressRule> {
+    let mut out = Vec::new();
+    let mut seen: Vec<(HostPattern, u16, Pos)> = Vec::new();
+    for (i, item) in r.list(n, lpath).iter().enumerate() {
+        let ipath = index(lpath, i);
+        if let Some(rule) = read_egress(r, item, &ipath) {
+            for port in &rule.ports {
+                if let Some((_, _, first)) = seen.iter().find(|(h, p, _)| *h == rule.host && p == port) {
+                    let line = first.line;
+                    r.error(
+                        item.pos,
+                        &ipath,
+                        format!("`{}:{port}` is already allowed by the rule at line {line}", rule.host),
+                        Some("merge the two rules".into()),
+                    );
+                } else {
+                    seen.push((rule.host.clone(), *port, item.pos));
+                }
+            }
+            out.push(rule);
+        }
+    }
+    out
 }
 
 fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
@@ -1055,10 +1062,34 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
     if ports.is_empty() {
         ports.push(443);
     }
-    let tls = match m.get("tls") {
-        Some(n) => r.bool(n, &join(path, "tls")).unwrap_or(true),
-        None => ports.iter().all(|p| *p == 443),
+    let tls_ports: Vec<u16> = match m.get("tls") {
+        None => ports.iter().copied().filter(|p| DEFAULT_TLS_PORTS.contains(p)).collect(),
+        Some(n) if n.as_seq().is_some() => {
+            let tpath = join(path, "tls");
+            let mut out = Vec::new();
+            for (i, item) in r.list(n, &tpath).iter().enumerate() {
+                let ip = index(&tpath, i);
+                if let Some(p) = r.port(item, &ip) {
+                    if ports.contains(&p) {
+                        out.push(p);
+                    } else {
+                        r.error(
+                            item.pos,
+                            &ip,
+                            format!("port `{p}` is not one of the rule's `ports`"),
+                            Some("list in `tls` only ports the rule allows".into()),
+                        );
+                    }
+                }
+            }
+            out
+        }
+        Some(n) => match r.bool(n, &join(path, "tls")) {
+            Some(false) => Vec::new(),
+            _ => ports.clone(),
+        },
     };
+    let tls = ports.iter().all(|p| tls_ports.contains(p));
     let credential = m.get("credential").and_then(|n| {
         let c = r.string(n, &join(path, "credential"))?;
         if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
@@ -1126,7 +1157,7 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
             }
         }
     }
-    if (!methods.is_empty() || !paths.is_empty()) && tls && credential.is_none() {
+    if (!methods.is_empty() || !paths.is_empty()) && !tls_ports.is_empty() && credential.is_none() {
         r.warning(
             node.pos,
             path,
@@ -1134,7 +1165,7 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
             Some("they apply to plain-HTTP and intercepted requests; CONNECT tunnels to this host are refused".into()),
         );
     }
-    Some(EgressRule { host, ports, tls, credential, methods, paths, allow_addresses })
+    Some(EgressRule { host, ports, tls, tls_ports, credential, methods, paths, allow_addresses })
 }
 
 /// Parse an egress host: a lower-case DNS name, `*.suffix`, or `*`. IP literals are refused
@@ -1415,7 +1446,11 @@ fn read_selection(r: &mut Reader, node: &Node) -> Selection {
 fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
     let path = "spec.kubernetes";
     let mut k = Kubernetes::default();
-    let Some(m) = r.map(node, path, &["namespace", "podSelector", "nodeSelector", "tolerations", "overhead"]) else {
+    let Some(m) = r.map(
+        node,
+        path,
+        &["namespace", "podSelector", "nodeSelector", "tolerations", "overhead", "userNamespaces", "appArmor"],
+    ) else {
         return k;
     };
     if let Some(n) = m.get("namespace") {
@@ -1492,6 +1527,27 @@ fn read_kubernetes(r: &mut Reader, node: &Node) -> Kubernetes {
             }
         }
     }
+    if let Some(n) = m.get("userNamespaces") {
+        k.user_namespaces = r.bool(n, "spec.kubernetes.userNamespaces").unwrap_or(false);
+    }
+    if let Some(n) = m.get("appArmor") {
+        if let Some(s) = r.string(n, "spec.kubernetes.appArmor") {
+            match s.as_str() {
+                "RuntimeDefault" => k.app_armor = Some(AppArmor::RuntimeDefault),
+                other => match other.strip_prefix("localhost/") {
+                    Some(name) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+                        k.app_armor = Some(AppArmor::Localhost(name.to_string()));
+                    }
+                    _ => r.error(
+                        n.pos,
+                        "spec.kubernetes.appArmor",
+                        format!("`{other}` is not an AppArmor profile"),
+                        Some("write `RuntimeDefault` or `localhost/PROFILE` (a profile loaded on the nodes)".into()),
+                    ),
+                },
+            }
+        }
+    }
     k
 }
 
@@ -1549,7 +1605,7 @@ fn read_quantity(
 fn read_resources(r: &mut Reader, node: &Node) -> Resources {
     let path = "spec.resources";
     let mut res = Resources::default();
-    let Some(m) = r.map(node, path, &["memory", "cpu", "pids"]) else {
+    let Some(m) = r.map(node, path, &["memory", "cpu", "pids", "ephemeralStorage"]) else {
         return res;
     };
     if let Some(n) = m.get("memory") {
@@ -1565,6 +1621,10 @@ fn read_resources(r: &mut Reader, node: &Node) -> Resources {
     }
     if let Some(n) = m.get("cpu") {
         res.cpu = read_quantity(r, n, "spec.resources.cpu", quantity::parse_millicores, "`2` or `500m`");
+    }
+    if let Some(n) = m.get("ephemeralStorage") {
+        res.ephemeral_storage =
+            read_quantity(r, n, "spec.resources.ephemeralStorage", quantity::parse_bytes, "`4Gi` or `512Mi`");
     }
     if let Some(n) = m.get("pids") {
         res.pids = r.u32(n, "spec.resources.pids");
@@ -1750,11 +1810,7 @@ pub fn parse_rules(src: &str) -> Result<ProxyRules, PolicyError> {
             }
         }
         if let Some(n) = top.get("egress") {
-            for (i, item) in r.list(n, "egress").iter().enumerate() {
-                if let Some(rule) = read_egress(&mut r, item, &index("egress", i)) {
-                    egress.push(rule);
-                }
-            }
+            egress = read_egress_list(&mut r, n, "egress");
         }
     } else if root.is_null() {
         r.error(

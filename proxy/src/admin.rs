@@ -3,7 +3,7 @@
 //!
 //! | request | token | answer |
 //! |---|---|---|
-//! | `GET /healthz` | no | `200 ok` while the process serves |
+//! | `GET /healthz` | no | `200 ok` while the process serves; `503` while the decision log is stuck (standard error not read for `--log-stall-timeout`) |
 //! | `GET /readyz` | no | `200 ready`, or `503` naming what is missing (a credential that cannot be produced, no DNS) |
 //! | `GET /metrics` | no | Prometheus/OpenMetrics text |
 //! | `GET /rules` | yes | the rules in force, as a `ProxyRules` JSON document |
@@ -21,10 +21,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::deny::{Deny, Reason};
 use crate::log::Line;
-use crate::proxy::Proxy;
+use crate::pool::Body;
 use crate::rules::RuleSet;
-use crate::upstream::Body;
+use crate::state::Proxy;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.into())).map_err(|never| match never {}).boxed_unsync());
@@ -61,7 +62,7 @@ fn authorized(proxy: &Proxy, req: &Request<Incoming>) -> Result<(), Box<Response
 
 /// Check that every credential the rules name exists.
 pub fn check_credentials(proxy: &Proxy, rules: &RuleSet) -> Result<(), String> {
-    let missing = crate::server::missing_credentials(rules, &proxy.creds.load());
+    let missing = rules.missing_credentials(&proxy.creds.load());
     if missing.is_empty() {
         Ok(())
     } else {
@@ -73,7 +74,10 @@ pub fn check_credentials(proxy: &Proxy, rules: &RuleSet) -> Result<(), String> {
 pub async fn handle(proxy: Arc<Proxy>, client: String, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let resp = match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (Method::GET, "/healthz") => match proxy.log.health() {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ok: {why}\n")),
+        },
         (Method::GET, "/readyz") => match readiness(&proxy).await {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
@@ -113,9 +117,8 @@ fn refused(proxy: &Proxy, client: &str, method: &str, r: Response<Body>) -> Resp
     let mut line = Line::new(client, "admin");
     line.method = method.into();
     line.path = "/rules".into();
-    line.decision = "deny";
-    line.status = r.status().as_u16();
-    line.reason = "admin_unauthorized";
+    let reason = if r.status() == StatusCode::UNAUTHORIZED { Reason::AdminUnauthorized } else { Reason::AdminDisabled };
+    line.refusal(&Deny::new(reason, "/rules refused"));
     proxy.finish(&line);
     r
 }
@@ -144,6 +147,7 @@ async fn put_rules(proxy: &Proxy, req: Request<Incoming>) -> Response<Body> {
         return fail(format!("PUT /rules: {e}"));
     }
     let n = set.rules.len();
+    proxy.warn_uncovered(&set, "admin API");
     proxy.rules.store(Arc::new(set));
     proxy.log.event("rules_applied", serde_json::json!({"source": "admin API", "rules": n}));
     text(StatusCode::OK, format!("applied {n} rule(s)\n"))

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::upstream::BoxError;
+use crate::pool::BoxError;
 
 /// Called once with the byte count and whether the body ended cleanly.
 pub type OnEnd = Box<dyn FnOnce(u64, bool) + Send>;
@@ -122,4 +122,10 @@ impl<B> Drop for Tracked<B> {
 /// Wrap a body with no hook (request bodies: only counted and timed).
 pub fn counted<B: Body>(inner: B, count: Arc<AtomicU64>, idle: Duration) -> Tracked<B> {
     Tracked::new(inner, count, idle, None)
+}
+
+/// A complete body from bytes.
+pub fn full(b: impl Into<Bytes>) -> crate::pool::Body {
+    use http_body_util::BodyExt as _;
+    http_body_util::Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
 }

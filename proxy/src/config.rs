@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use semble_policy::compile::proxy::ProxyLimits;
 
-use crate::target::{parse_host, printable, split_host_port, Host};
+use crate::host::{parse_host, printable, split_host_port, Host};
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,19 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     s2.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
         format!("`{s}` is not a listen address; write `127.0.0.1:8080`, `[::1]:8080` or `unix:/path/to.sock`")
     })
+}
+
+/// Parse the admin listener: `unix:/path` or a *loopback* `ADDR:PORT` (`/metrics` and `/rules`
+/// are for the operator; `:9901` would offer them on every address).
+pub fn parse_admin(s: &str) -> Result<ListenAddr, String> {
+    match parse_listen(s)? {
+        ListenAddr::Tcp(sa) if !sa.ip().is_loopback() => Err(format!(
+            "`{s}` would serve the admin API on {}; it listens on loopback or a Unix socket: write `127.0.0.1:{}` or `unix:/run/semble/proxy-admin.sock`",
+            if sa.ip().is_unspecified() { "every address".to_string() } else { sa.ip().to_string() },
+            sa.port()
+        )),
+        a => Ok(a),
+    }
 }
 
 /// A `--resolve HOST:PORT:ADDR` pin, as curl has it.
@@ -131,18 +145,44 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Largest request body the proxy buffers to sign (SigV4 hashes the body); more get `413`.
     pub max_signed_body: usize,
+    /// Connections (and tunnels) one client may hold; more get `429`.
+    pub max_client_connections: usize,
+    /// Bodies read whole, all clients together; more get `503`.
+    pub max_buffered_bytes: usize,
+    /// Bodies read whole for one client at once; more get `429`.
+    pub max_client_buffered_bytes: usize,
+}
+
+impl Limits {
+    /// The memory-relevant maxima, in the form the memory bound is computed from.
+    pub fn maxima(&self) -> ProxyLimits {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        ProxyLimits {
+            max_connections: n(self.max_connections),
+            max_client_connections: n(self.max_client_connections),
+            max_header_bytes: n(self.max_header_bytes),
+            max_signed_body: n(self.max_signed_body),
+            max_buffered_bytes: n(self.max_buffered_bytes),
+            max_client_buffered_bytes: n(self.max_client_buffered_bytes),
+        }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let m = ProxyLimits::default();
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Limits {
-            max_connections: 4096,
-            max_header_bytes: 32 * 1024,
+            max_connections: n(m.max_connections),
+            max_header_bytes: n(m.max_header_bytes),
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
-            max_signed_body: 32 * 1024 * 1024,
+            max_signed_body: n(m.max_signed_body),
+            max_client_connections: n(m.max_client_connections),
+            max_buffered_bytes: n(m.max_buffered_bytes),
+            max_client_buffered_bytes: n(m.max_client_buffered_bytes),
         }
     }
 }
@@ -194,6 +234,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// Threads serving clients, each with its own event loop (0: one per available CPU).
     pub workers: usize,
+    /// A decision-log write blocked this long makes `/healthz` fail.
+    pub log_stall_timeout: Duration,
 }
 
 #[cfg(test)]
@@ -207,6 +249,17 @@ mod tests {
         assert_eq!(parse_listen("unix:/run/p.sock").unwrap(), ListenAddr::Unix("/run/p.sock".into()));
         assert!(parse_listen("unix:rel.sock").unwrap_err().contains("absolute"));
         assert!(parse_listen("localhost:80").is_err());
+    }
+
+    #[test]
+    fn the_admin_api_listens_on_loopback_only() {
+        assert!(parse_admin("127.0.0.1:9901").is_ok());
+        assert!(parse_admin("[::1]:9901").is_ok());
+        assert!(parse_admin("unix:/run/a.sock").is_ok());
+        let e = parse_admin(":9901").unwrap_err();
+        assert!(e.contains("every address") && e.contains("127.0.0.1:9901"), "{e}");
+        assert!(parse_admin("10.0.0.5:9901").unwrap_err().contains("10.0.0.5"));
+        assert!(parse_admin("[::]:9901").is_err());
     }
 
     #[test]

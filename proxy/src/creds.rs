@@ -46,16 +46,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST};
 use http_body_util::{BodyExt, Empty, Limited};
 use semble_policy::diag::Diagnostic;
-use semble_policy::read::{join, Reader};
+use semble_policy::read::{index, join, Reader};
 use semble_policy::yaml::{self, Node};
 
-use crate::rules::Deny;
+use crate::deny::{Deny, Reason};
+use crate::sigv4::{Allow, Canon, Keys};
 
 /// Headers removed from every request to a host that has a credential.
 pub const CREDENTIAL_HEADERS: &[&str] = &[
@@ -140,6 +139,9 @@ pub enum Kind {
         region: Option<String>,
         /// Where keys come from.
         source: AwsSource,
+        /// What it signs: the service's `x-amz-*` headers and query keys, plus the
+        /// credential's `signHeaders` and `queryKeys` ([`crate::sigv4`]).
+        allow: Allow,
     },
 }
 
@@ -326,7 +328,7 @@ fn read_header(r: &mut Reader, node: &Node, path: &str) -> Option<Kind> {
 }
 
 fn read_aws(r: &mut Reader, node: &Node, path: &str) -> Option<Kind> {
-    let m = r.map(node, path, &["service", "region", "from", "file"])?;
+    let m = r.map(node, path, &["service", "region", "from", "file", "signHeaders", "queryKeys"])?;
     let service = match m.get("service") {
         Some(n) => r.string(n, &join(path, "service"))?,
         None => {
@@ -361,11 +363,58 @@ fn read_aws(r: &mut Reader, node: &Node, path: &str) -> Option<Kind> {
         (2, None) => AwsSource::ContainerEndpoint,
         _ => AwsSource::Environment,
     };
-    Some(Kind::AwsSigV4 { service, region, source })
+    let mut sign_headers = Vec::new();
+    if let Some(n) = m.get("signHeaders") {
+        let hpath = join(path, "signHeaders");
+        for (i, item) in r.list(n, &hpath).iter().enumerate() {
+            let ip = index(&hpath, i);
+            let Some(h) = r.string(item, &ip) else { continue };
+            let name = h.to_ascii_lowercase();
+            let stem = name.strip_suffix('*').unwrap_or(&name);
+            if !name.starts_with("x-amz-") || HeaderName::from_bytes(stem.as_bytes()).is_err() {
+                r.error(
+                    item.pos,
+                    &ip,
+                    format!("`{h}` is not an `x-amz-*` header name"),
+                    Some(
+                        "list `x-amz-…` headers, optionally ending in `*` (other headers are signed as they are)"
+                            .into(),
+                    ),
+                );
+            } else if crate::sigv4::SIGNER_HEADERS.contains(&name.as_str()) {
+                r.error(item.pos, &ip, format!("`{h}` is set by the signer itself"), Some("remove it".into()));
+            } else {
+                sign_headers.push(name);
+            }
+        }
+    }
+    let mut query_keys = Vec::new();
+    if let Some(n) = m.get("queryKeys") {
+        let qpath = join(path, "queryKeys");
+        for (i, item) in r.list(n, &qpath).iter().enumerate() {
+            let ip = index(&qpath, i);
+            let Some(k) = r.string(item, &ip) else { continue };
+            if k.is_empty() || k.to_ascii_lowercase().starts_with("x-amz-") || k.contains(['&', '=', '?', '#']) {
+                r.error(
+                    item.pos,
+                    &ip,
+                    format!("`{k}` cannot be a query key to sign"),
+                    Some(
+                        "list keys as they appear before `=` (e.g. `versionId`); `X-Amz-*` keys are never signed"
+                            .into(),
+                    ),
+                );
+            } else {
+                query_keys.push(k);
+            }
+        }
+    }
+    let allow = Allow::new(&service, &sign_headers, &query_keys);
+    Some(Kind::AwsSigV4 { service, region, source, allow })
 }
 
 fn unavailable(name: &str, why: impl fmt::Display) -> Deny {
-    Deny::new(502, "credential_unavailable", format!("credential `{name}` is unavailable: {why}"))
+    Deny::new(Reason::CredentialUnavailable, format!("credential `{name}` is unavailable: {why}"))
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
@@ -602,6 +651,15 @@ impl Credential {
         Ok(keys)
     }
 
+    /// Whether the credential signs this request at all: for SigV4, every `x-amz-*` header
+    /// and query key must be on its allow-list. Checked before the body is read.
+    pub fn admits(&self, parts: &http::request::Parts) -> Result<(), Deny> {
+        match &self.kind {
+            Kind::Header { .. } => Ok(()),
+            Kind::AwsSigV4 { allow, .. } => allow.admits(&parts.headers, parts.uri.query(), &self.name),
+        }
+    }
+
     /// Check that the credential can be produced now (startup and `/readyz`).
     pub async fn check(&self) -> Result<(), Deny> {
         match &self.kind {
@@ -616,7 +674,7 @@ impl Credential {
     pub async fn apply(&self, parts: &mut http::request::Parts, authority: &str, body: &[u8]) -> Result<(), Deny> {
         strip_credentials(&mut parts.headers);
         let host =
-            HeaderValue::from_str(authority).map_err(|_| Deny::new(400, "bad_host", "the host cannot be a header"))?;
+            HeaderValue::from_str(authority).map_err(|_| Deny::new(Reason::BadHost, "the host cannot be a header"))?;
         parts.headers.insert(HOST, host);
         match &self.kind {
             Kind::Header { name, prefix, source } => {
@@ -625,7 +683,7 @@ impl Credential {
                 parts.headers.insert(name.clone(), v);
                 Ok(())
             }
-            Kind::AwsSigV4 { service, region, source } => {
+            Kind::AwsSigV4 { service, region, source, allow } => {
                 let keys = self.aws_keys(source).await?;
                 let region = match region {
                     Some(r) => r.clone(),
@@ -633,11 +691,12 @@ impl Credential {
                         unavailable(&self.name, format!("cannot tell the AWS region from `{authority}`; set `region`"))
                     })?,
                 };
-                self.sigv4(parts, authority, body, service, &region, &keys)
+                self.sigv4(parts, authority, body, service, &region, &keys, allow.s3)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sigv4(
         &self,
         parts: &mut http::request::Parts,
@@ -646,37 +705,36 @@ impl Credential {
         service: &str,
         region: &str,
         keys: &AwsKeys,
+        s3: bool,
     ) -> Result<(), Deny> {
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let url = format!("https://{authority}{pq}");
         let headers: Vec<(&str, &str)> =
             parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let fail = |e: &dyn fmt::Display| Deny::new(502, "signing_failed", format!("cannot sign the request: {e}"));
-        let signable = SignableRequest::new(parts.method.as_str(), url, headers.into_iter(), SignableBody::Bytes(body))
-            .map_err(|e| fail(&e))?;
-        let identity = aws_credential_types::Credentials::new(
-            keys.access_key_id.clone(),
-            keys.secret.expose().to_string(),
-            keys.token.as_ref().map(|t| t.expose().to_string()),
-            keys.expires,
-            "semble-proxy",
+        let fail = |e: &dyn fmt::Display| Deny::new(Reason::SigningFailed, format!("cannot sign the request: {e}"));
+        let k = Keys {
+            access_key_id: &keys.access_key_id,
+            secret: keys.secret.expose(),
+            token: keys.token.as_ref().map(Secret::expose),
+            expires: keys.expires,
+        };
+        let canon = Canon::for_service(s3);
+        let signed = crate::sigv4::sign(
+            parts.method.as_str(),
+            &url,
+            &headers,
+            body,
+            k,
+            region,
+            service,
+            SystemTime::now(),
+            canon,
         )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name(service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| fail(&e))?
-            .into();
-        let (instructions, _sig) = sign(signable, &params).map_err(|e| fail(&e))?.into_parts();
-        let (headers, _query) = instructions.into_parts();
-        for h in headers {
-            let mut v = HeaderValue::from_str(h.value()).map_err(|e| fail(&e))?;
-            v.set_sensitive(h.sensitive());
-            let n = HeaderName::from_bytes(h.name().as_bytes()).map_err(|e| fail(&e))?;
+        .map_err(|e| fail(&e))?;
+        for (name, value, sensitive) in signed {
+            let mut v = HeaderValue::from_str(&value).map_err(|e| fail(&e))?;
+            v.set_sensitive(sensitive);
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| fail(&e))?;
             parts.headers.insert(n, v);
         }
         Ok(())

@@ -46,7 +46,7 @@ struct Cli {
     #[arg(long, value_name = "ADDR", value_parser = config::parse_listen, default_value = "127.0.0.1:8080")]
     listen: Vec<ListenAddr>,
     /// The admin API listener (`unix:/path` or a loopback `ADDR:PORT`).
-    #[arg(long, value_name = "ADDR", value_parser = config::parse_listen)]
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_admin)]
     admin: Option<ListenAddr>,
     /// File with the bearer token of `GET/PUT /rules` (mode 0600; without it `/rules` is off).
     #[arg(long, value_name = "FILE")]
@@ -90,6 +90,16 @@ struct Cli {
     /// Largest body signed with SigV4 (it is buffered to be hashed); larger gets 413.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_signed_body)]
     max_signed_body: usize,
+    /// Connections and tunnels one client (a source address, or a Unix listener) may hold; more
+    /// are answered 429.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_client_connections)]
+    max_client_connections: usize,
+    /// Bytes of bodies read whole (to be signed) at once, all clients together; more get 503.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_bytes)]
+    max_buffered_bytes: usize,
+    /// Bytes of bodies read whole at once for one client; more get 429.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_client_buffered_bytes)]
+    max_client_buffered_bytes: usize,
     /// Mode of Unix listener sockets (octal); access is meant to be governed by the directory.
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "666")]
     socket_mode: u32,
@@ -97,6 +107,10 @@ struct Cli {
     /// upstream connection stay on one thread (default: one per CPU this process may use).
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     workers: usize,
+    /// `/healthz` fails while writing the decision log (standard error) has been blocked this
+    /// long; lines that arrive meanwhile are dropped and counted, never waited for.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration, default_value = "5s")]
+    log_stall_timeout: Duration,
     /// Check the rules, credentials and CA, print a summary, and exit.
     #[arg(long)]
     check: bool,
@@ -135,9 +149,13 @@ fn main() -> ExitCode {
             idle_timeout: cli.idle_timeout,
             connect_timeout: cli.connect_timeout,
             max_signed_body: cli.max_signed_body,
+            max_client_connections: cli.max_client_connections,
+            max_buffered_bytes: cli.max_buffered_bytes,
+            max_client_buffered_bytes: cli.max_client_buffered_bytes,
         },
         socket_mode: cli.socket_mode,
         workers: cli.workers,
+        log_stall_timeout: cli.log_stall_timeout,
     };
     // This runtime runs start-up, the admin API, signals and housekeeping; clients are served
     // by the worker threads `server::run` starts.

@@ -52,6 +52,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Register the decision log's dropped-lines counter (it lives with the log writer).
+    pub fn register_log_drops(&mut self, dropped: Counter) {
+        self.registry.register(
+            "log_lines_dropped",
+            "Decision log lines dropped because standard error was not being read fast enough",
+            dropped,
+        );
+    }
+}
+
+impl Metrics {
     /// Register every metric.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("semble_proxy");

@@ -19,7 +19,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 
 use crate::config::Pin;
-use crate::rules::Deny;
+use crate::deny::{Deny, Reason};
 
 /// The resolver.
 #[derive(Debug)]
@@ -88,23 +88,22 @@ impl Resolver {
         }
         let Some(dns) = &self.dns else {
             let why = self.dns_problem.as_deref().unwrap_or("no resolver");
-            return Err(Deny::new(502, "dns_failed", format!("cannot resolve `{name}`: {why}")));
+            return Err(Deny::new(Reason::DnsFailed, format!("cannot resolve `{name}`: {why}")));
         };
         match dns.lookup_ip(format!("{name}.")).await {
             Ok(found) => {
                 let addrs: Vec<IpAddr> = found.iter().collect();
                 if addrs.is_empty() {
-                    Err(Deny::new(502, "dns_failed", format!("`{name}` has no A or AAAA records")))
+                    Err(Deny::new(Reason::DnsFailed, format!("`{name}` has no A or AAAA records")))
                 } else {
                     Ok(addrs)
                 }
             }
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(Deny::new(
-                502,
-                "dns_failed",
+                Reason::DnsFailed,
                 format!("`{name}` does not resolve (no such name or no address records)"),
             )),
-            Err(e) => Err(Deny::new(502, "dns_failed", format!("cannot resolve `{name}`: {e}"))),
+            Err(e) => Err(Deny::new(Reason::DnsFailed, format!("cannot resolve `{name}`: {e}"))),
         }
     }
 }

@@ -7,9 +7,15 @@
 //!
 //! Matching, precisely:
 //! * `host: api.example.com` matches that name only (case-insensitive; the client's name is
-//!   folded to lower case first, see [`crate::target`]).
+//!   folded to lower case first, see [`crate::host`]).
 //! * `host: "*.example.com"` matches names *below* `example.com` (`a.example.com`,
 //!   `a.b.example.com`), **not** `example.com` itself and not `evil-example.com`.
+//! * Where several patterns match a name, **the most specific decides**, whatever the order
+//!   of the file: an exact name over any `*.suffix`, a longer suffix over a shorter one, any
+//!   suffix over `*`. The deciding pattern's rules alone say which ports the name may use, so
+//!   `api.example.com` with a credential and `methods: [GET]` is never tunnelled blind by a
+//!   `*.example.com` rule, on any port. (The same pattern twice on one port is refused when the
+//!   rules are read.)
 //! * An IP literal matches no `host` pattern, not even `*`: it is allowed only by a rule whose
 //!   `allowAddresses` contains it (on one of the rule's ports).
 //! * `methods` and `paths` (segment-wise prefixes: `/v1` admits `/v1` and `/v1/x`, not `/v10`)
@@ -17,38 +23,15 @@
 //!   requests inside intercepted TLS. A rule with them, or with a `credential`, is never
 //!   tunnelled blind.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use semble_policy::model::EgressRule;
 use semble_policy::ProxyRules;
 
 use crate::addr;
-use crate::target::{printable, Host, Target};
-
-/// A refusal: what the client gets and what the log says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deny {
-    /// HTTP status sent to the client (or logged, where no status can be sent).
-    pub status: u16,
-    /// A stable code for logs and metrics (`no_rule`, `reserved_address`, …).
-    pub reason: &'static str,
-    /// One line for a human: what was refused and why, with how to fix it where it helps.
-    pub detail: String,
-}
-
-impl Deny {
-    /// Build a refusal.
-    pub fn new(status: u16, reason: &'static str, detail: impl Into<String>) -> Deny {
-        Deny { status, reason, detail: detail.into() }
-    }
-}
-
-impl fmt::Display for Deny {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.detail, self.reason)
-    }
-}
+use crate::creds::Credentials;
+use crate::deny::{Deny, Reason};
+use crate::host::{Host, Target};
 
 /// One rule with its label for logs and metrics.
 #[derive(Debug, Clone)]
@@ -61,7 +44,7 @@ pub struct Rule {
 
 impl Rule {
     /// Whether requests under this rule must be seen in clear (a credential to inject, or
-    /// methods/paths to check).
+    /// methods/paths to check): such a rule is never tunnelled blind.
     pub fn needs_http(&self) -> bool {
         self.spec.credential.is_some() || !self.spec.methods.is_empty() || !self.spec.paths.is_empty()
     }
@@ -107,24 +90,44 @@ impl RuleSet {
         self.rules.iter().filter_map(|r| r.spec.credential.as_deref().map(|c| (r, c)))
     }
 
+    /// The credentials the rules name that `creds` lacks, one line each.
+    pub fn missing_credentials(&self, creds: &Credentials) -> Vec<String> {
+        self.credentials()
+            .filter(|(_, c)| creds.get(c).is_none())
+            .map(|(r, c)| {
+                format!("rule `{}` names credential `{c}`, which the credentials file does not define", r.label)
+            })
+            .collect()
+    }
+
     /// Decide a target (a `CONNECT` authority, or a URI with an explicit port).
     pub fn decide(&self, target: &Target) -> Result<Allowed<'_>, Deny> {
         match &target.host {
             Host::Name(name) => {
-                let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+                let by_host = self.for_host(name);
                 if by_host.is_empty() {
-                    return Err(Deny::new(403, "no_rule", format!("no egress rule allows `{name}`")));
+                    return Err(Deny::new(Reason::NoRule, format!("no egress rule allows `{name}`")));
                 }
                 match by_host.iter().find(|r| r.spec.ports.contains(&target.port)) {
                     Some(rule) => Ok(Allowed { rule, port: target.port }),
                     None => Err(Deny::new(
-                        403,
-                        "port_not_allowed",
+                        Reason::PortNotAllowed,
                         format!("`{name}` is allowed on port(s) {}, not {}", ports_text(&by_host), target.port),
                     )),
                 }
             }
             Host::Ip(ip) => self.decide_ip(*ip, target.port),
+        }
+    }
+
+    /// The rules of the most specific pattern matching `name` (all with that one pattern).
+    fn for_host(&self, name: &str) -> Vec<&Rule> {
+        let best = self.rules.iter().filter(|r| r.spec.host.matches(name)).map(|r| r.spec.host.specificity()).max();
+        match best {
+            Some(best) => {
+                self.rules.iter().filter(|r| r.spec.host.matches(name) && r.spec.host.specificity() == best).collect()
+            }
+            None => Vec::new(),
         }
     }
 
@@ -134,7 +137,7 @@ impl RuleSet {
             .find(|r| addr::covered(ip, &r.spec.allow_addresses) && r.spec.ports.contains(&port))
             .map(|rule| Allowed { rule, port })
             .ok_or_else(|| {
-                Deny::new(403, "ip_literal", format!("IP address targets are refused ({ip}); ask for the host by name"))
+                Deny::new(Reason::IpLiteral, format!("IP address targets are refused ({ip}); ask for the host by name"))
             })
     }
 
@@ -149,24 +152,21 @@ impl RuleSet {
             Host::Name(n) => n,
             Host::Ip(ip) => return self.decide_ip(*ip, 80),
         };
-        let by_host: Vec<&Rule> = self.rules.iter().filter(|r| r.spec.host.matches(name)).collect();
+        let by_host = self.for_host(name);
         if by_host.is_empty() {
-            return Err(Deny::new(403, "no_rule", format!("no egress rule allows `{name}`")));
+            return Err(Deny::new(Reason::NoRule, format!("no egress rule allows `{name}`")));
         }
-        if let Some(rule) = by_host.iter().find(|r| !r.spec.tls && r.spec.ports.contains(&80)) {
+        if let Some(rule) = by_host.iter().find(|r| r.spec.ports.contains(&80) && !r.spec.tls_on(80)) {
             return Ok(Allowed { rule, port: 80 });
         }
         for rule in &by_host {
-            if rule.spec.tls {
-                let port = if rule.spec.ports.contains(&443) { Some(443) } else { rule.spec.ports.first().copied() };
-                if let Some(port) = port {
-                    return Ok(Allowed { rule, port });
-                }
+            let port = if rule.spec.tls_on(443) { Some(443) } else { rule.spec.tls_ports.first().copied() };
+            if let Some(port) = port {
+                return Ok(Allowed { rule, port });
             }
         }
         Err(Deny::new(
-            403,
-            "port_not_allowed",
+            Reason::PortNotAllowed,
             format!("`{name}` is allowed on port(s) {}, not 80", ports_text(&by_host)),
         ))
     }
@@ -179,72 +179,10 @@ fn ports_text(rules: &[&Rule]) -> String {
     ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
 }
 
-/// Check the method and path of a request the proxy sees in clear against its rule.
-pub fn check_http(rule: &Rule, method: &str, path_and_query: &str) -> Result<(), Deny> {
-    let spec = &rule.spec;
-    if !spec.methods.is_empty() && !spec.methods.iter().any(|m| m == method) {
-        return Err(Deny::new(
-            403,
-            "method_not_allowed",
-            format!("{} is not allowed to `{}` (allowed: {})", printable(method), spec.host, spec.methods.join(", ")),
-        ));
-    }
-    if spec.paths.is_empty() {
-        return Ok(());
-    }
-    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
-    if let Some(why) = non_canonical(path) {
-        return Err(Deny::new(400, "path_not_canonical", format!("the path {why}; paths are checked as written")));
-    }
-    if spec.paths.iter().any(|p| prefix_matches(p, path)) {
-        Ok(())
-    } else {
-        Err(Deny::new(
-            403,
-            "path_not_allowed",
-            format!(
-                "path `{}` is not allowed to `{}` (allowed: {})",
-                printable(path),
-                spec.host,
-                spec.paths.join(", ")
-            ),
-        ))
-    }
-}
-
-/// Segment-wise prefix: `/v1` matches `/v1` and `/v1/...`, not `/v10`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    if prefix.ends_with('/') {
-        return path.starts_with(prefix);
-    }
-    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-}
-
-/// Why a path could mean something else to the upstream than to a prefix check.
-fn non_canonical(path: &str) -> Option<&'static str> {
-    if !path.starts_with('/') {
-        return Some("does not start with `/`");
-    }
-    if path.contains('\\') {
-        return Some("contains a backslash");
-    }
-    if path.contains("//") {
-        return Some("contains an empty segment (`//`)");
-    }
-    if path.split('/').any(|s| s == "." || s == "..") {
-        return Some("contains `.` or `..` segments");
-    }
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00", "%25"].iter().any(|e| lower.contains(e)) {
-        return Some("percent-encodes `.`, `/`, `\\`, `%` or NUL");
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{parse_authority, parse_host};
+    use crate::host::{parse_authority, parse_host};
 
     fn set(src: &str) -> RuleSet {
         let y = format!("apiVersion: semble.dev/v1alpha1\nkind: ProxyRules\nmetadata: {{name: t}}\negress:\n{src}");
@@ -252,7 +190,7 @@ mod tests {
     }
 
     fn decide(rs: &RuleSet, a: &str) -> Result<String, &'static str> {
-        rs.decide(&parse_authority(a).unwrap()).map(|x| x.rule.label.clone()).map_err(|d| d.reason)
+        rs.decide(&parse_authority(a).unwrap()).map(|x| x.rule.label.clone()).map_err(|d| d.reason.code())
     }
 
     #[test]
@@ -266,6 +204,29 @@ mod tests {
         assert_eq!(decide(&rs, "amazonaws.com.evil.net:443"), Err("no_rule"));
         assert_eq!(decide(&rs, "api.example.com:80"), Err("port_not_allowed"));
         assert_eq!(decide(&rs, "1.2.3.4:443"), Err("ip_literal"));
+    }
+
+    #[test]
+    fn the_most_specific_pattern_decides_whatever_the_order() {
+        let rs = set("  - host: \"*.wild.test\"\n    ports: [443, 8443]\n  - host: api.wild.test\n    credential: k\n    methods: [GET]\n  - host: \"*.deep.wild.test\"\n    ports: [9443]\n  - host: \"*\"\n    ports: [8080]\n    tls: false\n");
+        let rule = |a: &str| rs.decide(&parse_authority(a).unwrap()).map(|x| x.rule.spec.credential.clone());
+        assert_eq!(rule("api.wild.test:443"), Ok(Some("k".into())));
+        assert_eq!(rule("other.wild.test:443"), Ok(None));
+        // The specific rule's ports are the name's ports: 8443 is not tunnelled by the wildcard.
+        assert_eq!(decide(&rs, "api.wild.test:8443"), Err("port_not_allowed"));
+        assert_eq!(decide(&rs, "x.deep.wild.test:9443"), Ok("*.deep.wild.test:9443".into()));
+        assert_eq!(decide(&rs, "x.deep.wild.test:443"), Err("port_not_allowed"));
+        assert_eq!(decide(&rs, "elsewhere.test:8080"), Ok("*:8080".into()));
+        assert_eq!(decide(&rs, "api.wild.test:8080"), Err("port_not_allowed"));
+        let host = parse_host("api.wild.test").unwrap();
+        assert_eq!(rs.decide_http(&host, None).unwrap().rule.spec.credential.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn plain_http_to_a_mixed_rule_uses_its_tls_port() {
+        let rs = set("  - host: db.test\n    ports: [5432, 8443]\n");
+        let a = rs.decide_http(&parse_host("db.test").unwrap(), None).unwrap();
+        assert_eq!(a.port, 8443);
     }
 
     #[test]
@@ -292,20 +253,6 @@ mod tests {
         let host = parse_host("plain.test").unwrap();
         let a = rs.decide_http(&host, None).unwrap();
         assert_eq!((a.port, a.rule.spec.tls), (80, false));
-        assert_eq!(rs.decide_http(&host, Some(8080)).map_err(|d| d.reason).err(), Some("port_not_allowed"));
-    }
-
-    #[test]
-    fn methods_and_paths() {
-        let rs = set("  - host: api.test\n    ports: [80]\n    tls: false\n    methods: [POST]\n    paths: [/v1/]\n");
-        let r = &rs.rules[0];
-        assert!(check_http(r, "POST", "/v1/chat?x=1").is_ok());
-        assert_eq!(check_http(r, "GET", "/v1/chat").unwrap_err().reason, "method_not_allowed");
-        assert_eq!(check_http(r, "POST", "/v2").unwrap_err().reason, "path_not_allowed");
-        for p in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1//x", "/v1/a%2Fb", "/v1\\..\\x"] {
-            assert_eq!(check_http(r, "POST", p).unwrap_err().status, 400, "{p}");
-        }
-        assert!(prefix_matches("/v1", "/v1/x"));
-        assert!(!prefix_matches("/v1", "/v10"));
+        assert_eq!(rs.decide_http(&host, Some(8080)).map_err(|d| d.reason.code()).err(), Some("port_not_allowed"));
     }
 }

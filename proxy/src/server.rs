@@ -12,14 +12,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::admin;
+use crate::budget::ClientKey;
 use crate::config::{Config, ListenAddr, RulesSource};
 use crate::creds::{self, Credentials, Kind, Secret, ValueSource};
 use crate::intercept::InterceptCa;
 use crate::log::Logger;
 use crate::net::ClientIo;
-use crate::proxy::Proxy;
+use crate::pool::{client_tls, Upstreams};
 use crate::rules::RuleSet;
-use crate::upstream::{client_tls, Upstreams};
+use crate::state::Proxy;
 
 /// Read the rules file.
 pub fn load_rules(source: &RulesSource) -> Result<RuleSet, String> {
@@ -38,15 +39,6 @@ pub fn load_rules(source: &RulesSource) -> Result<RuleSet, String> {
         }
     }
     Ok(RuleSet::new(parsed, path.display().to_string()))
-}
-
-/// The credentials named by `rules` that `creds` lacks.
-pub fn missing_credentials(rules: &RuleSet, creds: &Credentials) -> Vec<String> {
-    rules
-        .credentials()
-        .filter(|(_, c)| creds.get(c).is_none())
-        .map(|(r, c)| format!("rule `{}` names credential `{c}`, which the credentials file does not define", r.label))
-        .collect()
 }
 
 fn load_credentials(config: &Config) -> Result<Credentials, String> {
@@ -144,11 +136,12 @@ fn fatal_when_missing(kind: &Kind) -> bool {
 pub async fn reload(proxy: &Proxy) -> Result<usize, String> {
     let rules = load_rules(&proxy.config.rules)?;
     let creds = load_credentials(&proxy.config)?;
-    let missing = missing_credentials(&rules, &creds);
+    let missing = rules.missing_credentials(&creds);
     if !missing.is_empty() {
         return Err(missing.join("\n"));
     }
     let n = rules.rules.len();
+    proxy.warn_uncovered(&rules, "SIGHUP");
     proxy.creds.store(Arc::new(creds));
     proxy.rules.store(Arc::new(rules));
     Ok(n)
@@ -167,7 +160,7 @@ struct Loaded {
 async fn load_all(config: &Config) -> Result<Loaded> {
     let rules = load_rules(&config.rules).map_err(|e| anyhow!(e))?;
     let creds = load_credentials(config).map_err(|e| anyhow!(e))?;
-    let missing = missing_credentials(&rules, &creds);
+    let missing = rules.missing_credentials(&creds);
     if !missing.is_empty() {
         let hint = if config.credentials.is_none() { "; pass --credentials FILE" } else { "" };
         bail!("{}{hint}", missing.join("\n"));
@@ -181,7 +174,11 @@ async fn load_all(config: &Config) -> Result<Loaded> {
     }
     let admin_token = config.admin_token_file.as_deref().map(read_token).transpose()?;
     let intercept = match &config.intercept_ca_dir {
-        Some(d) => Some(InterceptCa::load_or_create(d).map_err(|e| anyhow!(e))?),
+        Some(d) => {
+            let hosts: Vec<_> = rules.rules.iter().map(|r| r.spec.host.clone()).collect();
+            let addrs: Vec<_> = rules.rules.iter().flat_map(|r| r.spec.allow_addresses.iter().copied()).collect();
+            Some(InterceptCa::load_or_create(d, &hosts, &addrs).map_err(|e| anyhow!(e))?)
+        }
         None => None,
     };
     let (tls, roots_problem) = client_tls(config.upstream_ca.as_deref()).map_err(|e| anyhow!(e))?;
@@ -203,7 +200,14 @@ pub async fn check(config: Config) -> Result<()> {
         if !r.spec.paths.is_empty() {
             extra.push(format!("paths {}", r.spec.paths.join(",")));
         }
-        let tls = if r.spec.tls { "tls" } else { "plain" };
+        let tls = if r.spec.tls {
+            "tls".to_string()
+        } else if r.spec.tls_ports.is_empty() {
+            "plain".to_string()
+        } else {
+            let ports: Vec<String> = r.spec.tls_ports.iter().map(u16::to_string).collect();
+            format!("tls on {}", ports.join(","))
+        };
         println!("  allow {} ({tls}{}{})", r.label, if extra.is_empty() { "" } else { ", " }, extra.join(", "));
     }
     for (name, c) in &l.creds.by_name {
@@ -218,6 +222,15 @@ pub async fn check(config: Config) -> Result<()> {
     if let Some(p) = &l.roots_problem {
         println!("upstream TLS: {p}");
     }
+    let m = config.limits.maxima();
+    println!(
+        "memory bound: {} MiB (--max-connections {}, --max-client-connections {}, --max-header-bytes {}, --max-buffered-bytes {}); a container limit below it can be reached",
+        m.memory_bound().div_ceil(1024 * 1024),
+        m.max_connections,
+        m.max_client_connections,
+        m.max_header_bytes,
+        m.max_buffered_bytes
+    );
     Ok(())
 }
 
@@ -225,7 +238,8 @@ pub async fn check(config: Config) -> Result<()> {
 pub async fn run(config: Config) -> Result<()> {
     let Loaded { rules, creds, admin_token, intercept, tls, roots_problem } = load_all(&config).await?;
     let upstreams = Upstreams::new(tls, roots_problem.clone(), config.limits.connect_timeout);
-    let log = Logger::start(Box::new(std::io::stderr())).context("cannot start the log writer")?;
+    let log =
+        Logger::start(Box::new(std::io::stderr()), config.log_stall_timeout).context("cannot start the log writer")?;
 
     let mut bound = Vec::new();
     for l in &config.listen {
@@ -267,7 +281,7 @@ pub async fn run(config: Config) -> Result<()> {
         if let Bound::Unix(_, p) = &b {
             sockets.push(p.clone());
         }
-        tokio::spawn(accept_loop(proxy.clone(), b, true));
+        tokio::spawn(accept_loop(proxy.clone(), b, true, usize::MAX));
     }
     {
         let rs = proxy.rules.load();
@@ -279,10 +293,27 @@ pub async fn run(config: Config) -> Result<()> {
                 "rules": rs.rules.len(),
                 "rules_from": rs.source,
                 "intercept_ca": proxy.intercept.as_ref().map(|c| c.cert_path.display().to_string()),
+                "intercept_ca_expires": proxy.intercept.as_ref().map(|c| {
+                    let t = time::OffsetDateTime::from(c.expires());
+                    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                }),
                 "dns": proxy.resolver.dns_problem.clone().unwrap_or_else(|| "ok".into()),
                 "upstream_roots": roots_problem.unwrap_or_else(|| "ok".into()),
             }),
         );
+    }
+    {
+        let rs = proxy.rules.load();
+        proxy.warn_uncovered(&rs, "start");
+    }
+    if let Some(ca) = &proxy.intercept {
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30 * 86_400);
+        if ca.expires() < soon {
+            proxy.log.event(
+                "intercept_ca_expiring",
+                serde_json::json!({"ca": ca.cert_path.display().to_string(), "fix": "move --intercept-ca-dir away to make a new CA before it expires, and give the sandboxes the new ca.crt"}),
+            );
+        }
     }
     tokio::spawn(housekeeping(proxy.clone()));
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -341,15 +372,15 @@ fn start_workers(proxy: &Arc<Proxy>, shared: &[Shared]) -> Result<()> {
         std::thread::Builder::new()
             .name(format!("semble-proxy-{i}"))
             .spawn(move || {
-                crate::upstream::set_worker(i);
+                crate::pool::set_worker(i);
                 rt.block_on(async move {
-                    for l in mine {
+                    for (index, l) in mine.into_iter().enumerate() {
                         let bound = match l {
                             Shared::Tcp(l) => TcpListener::from_std(l).map(Bound::Tcp),
                             Shared::Unix(l) => UnixListener::from_std(l).map(|l| Bound::Unix(l, Default::default())),
                         };
                         match bound {
-                            Ok(b) => drop(tokio::spawn(accept_loop(proxy.clone(), b, false))),
+                            Ok(b) => drop(tokio::spawn(accept_loop(proxy.clone(), b, false, index))),
                             Err(e) => proxy.log.event("accept_failed", serde_json::json!({"error": e.to_string()})),
                         }
                     }
@@ -361,21 +392,25 @@ fn start_workers(proxy: &Arc<Proxy>, shared: &[Shared]) -> Result<()> {
     Ok(())
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, bound: Bound, admin: bool) {
+/// Accept from one listener (`index`: its place among the client listeners; a Unix listener is
+/// one sandbox, one client for its budgets).
+async fn accept_loop(proxy: Arc<Proxy>, bound: Bound, admin: bool, index: usize) {
     loop {
         let accepted = match &bound {
             Bound::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (ClientIo::Tcp(s), peer.to_string())
+                (ClientIo::Tcp(s), peer.to_string(), ClientKey::Ip(peer.ip()))
             }),
-            Bound::Unix(l, _) => l.accept().await.map(|(s, _)| (ClientIo::Unix(s), "unix".to_string())),
+            Bound::Unix(l, _) => {
+                l.accept().await.map(|(s, _)| (ClientIo::Unix(s), "unix".to_string(), ClientKey::Unix(index)))
+            }
         };
         match accepted {
-            Ok((io, client)) => {
+            Ok((io, client, key)) => {
                 if admin {
                     tokio::spawn(serve_admin(proxy.clone(), io, client));
                 } else {
-                    tokio::spawn(proxy.clone().serve(io, client));
+                    tokio::spawn(crate::conn::serve(proxy.clone(), io, client, key));
                 }
             }
             Err(e) => {

@@ -18,12 +18,19 @@ use tokio::io::{AsyncReadExt, Interest};
 
 use crate::net::{ClientIo, Side};
 use crate::sys::{self, PipePool};
+use crate::tls::{self, Step, Watch};
 
 /// What the first flight of a tunnel turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hello {
-    /// A TLS ClientHello with this server name (or none).
-    Tls(Option<String>),
+    /// A TLS ClientHello with this server name (or none), and whether it carries Encrypted
+    /// Client Hello (or the older encrypted SNI).
+    Tls {
+        /// The SNI.
+        sni: Option<String>,
+        /// An ECH (or ESNI) extension is present.
+        ech: bool,
+    },
     /// Not TLS; `http` when it looks like a plaintext HTTP request.
     NotTls {
         /// Starts with an HTTP method.
@@ -38,11 +45,37 @@ pub enum Hello {
 /// Largest first flight the proxy buffers (a ClientHello with post-quantum key shares is ~2 KiB).
 const HELLO_MAX: usize = 64 * 1024;
 
+/// Read a ClientHello from `records` (record-layer bytes, complete): rustls's `Acceptor`
+/// parses and validates it and gives the server name; the extension list is read for ECH.
+/// `None` while incomplete.
+pub fn parse_hello(records: &[u8]) -> Option<Hello> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut rest = records;
+    while !rest.is_empty() {
+        match acceptor.read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Some(Hello::Invalid(e.to_string())),
+        }
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => {
+            let sni = accepted.client_hello().server_name().map(str::to_string);
+            let Some(exts) = tls::first_handshake_message(records).and_then(|m| tls::client_hello_extensions(&m))
+            else {
+                return Some(Hello::Invalid("its extension list cannot be read".into()));
+            };
+            let ech = exts.iter().any(|t| *t == tls::EXT_ECH || *t == tls::EXT_ESNI);
+            Some(Hello::Tls { sni, ech })
+        }
+        Ok(None) => None,
+        Err((e, _alert)) => Some(Hello::Invalid(e.to_string())),
+    }
+}
+
 /// Read the client's first flight into `buf` (which may already hold bytes) and classify it.
 pub async fn client_hello(client: &mut ClientIo, buf: &mut Vec<u8>, wait: Duration) -> Hello {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut acceptor = rustls::server::Acceptor::default();
-    let mut fed = 0;
     loop {
         if !buf.is_empty() {
             if buf[0] != 0x16 {
@@ -51,18 +84,8 @@ pub async fn client_hello(client: &mut ClientIo, buf: &mut Vec<u8>, wait: Durati
                     .any(|m| buf.starts_with(m) || m.starts_with(buf));
                 return Hello::NotTls { http };
             }
-            while fed < buf.len() {
-                let mut rest = &buf[fed..];
-                match acceptor.read_tls(&mut rest) {
-                    Ok(0) => break,
-                    Ok(n) => fed += n,
-                    Err(e) => return Hello::Invalid(e.to_string()),
-                }
-            }
-            match acceptor.accept() {
-                Ok(Some(accepted)) => return Hello::Tls(accepted.client_hello().server_name().map(str::to_string)),
-                Ok(None) => {}
-                Err((e, _alert)) => return Hello::Invalid(e.to_string()),
+            if let Some(h) = parse_hello(buf) {
+                return h;
             }
         }
         if buf.len() >= HELLO_MAX {
@@ -115,6 +138,151 @@ pub async fn relay(client: &ClientIo, upstream: &tokio::net::TcpStream, pipes: &
         || matches!(&down, Err(e) if e.kind() == io::ErrorKind::TimedOut);
     let n = |r: &io::Result<u64>, partial: u64| r.as_ref().map(|n| *n).unwrap_or(partial);
     Moved { up: n(&up, 0), down: n(&down, 0), idle_closed }
+}
+
+thread_local! {
+    /// The read buffer of watched tunnels on this worker thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 16 * 1024]);
+}
+
+/// Relay a TLS tunnel whose first ClientHello was checked: each direction is watched record by
+/// record ([`crate::tls::Watch`]) — a second ClientHello (after a HelloRetryRequest) is held and
+/// given to `check`, a TLS 1.2 renegotiation cuts the tunnel — and once a TLS 1.3 ServerHello
+/// has gone by both directions switch to the `splice(2)` relay. Returns the bytes moved and, for
+/// a cut tunnel, why.
+/// `early` holds client bytes already read past its first ClientHello; they are watched like the
+/// rest.
+pub async fn relay_tls(
+    client: &ClientIo,
+    upstream: &tokio::net::TcpStream,
+    early: &[u8],
+    pipes: &PipePool,
+    idle: Duration,
+    check: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+) -> (Moved, Option<String>) {
+    let act = Activity { start: Instant::now(), last_ms: AtomicU64::new(0) };
+    let shared = tls::Shared::default();
+    let (up, down) = tokio::join!(
+        watched(client, upstream, tls::Side::Client, early, &shared, pipes, idle, &act, check),
+        watched(upstream, client, tls::Side::Server, &[], &shared, pipes, idle, &act, check)
+    );
+    let idle_closed = matches!(&up, Err(e) if e.kind() == io::ErrorKind::TimedOut)
+        || matches!(&down, Err(e) if e.kind() == io::ErrorKind::TimedOut);
+    let cut = [&up, &down].iter().find_map(|r| r.as_ref().ok().and_then(|(_, c)| c.clone()));
+    let n = |r: &io::Result<(u64, Option<String>)>| r.as_ref().map(|(n, _)| *n).unwrap_or(0);
+    (Moved { up: n(&up), down: n(&down), idle_closed }, cut)
+}
+
+/// One watched direction (see [`relay_tls`]).
+#[allow(clippy::too_many_arguments)]
+async fn watched(
+    src: &impl Side,
+    dst: &impl Side,
+    side: tls::Side,
+    early: &[u8],
+    shared: &tls::Shared,
+    pipes: &PipePool,
+    idle: Duration,
+    act: &Activity,
+    check: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+) -> io::Result<(u64, Option<String>)> {
+    let mut w = Watch::new(side);
+    let mut total = 0u64;
+    let mut first = Some(early.to_vec()).filter(|e| !e.is_empty());
+    loop {
+        if shared.state.load(std::sync::atomic::Ordering::SeqCst) == tls::TLS13 && !w.holding() {
+            // The handshake is past anything a second ClientHello or a renegotiation could use.
+            let held = w.take_pending();
+            write_all(dst, &held, idle, act).await?;
+            return Ok((total + pump(src, dst, pipes, idle, act).await?, None));
+        }
+        if let Some(e) = first.take() {
+            let steps = w.feed(shared, &e);
+            if let Some(why) = apply(steps, src, dst, idle, act, check).await? {
+                return Ok((total, Some(why)));
+            }
+            continue;
+        }
+        wait(src, Interest::READABLE, idle, act).await?;
+        // Read into this thread's scratch buffer and let the watch copy what it keeps: an idle
+        // watched tunnel holds no buffer of its own.
+        let read = src.try_io_with(Interest::READABLE, || {
+            SCRATCH.with_borrow_mut(|buf| {
+                let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&src.fd()), buf).map_err(io::Error::from)?;
+                Ok((n, w.feed(shared, &buf[..n])))
+            })
+        });
+        let (n, steps) = match read {
+            Ok((0, _)) => {
+                sys::shutdown_write(dst.fd());
+                return Ok((total, None));
+            }
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                sys::shutdown_both(src.fd());
+                sys::shutdown_both(dst.fd());
+                return Err(e);
+            }
+        };
+        act.touch();
+        total += n as u64;
+        if let Some(why) = apply(steps, src, dst, idle, act, check).await? {
+            return Ok((total, Some(why)));
+        }
+    }
+}
+
+/// Carry out what the watch said; `Some(why)` when the tunnel was cut.
+async fn apply(
+    steps: Vec<Step>,
+    src: &impl Side,
+    dst: &impl Side,
+    idle: Duration,
+    act: &Activity,
+    check: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+) -> io::Result<Option<String>> {
+    for step in steps {
+        let cut = match step {
+            Step::Forward(b) => {
+                write_all(dst, &b, idle, act).await?;
+                None
+            }
+            Step::Check(records) => match check(&records) {
+                Ok(()) => {
+                    write_all(dst, &records, idle, act).await?;
+                    None
+                }
+                Err(why) => {
+                    // Before the handshake completes an alert is still readable by the client.
+                    let _ = write_all(src, TLS_ACCESS_DENIED, idle, act).await;
+                    Some(why)
+                }
+            },
+            Step::Cut(why) => Some(why.to_string()),
+        };
+        if let Some(why) = cut {
+            sys::shutdown_both(src.fd());
+            sys::shutdown_both(dst.fd());
+            return Ok(Some(why));
+        }
+    }
+    Ok(None)
+}
+
+async fn write_all(dst: &impl Side, mut b: &[u8], idle: Duration, act: &Activity) -> io::Result<()> {
+    while !b.is_empty() {
+        wait(dst, Interest::WRITABLE, idle, act).await?;
+        match dst.try_io_with(Interest::WRITABLE, || nix::unistd::write(dst.fd(), b).map_err(io::Error::from)) {
+            Ok(m) => {
+                b = &b[m..];
+                act.touch();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One direction: `src` → pipe → `dst`, falling back to a user-space copy where the kernel

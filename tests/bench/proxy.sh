@@ -16,6 +16,9 @@
 # Logging: semble-proxy writes its JSON decision line, squid its access log, tinyproxy runs at
 # `LogLevel Connect` (a line per connection, and it opens one connection per request). tinyproxy's
 # logging is slow: at `LogLevel Warning` (no per-request line) it serves about 5x more.
+#
+# With SEMBLE_PROXY_BASELINE=/path/to/another/semble-proxy (e.g. main's build), that binary runs
+# beside this one on :3131 with the same rules, and every figure is given for both, side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
@@ -30,11 +33,13 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
 fi
-pkill -x squid 2>/dev/null || true
-pkill -x tinyproxy 2>/dev/null || true
+# Every process of a run lives in the run's own network namespace and is ended with it (below);
+# nothing else on the machine is touched.
 
-echo "building semble-proxy and the bench tool (release)…" >&2
-cargo build --release -q -p semble-proxy --bin semble-proxy -p semble-tests --bin semble-proxy-bench
+if [[ -z "${SEMBLE_PROXY_PREBUILT:-}" ]]; then
+    echo "building semble-proxy and the bench tool (release)…" >&2
+    cargo build --release -q -p semble-proxy --bin semble-proxy -p semble-tests --bin semble-proxy-bench
+fi
 bin=target/release
 work=$(mktemp -d /tmp/semble-proxy-bench.XXXX)
 chmod 755 "$work"
@@ -74,11 +79,19 @@ kind: ProxyRules
 metadata: {name: bench}
 egress:
   - {host: origin.test, ports: [8081, 9000], tls: false}
-  - {host: origin.test, ports: [9443]}
+  - {host: origin.test, ports: [9443], tls: true}
 EOF
 in_ns "$bin/semble-proxy" --rules "$work/rules.yaml" --listen 127.0.0.1:3128 --allow-cidr 127.0.0.1/32 \
-    --nameserver 127.0.0.1:1 --max-connections 20000 2>"$work/semble.log" &
+    --nameserver 127.0.0.1:1 --max-connections 20000 --max-client-connections 20000 2>"$work/semble.log" &
 semble_pid=$!
+base_pid=
+if [[ -n "${SEMBLE_PROXY_BASELINE:-}" ]]; then
+    in_ns "$SEMBLE_PROXY_BASELINE" --rules "$work/rules.yaml" --listen 127.0.0.1:3131 --allow-cidr 127.0.0.1/32 \
+        --nameserver 127.0.0.1:1 --max-connections 20000 2>"$work/base.log" &
+    base_pid=$!
+fi
+proxies=(semble:3128 squid:3129 tinyproxy:3130)
+[[ -n "$base_pid" ]] && proxies=(semble:3128 base:3131 squid:3129 tinyproxy:3130)
 
 cat >"$work/squid.conf" <<EOF
 http_port 127.0.0.1:3129
@@ -120,7 +133,7 @@ in_ns tinyproxy -d -c "$work/tinyproxy.conf" &
 tiny_pid=$!
 sleep 2
 
-for port in 3128 3129 3130; do
+for port in $(for p in "${proxies[@]}"; do echo "${p##*:}"; done); do
     code=$(in_ns curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$port" http://origin.test:8081/1k)
     deny=$(in_ns curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$port" http://elsewhere.test:8081/1k)
     echo "proxy :$port allowed=$code refused=$deny" >&2
@@ -142,19 +155,19 @@ pct() { awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} e
 declare -A R P50 P99 BULK IDLE
 echo "== requests/s (wrk -t2 -c64, ${secs}s, 1 KiB)" >&2
 R[direct]=$(in_ns wrk -t2 -c64 -d"${secs}s" http://127.0.0.1:8081/1k | rps)
-for name in semble:3128 squid:3129 tinyproxy:3130; do
+for name in "${proxies[@]}"; do
     R[${name%%:*}]=$(in_ns wrk -t2 -c64 -d"${secs}s" -s "$work/proxy.lua" "http://127.0.0.1:${name##*:}" | rps)
 done
 echo "== latency (wrk -t1 -c4 --latency, ${secs}s)" >&2
 out=$(in_ns wrk -t1 -c4 -d"${secs}s" --latency http://127.0.0.1:8081/1k)
 P50[direct]=$(pct 50% <<<"$out"); P99[direct]=$(pct 99% <<<"$out")
-for name in semble:3128 squid:3129 tinyproxy:3130; do
+for name in "${proxies[@]}"; do
     out=$(in_ns wrk -t1 -c4 -d"${secs}s" --latency -s "$work/proxy.lua" "http://127.0.0.1:${name##*:}")
     P50[${name%%:*}]=$(pct 50% <<<"$out"); P99[${name%%:*}]=$(pct 99% <<<"$out")
 done
 echo "== CONNECT bulk throughput (${secs}s, one tunnel)" >&2
 BULK[direct]=$(in_ns "$bin/semble-proxy-bench" bulk --target 127.0.0.1:9000 --seconds "$secs")
-for name in semble:3128 squid:3129 tinyproxy:3130; do
+for name in "${proxies[@]}"; do
     BULK[${name%%:*}]=$(in_ns "$bin/semble-proxy-bench" bulk --proxy "127.0.0.1:${name##*:}" --host origin.test:9000 --seconds "$secs")
 done
 echo "== idle tunnels" >&2
@@ -162,6 +175,9 @@ n_small=2000
 IDLE[semble]=$(in_ns "$bin/semble-proxy-bench" idle --proxy 127.0.0.1:3128 --host origin.test:9443 --count $n_small --pid $semble_pid --hello origin.test)
 IDLE[squid]=$(in_ns "$bin/semble-proxy-bench" idle --proxy 127.0.0.1:3129 --host origin.test:9443 --count $n_small --pid $squid_pid --hello origin.test)
 IDLE[tinyproxy]=$(in_ns "$bin/semble-proxy-bench" idle --proxy 127.0.0.1:3130 --host origin.test:9443 --count $n_small --pid $tiny_pid --hello origin.test)
+if [[ -n "$base_pid" ]]; then
+    IDLE[base]=$(in_ns "$bin/semble-proxy-bench" idle --proxy 127.0.0.1:3131 --host origin.test:9443 --count $n_small --pid $base_pid --hello origin.test)
+fi
 # 10,000 tunnels need 20,000 descriptors in the proxy; this machine's hard limit is $(ulimit -Hn).
 n_big=$(( ($(ulimit -Hn) - 100) / 2 )); (( n_big > 10000 )) && n_big=10000
 IDLE[semble_big]=$(in_ns "$bin/semble-proxy-bench" idle --proxy 127.0.0.1:3128 --host origin.test:9443 --count $n_big --pid $semble_pid --hello origin.test)
@@ -183,3 +199,17 @@ read -r n b f a per <<<"${IDLE[semble_big]}"
 echo "| RSS per idle tunnel, $n tunnels | | $per KiB (RSS $b -> $f -> $a KiB) | | | |"
 echo
 echo "tinyproxy runs a thread per connection: its per-tunnel figure above is RSS only; each thread also reserves a stack (ulimit -s)."
+if [[ -n "$base_pid" ]]; then
+    echo
+    echo "This build against SEMBLE_PROXY_BASELINE ($SEMBLE_PROXY_BASELINE), same run:"
+    echo
+    echo "| measure | this build | baseline | this / baseline |"
+    echo "|---|---|---|---|"
+    echo "| requests/s, 64 conns, 1 KiB | ${R[semble]} | ${R[base]} | $(ratio "${R[semble]}" "${R[base]}") |"
+    echo "| added latency p50, 4 conns (ms) | $(added "${P50[semble]}" "${P50[direct]}") | $(added "${P50[base]}" "${P50[direct]}") | |"
+    echo "| added latency p99, 4 conns (ms) | $(added "${P99[semble]}" "${P99[direct]}") | $(added "${P99[base]}" "${P99[direct]}") | |"
+    echo "| CONNECT bulk (Gbit/s) | ${BULK[semble]} | ${BULK[base]} | $(ratio "${BULK[semble]}" "${BULK[base]}") |"
+    read -r n b f a per <<<"${IDLE[semble]}"; s_per=$per
+    read -r n b f a per <<<"${IDLE[base]}"
+    echo "| RSS per idle TLS tunnel, $n_small tunnels (KiB) | $s_per | $per | $(ratio "$s_per" "$per") |"
+fi

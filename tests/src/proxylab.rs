@@ -26,9 +26,10 @@ use serde_json::{json, Value};
 
 use crate::{bin, require_root, TestNetns};
 
-/// The decoys: the metadata address as IPv4, the EC2 IPv6 endpoint, NAT64 and 6to4 forms.
+/// The decoys: the metadata address as IPv4, the EC2 IPv6 endpoint, NAT64 and 6to4 forms, and
+/// Azure's platform endpoint (WireServer).
 pub const DECOYS: &[&str] =
-    &["169.254.169.254/32", "fd00:ec2::254/128", "64:ff9b::a9fe:a9fe/128", "2002:a9fe:a9fe::/128"];
+    &["169.254.169.254/32", "fd00:ec2::254/128", "64:ff9b::a9fe:a9fe/128", "2002:a9fe:a9fe::/128", "168.63.129.16/32"];
 
 /// The AWS access key id the tests give the proxy.
 pub const AKID: &str = "AKIASEMBLETEST000001";
@@ -162,11 +163,21 @@ impl TestCa {
 
     /// A server configuration for `names` (ALPN h2 and http/1.1).
     pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        self.server_config_with(names, rustls::crypto::ring::default_provider())
+    }
+
+    /// [`TestCa::server_config`] with a crypto provider of the test's own (e.g. fewer key
+    /// exchange groups, to make the server answer with a HelloRetryRequest).
+    pub fn server_config_with(
+        &self,
+        names: &[&str],
+        provider: rustls::crypto::CryptoProvider,
+    ) -> Arc<rustls::ServerConfig> {
         let key = rcgen::KeyPair::generate().unwrap();
         let p = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let cert = p.signed_by(&key, &self.issuer).unwrap();
         let pk = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider);
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -276,6 +287,11 @@ impl Lab {
     /// from the test CA.
     pub fn https_upstream(&self, bind: &str, names: &[&str]) -> Upstream {
         self.serve(Some(self.ca.server_config(names)), bind.parse().unwrap())
+    }
+
+    /// An HTTPS echo upstream on `bind` with a server configuration of the test's own.
+    pub fn https_upstream_config(&self, bind: &str, cfg: Arc<rustls::ServerConfig>) -> Upstream {
+        self.serve(Some(cfg), bind.parse().unwrap())
     }
 
     /// A plain HTTP echo upstream on `bind` (`127.0.0.1:80`).
@@ -419,6 +435,47 @@ impl ProxyProc {
             }
             assert!(Instant::now() < deadline, "semble-proxy did not start in 10 s:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start it with standard error on a pipe the caller holds: the lines up to `started` are
+    /// read, then nothing more until the caller reads (a log pipe nobody drains). Its decision
+    /// lines are not in [`ProxyProc::log_text`].
+    pub fn start_with_stderr_pipe(
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> (ProxyProc, BufReader<std::process::ChildStderr>) {
+        let mut cmd = Command::new(bin("semble-proxy"));
+        cmd.args(args);
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let Some(stderr) = child.stderr.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no standard error pipe");
+        };
+        let mut err = BufReader::new(stderr);
+        loop {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.wait();
+                panic!("semble-proxy exited before starting");
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["event"] == "started" {
+                    let addr = v["listen"][0].as_str().unwrap_or("").parse().unwrap();
+                    let admin = v["admin"].as_str().and_then(|a| a.parse().ok());
+                    let log = PathBuf::from("/nonexistent/stderr-is-a-pipe");
+                    return (ProxyProc { child, addr, admin, log }, err);
+                }
+            }
         }
     }
 
@@ -569,6 +626,24 @@ pub fn read_response(r: &mut impl Read, head_only: bool) -> std::io::Result<Resp
 /// Connect to `addr` (5 s timeouts).
 pub fn dial(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Connect to `addr` from the source address `from` (a client of its own for the proxy's
+/// per-client budgets; any 127.0.0.0/8 address is local in the lab's namespace).
+pub fn dial_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let s = rt
+        .block_on(async {
+            let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
+            sock.bind(SocketAddr::new(from, 0))?;
+            sock.connect(addr).await
+        })
+        .unwrap();
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     s

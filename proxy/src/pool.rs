@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
-use crate::rules::Deny;
+use crate::deny::{Deny, Reason};
 
 /// Errors of bodies passed through.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -173,7 +173,7 @@ impl Upstreams {
                 Err(_) => last = format!("{sa}: no answer in {}", humantime::format_duration(self.connect_timeout)),
             }
         }
-        Err(Deny::new(502, "connect_failed", format!("cannot connect upstream ({last})")))
+        Err(Deny::new(Reason::ConnectFailed, format!("cannot connect upstream ({last})")))
     }
 
     fn pooled(&self, addrs: &[IpAddr], port: u16, sni: Option<&str>) -> Option<(Key, Fresh)> {
@@ -210,29 +210,29 @@ impl Upstreams {
                 let (send, conn) = http1::Builder::new()
                     .handshake(TokioIo::new(tcp))
                     .await
-                    .map_err(|e| Deny::new(502, "connect_failed", format!("upstream {addr}: {e}")))?;
+                    .map_err(|e| Deny::new(Reason::ConnectFailed, format!("upstream {addr}: {e}")))?;
                 tokio::spawn(conn);
                 Ok((key, Fresh::H1(send)))
             }
             Some(name) => {
                 let server_name = ServerName::try_from(name.to_string())
-                    .map_err(|_| Deny::new(400, "bad_host", format!("`{name}` is not a TLS server name")))?;
+                    .map_err(|_| Deny::new(Reason::BadHost, format!("`{name}` is not a TLS server name")))?;
                 let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
                 let tls = tokio::time::timeout(self.connect_timeout, connector.connect(server_name, tcp))
                     .await
                     .map_err(|_| {
-                        Deny::new(504, "upstream_tls", format!("TLS with {name} ({addr}) did not complete in time"))
+                        Deny::new(Reason::UpstreamTimeout, format!("TLS with {name} ({addr}) did not complete in time"))
                     })?
                     .map_err(|e| {
                         let extra = self.roots_problem.as_deref().map(|p| format!("; {p}")).unwrap_or_default();
-                        Deny::new(502, "upstream_tls", format!("TLS with {name} ({addr}) failed: {e}{extra}"))
+                        Deny::new(Reason::UpstreamTls, format!("TLS with {name} ({addr}) failed: {e}{extra}"))
                     })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 if h2 {
                     let (send, conn) = http2::Builder::new(TokioExecutor::new())
                         .handshake(TokioIo::new(tls))
                         .await
-                        .map_err(|e| Deny::new(502, "connect_failed", format!("upstream {addr}: {e}")))?;
+                        .map_err(|e| Deny::new(Reason::ConnectFailed, format!("upstream {addr}: {e}")))?;
                     tokio::spawn(conn);
                     if let Ok(mut map) = self.h2.lock() {
                         map.insert(key.clone(), send.clone());
@@ -242,7 +242,7 @@ impl Upstreams {
                     let (send, conn) = http1::Builder::new()
                         .handshake(TokioIo::new(tls))
                         .await
-                        .map_err(|e| Deny::new(502, "connect_failed", format!("upstream {addr}: {e}")))?;
+                        .map_err(|e| Deny::new(Reason::ConnectFailed, format!("upstream {addr}: {e}")))?;
                     tokio::spawn(conn);
                     Ok((key, Fresh::H1(send)))
                 }
@@ -282,13 +282,13 @@ impl Upstreams {
         let fail = |e: hyper::Error| {
             // A pooled connection the upstream closed before reading our request.
             let canceled = e.is_canceled() || e.is_incomplete_message();
-            (Deny::new(502, "upstream_failed", format!("upstream {addr}: {e}")), canceled)
+            (Deny::new(Reason::UpstreamFailed, format!("upstream {addr}: {e}")), canceled)
         };
         match conn {
             Fresh::H1(mut s) => {
                 if s.ready().await.is_err() {
                     return Err((
-                        Deny::new(502, "upstream_failed", format!("upstream {addr} closed the connection")),
+                        Deny::new(Reason::UpstreamFailed, format!("upstream {addr} closed the connection")),
                         true,
                     ));
                 }
