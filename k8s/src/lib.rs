@@ -31,7 +31,7 @@
 //!     `allowAddresses` on that rule's ports only. Its memory limit is the bound of the limits
 //!     it is started with (`ProxyLimits::gateway`). The sandbox pods reach only the proxy's
 //!     Service; with `network.dns: true` also kube-dns, which resolves any name (DNS can carry
-//!     data out: the output says so; the closed form is `dns: false` with `--proxy-cluster-ip`,
+//!     data out: the output says so; the closed form is `dns: false` with `network.proxy.address` (or `--proxy-cluster-ip`),
 //!     and with `--cni cilium` a CiliumNetworkPolicy limits the names);
 //!   - `sidecar`: a native sidecar (`initContainers` with `restartPolicy: Always`) on
 //!     `127.0.0.1`. A NetworkPolicy applies to the whole pod, so the sidecar's egress allowance
@@ -327,6 +327,12 @@ fn to_value<T: serde::Serialize>(obj: &T) -> Value {
 }
 
 impl Builder<'_> {
+    /// The gateway Service's ClusterIP: `--proxy-cluster-ip`, else the policy's
+    /// `network.proxy.address` (which the node's egress guard also allows).
+    fn proxy_cluster_ip(&self) -> Option<String> {
+        self.opts.proxy_cluster_ip.clone().or_else(|| self.policy.network.proxy.address.map(|ip| ip.to_string()))
+    }
+
     fn name(&self) -> &str {
         &self.policy.name
     }
@@ -548,7 +554,7 @@ impl Builder<'_> {
                             }]),
                             ports: Some(vec![tcp(net.proxy.port)]),
                         });
-                        if !net.dns && self.opts.proxy_cluster_ip.is_none() {
+                        if !net.dns && self.proxy_cluster_ip().is_none() {
                             let w = self.warn(format!(
                                 "policy `{name}` has `network.dns: false`, but the workload reaches the gateway proxy by its Service name; set `dns: true`, choose `proxy.placement: sidecar`, or pass --proxy-cluster-ip IP (a free address of the Service range)"
                             ));
@@ -581,12 +587,12 @@ impl Builder<'_> {
             if net.dns || sidecar {
                 let w = if sidecar {
                     format!(
-                        "policy `{name}` runs the proxy as a sidecar, which resolves names from the pod's network: the workload can query kube-dns too, and kube-dns resolves any name, so data can leave as DNS queries; the closed form is `placement: gateway` with `dns: false` and --proxy-cluster-ip{}",
+                        "policy `{name}` runs the proxy as a sidecar, which resolves names from the pod's network: the workload can query kube-dns too, and kube-dns resolves any name, so data can leave as DNS queries; the closed form is `placement: gateway` with `dns: false` and the proxy by address (`network.proxy.address` or --proxy-cluster-ip){}",
                         if self.opts.cilium { " (with --cni cilium the queries are limited to the rules' names)" } else { ", or --cni cilium to limit the names" }
                     )
                 } else {
                     format!(
-                        "policy `{name}` lets the workload query kube-dns (`network.dns: true`), which resolves any name, so data can leave as DNS queries; the closed form is `dns: false` with the proxy reached by ClusterIP (--proxy-cluster-ip){}",
+                        "policy `{name}` lets the workload query kube-dns (`network.dns: true`), which resolves any name, so data can leave as DNS queries; the closed form is `dns: false` with the proxy reached by its address (`network.proxy.address` or --proxy-cluster-ip){}",
                         if self.opts.cilium { " (with --cni cilium the queries are limited to the proxy's Service name)" } else { ", or --cni cilium to limit the names" }
                     )
                 };
@@ -846,7 +852,7 @@ impl Builder<'_> {
             metadata: meta(&gw, Some(&pns), &[]),
             spec: Some(ServiceSpec {
                 selector: Some(pl.clone()),
-                cluster_ip: self.opts.proxy_cluster_ip.clone(),
+                cluster_ip: self.proxy_cluster_ip(),
                 ports: Some(vec![ServicePort {
                     name: Some("proxy".into()),
                     port: port.into(),
@@ -973,7 +979,7 @@ impl Builder<'_> {
         let mut volumes = Vec::new();
         if net.mode == NetworkMode::Proxy {
             let url = match net.proxy.placement {
-                ProxyPlacement::Gateway => match &self.opts.proxy_cluster_ip {
+                ProxyPlacement::Gateway => match &self.proxy_cluster_ip() {
                     Some(ip) => format!("http://{ip}:{}", net.proxy.port),
                     None => format!(
                         "http://{}.{}.svc.cluster.local:{}",

@@ -59,6 +59,19 @@ pub(crate) fn lint(ctx: &mut Ctx, root: &Node) {
             );
         }
     }
+    for d in semble_policy::checks::egress_shadowing(&p.network.egress, "spec.network.egress") {
+        ctx.add("SB055", pos(&d.path), d.message);
+    }
+    for d in semble_policy::checks::credential_on_wildcard(&p.network.egress, "spec.network.egress") {
+        ctx.add("SB056", pos(&d.path), d.message);
+    }
+    if p.seccomp.dangerously_allow_notify_listener {
+        ctx.add(
+            "SB057",
+            pos("spec.seccomp.dangerouslyAllowNotifyListener"),
+            "the workload may create seccomp notify listeners: once semble's supervisor is gone it can let through what the policy refuses".into(),
+        );
+    }
     if p.network.mode == semble_policy::model::NetworkMode::Proxy
         && p.network.proxy.placement == semble_policy::model::ProxyPlacement::Sidecar
     {

@@ -94,6 +94,9 @@ rules! {
     "SB052" Error "policy" "a credential injected on a non-TLS upstream" "use a TLS upstream (port 443, tls: true) for credentialed hosts";
     "SB054" Error "policy" "the policy re-allows a syscall its baseline removes as a known way out (unshare, mount, bpf, keyctl, …)" "remove it from seccomp.allow; if the workload truly needs it, run it under gVisor";
     "SB053" Warning "policy" "the proxy runs as a sidecar on Kubernetes" "use network.proxy.placement: gateway";
+    "SB055" Warning "policy" "a wildcard egress rule overlaps a more specific one on a shared port (semble-proxy lets the more specific rule decide)" "narrow the wildcard, or remove one of the two rules";
+    "SB056" Error "policy" "a credential on a `*.suffix` (or `*`) host: it is added to requests for every name below the suffix, including names other people control" "name the exact host the credential is for, one rule per host";
+    "SB057" Error "policy" "`seccomp.dangerouslyAllowNotifyListener`: the workload may create seccomp notify listeners and answer refused syscalls itself once semble's supervisor is gone" "remove it unless the workload is itself a seccomp supervisor";
 }
 
 impl std::str::FromStr for Level {

@@ -78,9 +78,8 @@ pub fn clamp_limits(
     let mut r = policy_resources.clone();
     if !add {
         let has = |p: &str| {
-            res.get(p.split('/').nth(0).unwrap_or(""))
-                .and_then(|o| o.get(p.split('/').nth(1).unwrap_or("")))
-                .is_some_and(|v| !v.is_null())
+            let (section, field) = p.split_once('/').unwrap_or((p, ""));
+            res.get(section).and_then(|o| o.get(field)).is_some_and(|v| !v.is_null())
         };
         if !has("memory/limit") {
             r.memory = None;
