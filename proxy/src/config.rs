@@ -228,6 +228,8 @@ pub struct Config {
     pub intercept_ca_dir: Option<PathBuf>,
     /// Nameservers to use instead of `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+    /// A hosts file answering before DNS (`--hosts-file`); none by default.
+    pub hosts_file: Option<PathBuf>,
     /// Resource bounds.
     pub limits: Limits,
     /// Permissions of Unix listener sockets.

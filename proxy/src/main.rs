@@ -66,6 +66,11 @@ struct Cli {
     /// Directory of the intercept CA (ca.crt, ca.key), created on first start.
     #[arg(long, value_name = "DIR")]
     intercept_ca_dir: Option<PathBuf>,
+    /// A hosts file to answer names before DNS (e.g. `/etc/hosts`). None by default: in a pod the
+    /// kubelet shares `/etc/hosts` with the workload, which must not redirect a pinned name.
+    /// Never name a file a workload can write; pin names with `--resolve` instead.
+    #[arg(long, value_name = "FILE")]
+    hosts_file: Option<PathBuf>,
     /// DNS server to use instead of /etc/resolv.conf: `ADDR` or `ADDR:PORT` (repeatable).
     #[arg(long, value_name = "ADDR", value_parser = config::parse_nameserver)]
     nameserver: Vec<SocketAddr>,
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         allow_cidr: cli.allow_cidr,
         intercept_ca_dir: cli.intercept_ca_dir,
         nameservers: cli.nameserver,
+        hosts_file: cli.hosts_file,
         limits: Limits {
             max_connections: cli.max_connections,
             max_header_bytes: cli.max_header_bytes,

@@ -1,4 +1,6 @@
-//! Name resolution: `--resolve` pins first, then `/etc/hosts`, then DNS (hickory-resolver).
+//! Name resolution: `--resolve` pins first, then a hosts file when the operator names one
+//! (`--hosts-file`; none by default — in a pod `/etc/hosts` is shared with the workload, which
+//! could otherwise redirect a name the rules allow), then DNS (hickory-resolver).
 //!
 //! The proxy resolves every name itself, checks every address it got (see [`crate::addr`]),
 //! and connects to one of *those* addresses; nothing looks the name up a second time, so a
@@ -69,10 +71,10 @@ impl Resolver {
             }
             Err(e) => (None, Some(e)),
         };
-        Resolver { pins, hosts: HostsFile::new("/etc/hosts".into()), dns, dns_problem }
+        Resolver { pins, hosts: HostsFile::none(), dns, dns_problem }
     }
 
-    /// Read names from `path` instead of `/etc/hosts` (tests).
+    /// Answer names from the hosts file `path` before DNS.
     pub fn with_hosts_file(mut self, path: PathBuf) -> Resolver {
         self.hosts = HostsFile::new(path);
         self
@@ -123,11 +125,19 @@ struct HostsState {
 }
 
 impl HostsFile {
+    /// No hosts file: every name goes to the pins, then DNS.
+    fn none() -> HostsFile {
+        HostsFile { path: PathBuf::new(), state: RwLock::new(HostsState::default()) }
+    }
+
     fn new(path: PathBuf) -> HostsFile {
         HostsFile { path, state: RwLock::new(HostsState::default()) }
     }
 
     fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
+        if self.path.as_os_str().is_empty() {
+            return None;
+        }
         let fresh = |s: &HostsState| s.checked.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
         if let Ok(s) = self.state.read() {
             if fresh(&s) {
@@ -198,5 +208,12 @@ mod tests {
         let f = std::fs::File::options().write(true).open(&path).unwrap();
         f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
         assert_eq!(r.lookup("a.test", 443).await.unwrap(), vec!["192.0.2.2".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn without_a_hosts_file_etc_hosts_is_not_read() {
+        // `localhost` is in every /etc/hosts; with no hosts file and no DNS it does not resolve.
+        let r = Resolver::new(&[], &["127.0.0.1:1".parse().unwrap()]);
+        assert!(r.hosts.lookup("localhost").is_none());
     }
 }

@@ -90,7 +90,10 @@ impl Proxy {
         local_ips: Vec<IpAddr>,
         admin_token: Option<Secret>,
     ) -> Proxy {
-        let resolver = Resolver::new(&config.resolve, &config.nameservers);
+        let mut resolver = Resolver::new(&config.resolve, &config.nameservers);
+        if let Some(h) = &config.hosts_file {
+            resolver = resolver.with_hosts_file(h.clone());
+        }
         let mut metrics = Metrics::new();
         metrics.register_log_drops(log.dropped.clone());
         let mut http1 = hyper::server::conn::http1::Builder::new();
