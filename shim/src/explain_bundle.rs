@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use semble_policy::compile::oci::POLICY_ANNOTATION;
 
 use crate::bundle::{self, Inputs, Mounts, BACKEND_ANNOTATION};
+use crate::error::{Failure, Outcome};
 use crate::host;
-use crate::ops::{choose_backend, json_reason, Failure, Outcome};
+use crate::ops::{choose_backend, json_reason};
 use crate::resolve;
 use crate::settings::Settings;
 use crate::state::{self, ORIGINAL_CONFIG};

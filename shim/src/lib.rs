@@ -33,6 +33,7 @@ pub mod bundle;
 pub mod cli;
 pub mod doctor;
 pub mod egress;
+pub mod error;
 pub mod explain_bundle;
 pub mod host;
 pub mod log;

@@ -36,7 +36,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::ops::{Failure, Outcome};
+use crate::error::{Failure, Outcome};
 use crate::state::Paths;
 use crate::supervisor::via_dir;
 

@@ -27,7 +27,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use semble_seccomp::notify::{CappedLog, Explain, Sink, Supervisor};
 use semble_seccomp::record::{Output, Recorder};
 
-use crate::ops::{Failure, Outcome};
+use crate::error::{Failure, Outcome};
 use crate::settings::Settings;
 use crate::state::Paths;
 

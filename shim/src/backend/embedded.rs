@@ -27,7 +27,7 @@ use serde_json::json;
 use semble_init::config::InitConfig;
 use semble_init::Filters;
 
-use crate::ops::Failure;
+use crate::error::Failure;
 
 /// Whether the executor runs a container's first process or an `exec` process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

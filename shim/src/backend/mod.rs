@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::bundle::BackendKind;
-use crate::ops::Failure;
+use crate::error::Failure;
 use crate::settings::Settings;
 
 /// A backend runtime.
