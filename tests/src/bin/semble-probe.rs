@@ -123,10 +123,37 @@ mod sys {
         ret(unsafe { libc::syscall(libc::SYS_vhangup) })
     }
 
+    /// End a forked child at once (nothing of the parent's runs).
+    pub fn exit_now(code: i32) -> ! {
+        // SAFETY: _exit takes an integer and does not return.
+        unsafe { libc::_exit(code) }
+    }
+
     pub fn fork() -> Result<libc::pid_t, Errno> {
         // SAFETY: the probe is single-threaded when it forks; the child only makes raw
         // syscalls (ioctl, _exit) and allocates nothing.
         ret(unsafe { libc::fork() }.into()).map(|p| libc::pid_t::try_from(p).unwrap_or(-1))
+    }
+}
+
+/// PTRACE_TRACEME, in a child: where it succeeds (a recording lets everything through), the
+/// caller becomes traced by its parent, and every signal it gets after (a SIGPIPE from a closed
+/// socket) would stop it for a tracer that never continues it. The child reports and exits.
+fn ptrace_in_a_child() -> String {
+    match sys::fork() {
+        Ok(0) => {
+            let code = match sys::ptrace_traceme() {
+                Ok(_) => 0,
+                Err(e) => e as i32,
+            };
+            sys::exit_now(code)
+        }
+        Ok(pid) => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => "ok".into(),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) => format!("{:?}", Errno::from_raw(n)),
+            other => format!("child:{other:?}"),
+        },
+        Err(e) => format!("fork-failed:{e:?}"),
     }
 }
 
@@ -331,7 +358,7 @@ fn everything() {
         "mount",
         errno(nix::mount::mount(Some("tmpfs"), "/tmp", Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>)),
     );
-    check("ptrace", errno(sys::ptrace_traceme()));
+    check("ptrace", ptrace_in_a_child());
     check("bpf", errno(sys::bpf()));
     check("keyctl", errno(sys::keyctl()));
     check("io_uring", errno(sys::io_uring_setup()));
