@@ -107,8 +107,9 @@ pub fn filter(profile: &SeccompProfile, arch: ScmpArch) -> Result<ScmpFilterCont
             if sc.as_raw_syscall() < 0 {
                 continue;
             }
-            if act == default && conds.is_empty() {
-                // libseccomp refuses a rule equal to the default action; it changes nothing.
+            if act == default {
+                // libseccomp refuses a rule whose action is the default one, with or without
+                // argument conditions; such a rule changes nothing either way.
                 continue;
             }
             let res = if conds.is_empty() { ctx.add_rule(act, sc) } else { ctx.add_rule_conditional(act, sc, &conds) };

@@ -21,6 +21,10 @@ pub struct HostFacts {
     /// The NVIDIA driver's character device majors: 195, and those `/proc/devices` lists for
     /// the driver's other nodes (`nvidia-uvm`, `nvidia-caps`…).
     pub nvidia_majors: std::collections::BTreeSet<i64>,
+    /// The masked and read-only paths of the policy this kernel does not have
+    /// (`/proc/sysrq-trigger` without `CONFIG_MAGIC_SYSRQ`…): not added, as there is nothing there
+    /// to hide, and the spec's conformance tests read each listed path back.
+    pub missing_kernel_paths: std::collections::BTreeSet<String>,
     /// Why the egress guard cannot be attached here (`None`: it can): it needs root (loading
     /// and attaching cgroup BPF) and a cgroup v2 hierarchy.
     pub no_egress_guard: Option<String>,
@@ -63,7 +67,14 @@ pub fn probe() -> HostFacts {
     } else {
         crate::egress::unified_mount().err().map(|e| format!("{e} (the guard attaches to the container's cgroup v2)"))
     };
+    let missing_kernel_paths = semble_policy::compile::oci::MASKED_PATHS
+        .iter()
+        .chain(semble_policy::compile::oci::READONLY_PATHS)
+        .filter(|p| std::fs::symlink_metadata(p).is_err())
+        .map(|p| (*p).to_string())
+        .collect();
     HostFacts {
+        missing_kernel_paths,
         nvidia_majors: nvidia_majors(&std::fs::read_to_string("/proc/devices").unwrap_or_default()),
         landlock_abi: crate::sys::landlock_abi(),
         selinux_enabled: Path::new("/sys/fs/selinux/enforce").exists(),

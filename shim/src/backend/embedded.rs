@@ -128,49 +128,25 @@ fn lc(what: &str, e: impl std::error::Error) -> Failure {
     Failure(msg)
 }
 
-/// A new network namespace with loopback up, held by a thread of this process while the
-/// container joins it (libcontainer, unlike runc, leaves a new namespace's loopback down, and the
-/// workload's capabilities cannot bring it up).
-#[derive(Debug)]
-pub struct NetnsHolder {
-    /// The namespace, as a path the container configuration can name.
-    pub path: PathBuf,
-    release: std::sync::mpsc::Sender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NetnsHolder {
-    /// Make the namespace.
-    pub fn new() -> Result<NetnsHolder, Failure> {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<PathBuf, String>>();
-        let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("netns".into())
-            .spawn(move || {
-                // unshare in a thread changes only that thread's network namespace.
-                let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("cannot create a network namespace: {e}"))
-                    .and_then(|()| crate::sys::loopback_up().map_err(|e| format!("cannot bring loopback up: {e}")))
-                    .map(|()| {
-                        PathBuf::from(format!("/proc/{}/task/{}/ns/net", std::process::id(), nix::unistd::gettid()))
-                    });
-                let _ = ready_tx.send(made);
-                let _ = release_rx.recv();
-            })
-            .map_err(|e| Failure(format!("cannot start the network namespace thread: {e}")))?;
-        let path =
-            ready_rx.recv().map_err(|_| Failure("the network namespace thread died".into()))?.map_err(Failure)?;
-        Ok(NetnsHolder { path, release, thread: Some(thread) })
-    }
-}
-
-impl Drop for NetnsHolder {
-    fn drop(&mut self) {
-        let _ = self.release.send(());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Bring loopback up in the network namespace of process `pid` (a container libcontainer just
+/// created with a new network namespace: unlike runc, it leaves loopback down, and the
+/// workload's capabilities cannot bring it up). The namespace is entered from a thread of this
+/// process (`setns` changes only the calling thread), from the host: it works whatever user
+/// namespace owns the container's network namespace.
+pub fn loopback_up_in(pid: i32) -> Result<(), Failure> {
+    let path = format!("/proc/{pid}/ns/net");
+    std::thread::Builder::new()
+        .name("loopback".into())
+        .spawn(move || -> Result<(), String> {
+            let ns = std::fs::File::open(&path).map_err(|e| format!("cannot open `{path}`: {e}"))?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("cannot enter the container's network namespace: {e}"))?;
+            crate::sys::loopback_up().map_err(|e| format!("cannot bring the container's loopback up: {e}"))
+        })
+        .map_err(|e| Failure(format!("cannot start the loopback thread: {e}")))?
+        .join()
+        .map_err(|_| Failure("the loopback thread died".into()))?
+        .map_err(Failure)
 }
 
 /// Options of `create`/`run`.

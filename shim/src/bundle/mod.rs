@@ -363,6 +363,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             detail: format!("allowed by the operator: {}", hooks.join(", ")),
         });
     }
+    check_oci_version(&cfg, &name)?;
     check_id_mappings(&cfg, &name)?;
     check_linux_misc(&cfg, &name)?;
 
@@ -480,8 +481,11 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         }
     }
     let linux = obj(&mut cfg, "linux")?;
-    union_paths(linux, "maskedPaths", MASKED_PATHS);
-    union_paths(linux, "readonlyPaths", READONLY_PATHS);
+    let present = |list: &[&'static str]| -> Vec<&'static str> {
+        list.iter().copied().filter(|p| !inputs.facts.missing_kernel_paths.contains(*p)).collect()
+    };
+    union_paths(linux, "maskedPaths", &present(MASKED_PATHS));
+    union_paths(linux, "readonlyPaths", &present(READONLY_PATHS));
     controls.push(Control {
         control: "masked paths",
         by: "runtime",

@@ -77,6 +77,21 @@ pub(super) fn check_table(cfg: &Value, policy: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// `ociVersion` must be a version (`1.0.2`, `1.2.0-dev`): a runtime cannot honour a
+/// configuration written for a spec it cannot name.
+pub(super) fn check_oci_version(cfg: &Value, policy: &str) -> Result<(), Refusal> {
+    let Some(v) = cfg.get("ociVersion").and_then(Value::as_str) else { return Ok(()) };
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[0] == "1"
+    {
+        return Ok(());
+    }
+    Err(Refusal::Field("/ociVersion".into(), policy.into(), format!("`{v}` is not an OCI runtime spec version 1.x.y")))
+}
+
 /// Hooks run on the host, as root, before (or after) the container: refused unless the
 /// operator allowed that program (`--allow-hook PATH`). Returns what was kept, for the log.
 pub(super) fn check_hooks(cfg: &Value, allowed: &[PathBuf], policy: &str) -> Result<Vec<String>, Refusal> {

@@ -169,7 +169,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         init_binary: init_binary.clone(),
         proxy_dir: settings.proxy_dir.join(&policy.name),
     };
-    let applied = bundle::apply(
+    let mut applied = bundle::apply(
         &config,
         &Inputs {
             id,
@@ -199,11 +199,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             bundle.join(r)
         }
     });
-    let rootfs_mountpoint = rootfs.map(|r| r.join(".semble")).filter(|p| !p.exists());
-    // The embedded runtime leaves a new network namespace's loopback down: make the namespace
-    // here, with loopback up, and have the container join it.
-    let mut applied = applied;
-    let _netns = if backend.embedded() { fresh_netns_for_embedded(&mut applied.config)? } else { None };
+    let rootfs_mountpoint = rootfs.as_ref().map(|r| r.join(".semble")).filter(|p| !p.exists());
     let mut prepared = Prepared {
         paths: paths.clone(),
         bundle: bundle.clone(),
@@ -219,6 +215,17 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
         mkdir(&paths.dir, 0o700)?;
         let box_dir = paths.box_dir();
         mkdir(&box_dir, 0o755)?;
+        // The mountpoint of semble's files, made here: inside a user namespace the runtime would
+        // make it as the container's root, which cannot write into a root filesystem the
+        // host's root owns.
+        if let (Some(_), Some(root), false) = (&applied.init, &rootfs, backend.embedded()) {
+            crate::sys::mkdir_beneath(root, ".semble", 0o755).map_err(|e| {
+                Failure(format!(
+                    "cannot make semble's mountpoint `/.semble` in the root filesystem `{}`: {e}",
+                    root.display()
+                ))
+            })?;
+        }
         if let Some(init) = &applied.init {
             write_file(&box_dir.join("init.json"), &serde_json::to_vec_pretty(init)?, 0o644)?;
             write_file(&box_dir.join("init"), b"", 0o644)?;
@@ -322,6 +329,17 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                 return fail(format!("{}; nothing was left behind", e.0));
             }
         };
+        // A new network namespace: libcontainer leaves its loopback down.
+        let fresh_net = applied.config.pointer("/linux/namespaces").and_then(Value::as_array).is_some_and(|l| {
+            l.iter().any(|n| n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_none())
+        });
+        if fresh_net {
+            let up = container.pid().map(|p| embedded::loopback_up_in(p.as_raw()));
+            if let Some(Err(e)) = up {
+                prepared.undo(Some((&backend, settings, id)));
+                return fail(format!("{}; nothing was left behind", e.0));
+            }
+        }
         if let Some(guard) = &applied.egress {
             let pid = container.pid().and_then(|p| u32::try_from(p.as_raw()).ok());
             let attached = match pid {
@@ -431,6 +449,17 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
                             prepared.undo(Some((&backend, settings, id)));
                             return fail(format!("{}; nothing was left behind", e.0));
                         }
+                    }
+                    if backend.kind == BackendKind::Runc {
+                        // runc holds its own copy of the configuration now. What stays in the
+                        // bundle is what the workload gets, without semble's plumbing (the
+                        // workload runs with its own argv; semble-init and its mounts are how):
+                        // tools that read the bundle from inside the container compare it with
+                        // what they see.
+                        let view = workload_view(&applied.config);
+                        let mut out = serde_json::to_vec_pretty(&view)?;
+                        out.push(b'\n');
+                        write_file(&bundle.join("config.json"), &out, 0o644)?;
                     }
                     Ok(0)
                 }
@@ -632,20 +661,6 @@ pub(super) fn record_target(settings: &Settings, log: &mut Logger, id: &str, con
     }
 }
 
-pub(super) fn fresh_netns_for_embedded(config: &mut Value) -> Result<Option<embedded::NetnsHolder>, Failure> {
-    let Some(list) = config.pointer_mut("/linux/namespaces").and_then(Value::as_array_mut) else {
-        return Ok(None);
-    };
-    let Some(net) =
-        list.iter_mut().find(|n| n.get("type").and_then(Value::as_str) == Some("network") && n.get("path").is_none())
-    else {
-        return Ok(None);
-    };
-    let holder = embedded::NetnsHolder::new()?;
-    net["path"] = json!(holder.path);
-    Ok(Some(holder))
-}
-
 /// What the gVisor backend needs: runsc's capabilities and the top of the root filesystem.
 pub fn runsc_inputs(
     settings: &Settings,
@@ -698,4 +713,25 @@ pub(super) fn plain_path_in(rootfs: &Path, path: &str) -> bool {
         }
     }
     true
+}
+
+/// The configuration as the workload sees it: its own command (semble-init `execve`s it with
+/// that argv) and no mounts of semble's own files (`/.semble`).
+fn workload_view(config: &Value) -> Value {
+    let mut v = config.clone();
+    if let Some(args) = v.pointer_mut("/process/args").and_then(Value::as_array_mut) {
+        if args.first().and_then(Value::as_str) == Some(semble_init::config::INIT_PATH) {
+            if let Some(i) = args.iter().position(|a| a.as_str() == Some("--")) {
+                args.drain(..=i);
+            }
+        }
+    }
+    if let Some(mounts) = v.get_mut("mounts").and_then(Value::as_array_mut) {
+        let dir = semble_init::config::MOUNT_DIR;
+        mounts.retain(|m| {
+            let d = m.get("destination").and_then(Value::as_str).unwrap_or("");
+            d != dir && !d.starts_with(&format!("{dir}/"))
+        });
+    }
+    v
 }

@@ -179,3 +179,33 @@ pub fn real_path_no_magic_links(path: &std::path::Path) -> std::io::Result<std::
     drop(fd);
     Ok(real)
 }
+
+/// Make directory `name` (one component) inside directory `dir`, through `dir`'s descriptor and
+/// without following a symbolic link at `dir` or at `name`: a link in a container image cannot
+/// send it elsewhere. `Ok(true)` when made, `Ok(false)` when a directory is already there.
+pub fn mkdir_beneath(dir: &std::path::Path, name: &str, mode: u32) -> std::io::Result<bool> {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a single path component"));
+    }
+    let fd = nix::fcntl::open(dir, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+    // SAFETY: `open` returned a new descriptor nothing else owns; `owned` closes it on return.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&owned);
+    match mkdirat(Some(raw), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EEXIST) => {
+            let st = fstatat(Some(raw), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                Ok(false)
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("`{name}` exists and is not a directory"),
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
