@@ -64,6 +64,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         host_namespaces: BTreeMap::new(),
         hard_limits: [(semble_policy::model::Rlimit::Nofile, 1_048_576u64)].into_iter().collect(),
         no_egress_guard: None,
+        missing_kernel_paths: Default::default(),
         nvidia_majors: [195].into_iter().collect(),
     };
     let mounts = Mounts {

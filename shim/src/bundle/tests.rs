@@ -79,6 +79,7 @@ fn facts() -> HostFacts {
         host_namespaces: BTreeMap::new(),
         hard_limits: BTreeMap::new(),
         no_egress_guard: None,
+        missing_kernel_paths: Default::default(),
         nvidia_majors: [195, 237].into_iter().collect(),
     }
 }
