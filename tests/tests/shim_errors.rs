@@ -149,8 +149,12 @@ fn backend_failure_is_rolled_back() {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let b = bundle(&t.path().join("b"), &["true"]);
-    // runc refuses a rootfs that does not exist, after semble has prepared everything.
-    edit_config(&b, |c| c["root"]["path"] = serde_json::json!("no-such-rootfs"));
+    // runc refuses a hostname without a UTS namespace of the container's own, after semble has
+    // prepared everything (semble does not judge the UTS namespace).
+    edit_config(&b, |c| {
+        c["hostname"] = serde_json::json!("x");
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+    });
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
     let out =
