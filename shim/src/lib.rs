@@ -36,6 +36,7 @@ pub mod egress;
 pub mod error;
 pub mod explain_bundle;
 pub mod host;
+pub mod landlock_audit;
 pub mod log;
 pub mod mounts;
 pub mod ops;
