@@ -255,7 +255,8 @@ fn receive_fds(stream: &UnixStream) -> Vec<OwnedFd> {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 8];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    // Room for the credentials too: the supervisor asks for them on every connection.
+    let mut space = nix::cmsg_space!([RawFd; 4], nix::sys::socket::UnixCredentials);
     let Ok(msg) = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) else {
         return Vec::new();
     };

@@ -248,7 +248,7 @@ pub fn attribute(rules: &[PathRule], net: Option<&NetRules>, mode: &str, blocker
     };
     let missing: Vec<&str> = names.iter().map(|n| short(n)).collect();
     let rule = match covering.iter().max_by_key(|r| r.path.len()) {
-        None => format!("no Landlock rule covers `{shown}` (it grants {})", missing.join(", ")),
+        None => format!("no Landlock rule covers `{shown}`, which needs {}", missing.join(", ")),
         Some(r) => {
             let rights: Vec<String> = granted
                 .iter()
