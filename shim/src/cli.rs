@@ -205,6 +205,9 @@ pub struct DoctorArgs {
     /// The busybox used for `--run`.
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// A directory of CDI specs the engines read (repeat; default `/etc/cdi` and `/var/run/cdi`).
+    #[arg(long = "cdi-spec-dir", value_name = "DIR")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,

@@ -32,6 +32,7 @@ pub mod backend;
 pub mod bundle;
 pub mod cli;
 pub mod doctor;
+mod doctor_gpu;
 pub mod egress;
 pub mod error;
 pub mod explain_bundle;

@@ -47,7 +47,7 @@ mod resources;
 pub mod table;
 
 use devices::*;
-pub use devices::{host_devices, is_nvidia_name, HostDevices};
+pub use devices::{host_devices, is_nvidia_gpu_node, is_nvidia_name, HostDevices};
 use mounts::*;
 use network::*;
 use privileges::*;
