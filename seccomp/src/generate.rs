@@ -553,11 +553,15 @@ mod tests {
             assert!(!gpu.contains_key(n), "{n} moves other processes' pages or is not needed");
         }
         // A deny still wins, and the strict baseline gets them too.
-        let denied = allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {deny: [mbind]}\n  network: {mode: none}\n"));
+        let denied =
+            allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {deny: [mbind]}\n  network: {mode: none}\n"));
         assert!(!denied.contains_key("mbind"));
-        let strict = allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {baseline: strict}\n  network: {mode: none}\n"));
+        let strict =
+            allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {baseline: strict}\n  network: {mode: none}\n"));
         assert!(strict.contains_key("get_mempolicy"));
-        let none = allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n"));
+        let none = allowed(&policy(
+            "  devices: {gpu: nvidia}\n  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n",
+        ));
         assert!(!none.contains_key("mbind"), "baseline none is the allow-list only");
     }
 

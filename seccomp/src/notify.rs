@@ -143,8 +143,12 @@ impl<H: Handler> Supervisor<H> {
                 Err(nix::errno::Errno::EINTR) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
-            let mut revents =
-                pfds.iter().skip(woken).map(|p| p.revents().unwrap_or(PollFlags::empty())).collect::<Vec<_>>().into_iter();
+            let mut revents = pfds
+                .iter()
+                .skip(woken)
+                .map(|p| p.revents().unwrap_or(PollFlags::empty()))
+                .collect::<Vec<_>>()
+                .into_iter();
             let accept = has_listener && revents.next().is_some_and(|r| r.contains(PollFlags::POLLIN));
             let extra = has_extra && revents.next().is_some_and(|r| !r.is_empty());
             let streams: Vec<PollFlags> = revents.by_ref().take(self.streams.len()).collect();
@@ -442,8 +446,7 @@ impl Limiter {
 
     /// `Some(line)` to write now, `None` to suppress.
     pub fn admit(&mut self, mut d: Denial, now: Instant) -> Option<Denial> {
-        let slot =
-            self.per.entry(d.key()).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
+        let slot = self.per.entry(d.key()).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
         if now.duration_since(slot.start) >= self.window {
             slot.start = now;
             slot.lines = 0;

@@ -361,11 +361,8 @@ fn policy_checks(settings: &Settings) -> Vec<Check> {
 /// The installed policies that pass GPUs through.
 fn gpu_policies(settings: &Settings) -> Vec<semble_policy::SandboxPolicy> {
     let Ok(rd) = std::fs::read_dir(&settings.policy_dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        rd.flatten().map(|e| e.path()).filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml")).collect();
     files.sort();
     files
         .iter()

@@ -89,7 +89,9 @@ pub fn nodes(dev: &Path) -> Vec<Node> {
 pub fn driver_version(text: &str) -> Option<String> {
     let line = text.lines().find(|l| l.starts_with("NVRM version"))?;
     line.split_whitespace()
-        .find(|w| w.split('.').count() >= 2 && w.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        .find(|w| {
+            w.split('.').count() >= 2 && w.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
         .map(str::to_string)
 }
 
@@ -165,11 +167,16 @@ pub fn checks(
     // Nodes: each judged as `create` judges a request's.
     let bad: Vec<&Node> = found.iter().filter(|n| n.kind != 'c' || !nvidia_majors.contains(&n.major)).collect();
     if !bad.is_empty() {
-        let list: Vec<String> = bad.iter().map(|n| format!("{} is `{} {}:{}`", n.path, n.kind, n.major, n.minor)).collect();
+        let list: Vec<String> =
+            bad.iter().map(|n| format!("{} is `{} {}:{}`", n.path, n.kind, n.major, n.minor)).collect();
         out.push(check(
             "gpu devices",
             Status::Fail,
-            format!("{}: not NVIDIA devices (character devices with major {}); a GPU container given them is refused", list.join(", "), majors.join(" or ")),
+            format!(
+                "{}: not NVIDIA devices (character devices with major {}); a GPU container given them is refused",
+                list.join(", "),
+                majors.join(" or ")
+            ),
             "remove or recreate those nodes (`nvidia-modprobe`, or the driver's own udev rules)",
         ));
     }
@@ -181,7 +188,11 @@ pub fn checks(
             "gpu devices",
             if wanted { Status::Warn } else { Status::Ok },
             "no NVIDIA device nodes",
-            if wanted { "load the NVIDIA driver (`nvidia-smi` creates the nodes), or GPU policies' containers get no GPU" } else { "" },
+            if wanted {
+                "load the NVIDIA driver (`nvidia-smi` creates the nodes), or GPU policies' containers get no GPU"
+            } else {
+                ""
+            },
         ));
     } else {
         let list: Vec<String> = good.iter().map(|n| format!("{} ({}:{})", n.path, n.major, n.minor)).collect();
@@ -268,7 +279,11 @@ pub fn checks(
             format!(
                 "Landlock read, write, ioctl: {}{}",
                 GPU_NODES.join(", "),
-                if gpus.is_empty() { ", and each /dev/nvidiaN given".to_string() } else { format!(", {}", gpus.join(", ")) }
+                if gpus.is_empty() {
+                    ", and each /dev/nvidiaN given".to_string()
+                } else {
+                    format!(", {}", gpus.join(", "))
+                }
             ),
             format!("Landlock read: {GPU_CAPS_DIR} ({caps} MIG capability node(s))"),
             format!("Landlock read and write of existing files: {GPU_PROC} (CUDA names its threads there)"),
@@ -334,12 +349,18 @@ mod tests {
     use super::*;
 
     fn mknod(p: &Path, kind: nix::sys::stat::SFlag, major: u64, minor: u64) -> bool {
-        nix::sys::stat::mknod(p, kind, nix::sys::stat::Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(major, minor))
-            .is_ok()
+        nix::sys::stat::mknod(
+            p,
+            kind,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .is_ok()
     }
 
     fn policy(spec: &str) -> SandboxPolicy {
-        let src = format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: gpu}}\nspec:\n{spec}");
+        let src =
+            format!("apiVersion: semble.dev/v1alpha1\nkind: SandboxPolicy\nmetadata: {{name: gpu}}\nspec:\n{spec}");
         semble_policy::parse(&src).unwrap().policy
     }
 
@@ -375,28 +396,44 @@ mod tests {
         assert!(mknod(&h.dev.join("nvidia-uvm"), SFlag::S_IFCHR, 237, 0));
         assert!(mknod(&h.dev.join("nvidia-caps/nvidia-cap1"), SFlag::S_IFCHR, 238, 1));
         std::fs::write(h.dev.join("null"), "").unwrap(); // not an NVIDIA name: ignored
-        std::fs::write(h.proc_nvidia.join("version"), "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Release Build\n").unwrap();
-        std::fs::write(&h.proc_devices, "Character devices:\n195 nvidia\n237 nvidia-uvm\n238 nvidia-caps\n\nBlock devices:\n").unwrap();
+        std::fs::write(
+            h.proc_nvidia.join("version"),
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Release Build\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &h.proc_devices,
+            "Character devices:\n195 nvidia\n237 nvidia-uvm\n238 nvidia-caps\n\nBlock devices:\n",
+        )
+        .unwrap();
         std::fs::write(
             h.cdi_dirs[0].join("nvidia.yaml"),
             "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits: {deviceNodes: [{path: /dev/nvidia0}]}\n- name: all\n  containerEdits: {deviceNodes: [{path: /dev/nvidia0}]}\ncontainerEdits:\n  hooks:\n  - {hookName: createContainer, path: /usr/bin/nvidia-ctk, args: [nvidia-ctk, hook, update-ldcache]}\n",
         )
         .unwrap();
         let majors = crate::host::nvidia_majors(&std::fs::read_to_string(&h.proc_devices).unwrap());
-        let gpu = policy("  filesystem: {readOnly: [/usr], execute: [/bin]}\n  devices: {gpu: nvidia}\n  network: {mode: none}\n");
-        let c = checks(&h, &[gpu.clone()], &[], &majors);
+        let gpu = policy(
+            "  filesystem: {readOnly: [/usr], execute: [/bin]}\n  devices: {gpu: nvidia}\n  network: {mode: none}\n",
+        );
+        let c = checks(&h, std::slice::from_ref(&gpu), &[], &majors);
         let get = |name: &str| c.iter().find(|x| x.name == name).unwrap().clone();
         let dev = get("gpu devices");
         assert_eq!(dev.status, Status::Ok, "{dev:?}");
-        assert!(dev.detail.starts_with("2 GPU(s)") && dev.detail.contains("/dev/nvidia-caps/nvidia-cap1 (238:1)"), "{dev:?}");
+        assert!(
+            dev.detail.starts_with("2 GPU(s)") && dev.detail.contains("/dev/nvidia-caps/nvidia-cap1 (238:1)"),
+            "{dev:?}"
+        );
         assert_eq!(get("gpu driver").detail, "NVIDIA 580.95.05, nvidia-uvm loaded");
         let spec = get("cdi spec");
         assert_eq!(spec.status, Status::Warn, "its hook is not allowed: {spec:?}");
         assert!(spec.fix.contains("--allow-hook /usr/bin/nvidia-ctk"), "{spec:?}");
         let grant = get("gpu policy gpu");
-        assert!(grant.detail.contains("/dev/nvidia0, /dev/nvidia1") && grant.detail.contains("1 MIG capability node"), "{grant:?}");
+        assert!(
+            grant.detail.contains("/dev/nvidia0, /dev/nvidia1") && grant.detail.contains("1 MIG capability node"),
+            "{grant:?}"
+        );
         // With the hook allowed the spec is fine.
-        let c = checks(&h, &[gpu.clone()], &[PathBuf::from("/usr/bin/nvidia-ctk")], &majors);
+        let c = checks(&h, std::slice::from_ref(&gpu), &[PathBuf::from("/usr/bin/nvidia-ctk")], &majors);
         assert_eq!(c.iter().find(|x| x.name == "cdi spec").unwrap().status, Status::Ok);
         // A disk under an NVIDIA name fails, as `create` would refuse it.
         assert!(mknod(&h.dev.join("nvidia7"), SFlag::S_IFBLK, 7, 0));

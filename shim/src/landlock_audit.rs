@@ -97,7 +97,11 @@ pub fn parse(kind: u16, text: &str) -> Option<Record> {
         } else {
             let end = after.find(' ').unwrap_or(after.len());
             let raw = &after[..end];
-            let v = if UNTRUSTED.contains(&key.as_str()) { hex_decode(raw).unwrap_or_else(|| raw.into()) } else { raw.into() };
+            let v = if UNTRUSTED.contains(&key.as_str()) {
+                hex_decode(raw).unwrap_or_else(|| raw.into())
+            } else {
+                raw.into()
+            };
             (v, &after[end..])
         };
         fields.push((key, value));
@@ -185,7 +189,9 @@ pub fn attribute(rules: &[PathRule], net: Option<&NetRules>, mode: &str, blocker
     let has = |n: &str| names.contains(&n);
     if has("scope.signal") {
         return Verdict {
-            rule: "Landlock scope: no signals to processes outside the sandbox (semble-init, other containers, the host)".into(),
+            rule:
+                "Landlock scope: no signals to processes outside the sandbox (semble-init, other containers, the host)"
+                    .into(),
             fix: "none: semble always sets this scope; signal only the workload's own processes".into(),
             errno: "EPERM",
         };
@@ -193,7 +199,8 @@ pub fn attribute(rules: &[PathRule], net: Option<&NetRules>, mode: &str, blocker
     if has("scope.abstract_unix_socket") {
         return Verdict {
             rule: "Landlock scope: no connections to abstract Unix sockets made outside the sandbox".into(),
-            fix: "none: semble always sets this scope; reach such a service through a socket file the policy lists".into(),
+            fix: "none: semble always sets this scope; reach such a service through a socket file the policy lists"
+                .into(),
             errno: "EPERM",
         };
     }
@@ -441,8 +448,11 @@ impl Explainer {
         for r in event.records.iter().filter(|r| r.kind == AUDIT_LANDLOCK_ACCESS) {
             let Some(id) = r.get("domain").and_then(|d| u64::from_str_radix(d, 16).ok()) else { continue };
             let access = Access { record: r.clone(), syscall: syscall.clone() };
-            match self.domains.entry(id).or_insert(Domain::Unknown { creator: None, since: event.since, held: Vec::new() })
-            {
+            match self.domains.entry(id).or_insert(Domain::Unknown {
+                creator: None,
+                since: event.since,
+                held: Vec::new(),
+            }) {
                 Domain::Ours { announced } => {
                     let first = !*announced;
                     *announced = true;
@@ -469,8 +479,12 @@ impl Explainer {
                         out.extend(self.adopt(id));
                     } else if let Some(Domain::Unknown { creator, .. }) = self.domains.get_mut(&id) {
                         *creator = pid;
-                    } else if !self.domains.contains_key(&id) {
-                        self.domains.insert(id, Domain::Unknown { creator: pid, since: event.since, held: Vec::new() });
+                    } else {
+                        self.domains.entry(id).or_insert(Domain::Unknown {
+                            creator: pid,
+                            since: event.since,
+                            held: Vec::new(),
+                        });
                     }
                 }
                 Some("deallocated") => {
@@ -561,7 +575,8 @@ mod tests {
         Explainer::new("c1", "workspace", "none", rules(), Some(net))
     }
 
-    const ACCESS: &str = r#"audit(1729738800.268:30): domain=195ba459b blockers=fs.read_file path="/secret/file" dev="vda" ino=351"#;
+    const ACCESS: &str =
+        r#"audit(1729738800.268:30): domain=195ba459b blockers=fs.read_file path="/secret/file" dev="vda" ino=351"#;
     const DOMAIN: &str = r#"audit(1729738800.268:30): domain=195ba459b status=allocated mode=enforcing pid=300 uid=0 exe="/.semble/init" comm="init""#;
     const SYSCALL: &str = r#"audit(1729738800.268:30): arch=c000003e syscall=257 success=no exit=-13 a0=ffffff9c items=0 ppid=299 pid=301 auid=4294967295 uid=1000 comm="cat" exe="/bin/busybox" key=(null)"#;
 
@@ -573,7 +588,8 @@ mod tests {
         assert_eq!(r.get("path"), Some("/secret/file"));
         assert_eq!(r.get("ino"), Some("351"));
         // A path with a space is written in hex.
-        let r = parse(AUDIT_LANDLOCK_ACCESS, "audit(1.2:7): domain=1 blockers=fs.read_file path=2F612062 dev=\"vda\"").unwrap();
+        let r = parse(AUDIT_LANDLOCK_ACCESS, "audit(1.2:7): domain=1 blockers=fs.read_file path=2F612062 dev=\"vda\"")
+            .unwrap();
         assert_eq!(r.get("path"), Some("/a b"));
         assert!(parse(AUDIT_LANDLOCK_ACCESS, "garbage").is_none());
     }
@@ -625,7 +641,11 @@ mod tests {
         assert_eq!((d.kind.as_str(), d.path.as_str(), d.access.as_str()), ("landlock", "/secret/file", "fs.read_file"));
         assert_eq!((d.pid, d.comm.as_str(), d.syscall.as_str(), d.errno.as_str()), (301, "cat", "openat", "EACCES"));
         assert_eq!(d.fix, "add `/secret/file` to spec.filesystem.readOnly");
-        assert!(d.text().starts_with("semble: landlock denied openat: read_file `/secret/file` (EACCES) to pid 301 `cat`"), "{}", d.text());
+        assert!(
+            d.text().starts_with("semble: landlock denied openat: read_file `/secret/file` (EACCES) to pid 301 `cat`"),
+            "{}",
+            d.text()
+        );
     }
 
     #[test]
@@ -654,7 +674,11 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].path, "/etc/x");
         assert_eq!(out[0].pid, 0, "no audit context: no pid to name");
-        assert!(out[0].text().starts_with("semble: landlock denied write_file `/etc/x` (EACCES) in container c1"), "{}", out[0].text());
+        assert!(
+            out[0].text().starts_with("semble: landlock denied write_file `/etc/x` (EACCES) in container c1"),
+            "{}",
+            out[0].text()
+        );
     }
 
     #[test]

@@ -210,8 +210,7 @@ fn serve_inner(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome 
             let sink = Sink::new(Some(json), Some(text_log), false);
             let tick = if landlock.is_some() { Duration::from_millis(200) } else { Duration::from_secs(1) };
             let handler = Explainers { seccomp: Explain::new(id, &policy, identity, sink), landlock };
-            let mut sup =
-                Supervisor::new(Some(listener), handler).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            let mut sup = Supervisor::new(Some(listener), handler).map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.run(tick, Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.finish();
         }
@@ -267,12 +266,18 @@ fn landlock_audit(
     };
     match crate::sys::landlock_abi() {
         Some(abi) if abi >= 7 => {}
-        Some(abi) => return refuse(format!("this kernel's Landlock (ABI {abi}) does not log refusals (that needs Linux 6.15, ABI 7)")),
+        Some(abi) => {
+            return refuse(format!(
+                "this kernel's Landlock (ABI {abi}) does not log refusals (that needs Linux 6.15, ABI 7)"
+            ))
+        }
         None => return refuse("this host has no Landlock".into()),
     }
     let status = match crate::sys::audit::status() {
         Ok(s) => s,
-        Err(e) => return refuse(format!("cannot read the kernel's audit status ({e}; it needs root, CAP_AUDIT_CONTROL)")),
+        Err(e) => {
+            return refuse(format!("cannot read the kernel's audit status ({e}; it needs root, CAP_AUDIT_CONTROL)"))
+        }
     };
     let mut how = if status.pid != 0 {
         format!("audit on, auditd (pid {}) keeps a copy", status.pid)

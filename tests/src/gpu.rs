@@ -33,9 +33,12 @@ impl FakeGpu {
         let g = FakeGpu { dir };
         std::fs::create_dir_all(g.path("dev")).unwrap();
         std::fs::create_dir_all(g.path("lib")).unwrap();
-        for (name, kind, major, minor) in
-            [("nvidia0", "c", 195, 0), ("nvidiactl", "c", 195, 255), ("nvidia-modeset", "c", 195, 254), ("disk", "b", 7, 0)]
-        {
+        for (name, kind, major, minor) in [
+            ("nvidia0", "c", 195, 0),
+            ("nvidiactl", "c", 195, 255),
+            ("nvidia-modeset", "c", 195, 254),
+            ("disk", "b", 7, 0),
+        ] {
             let kind = if kind == "c" { nix::sys::stat::SFlag::S_IFCHR } else { nix::sys::stat::SFlag::S_IFBLK };
             nix::sys::stat::mknod(
                 &g.path("dev").join(name),
@@ -123,12 +126,13 @@ containerEdits:
     /// what the shim receives. `evil` adds the disk as `/dev/nvidia1`; `hook_env` is the hook
     /// entry's environment.
     pub fn apply_cdi(&self, c: &mut Value, evil: bool, hook_env: Option<&str>) {
-        let node = |path: &str, kind: &str, major: i64, minor: i64| {
-            json!({"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 8630, "uid": 0, "gid": 0})
-        };
+        let node = |path: &str, kind: &str, major: i64, minor: i64| json!({"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 8630, "uid": 0, "gid": 0});
         let rule = |kind: &str, major: i64, minor: i64| json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": "rwm"});
-        let mut devices =
-            vec![node("/dev/nvidia0", "c", 195, 0), node("/dev/nvidiactl", "c", 195, 255), node("/dev/nvidia-modeset", "c", 195, 254)];
+        let mut devices = vec![
+            node("/dev/nvidia0", "c", 195, 0),
+            node("/dev/nvidiactl", "c", 195, 255),
+            node("/dev/nvidia-modeset", "c", 195, 254),
+        ];
         let mut rules = vec![rule("c", 195, 0), rule("c", 195, 255), rule("c", 195, 254)];
         if evil {
             devices.push(node("/dev/nvidia1", "b", 7, 0));
@@ -261,7 +265,10 @@ pub fn cdi_through_the_shim(backend: &'static str) {
     let b = make("nogpu", "workspace", false, None);
     let out = shim_run(t.path(), backend, &b, &[&hook]);
     let err = text(&out);
-    assert!(!out.status.success() && err.contains("device `/dev/nvidia0` is not allowed by policy `workspace`"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("device `/dev/nvidia0` is not allowed by policy `workspace`"),
+        "{err}"
+    );
     assert!(!g.marker().exists(), "a refused container ran its hook");
 }
 

@@ -382,7 +382,9 @@ impl Drop for AuditState {
 
 /// One audit request (`AUDIT_GET` 1000, `AUDIT_SET` 1001) and the kernel's first answer.
 fn audit_request(kind: u16, payload: &[u8]) -> Vec<u8> {
-    use nix::sys::socket::{recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
+    use nix::sys::socket::{
+        recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+    };
     use std::os::fd::AsRawFd;
     let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).unwrap();
     let mut msg = Vec::new();

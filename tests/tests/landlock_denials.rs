@@ -107,12 +107,7 @@ fn not_explained_without_audit(t: &Path) {
     let id = unique("llo");
     // Kept (`--keep`) so that `denials` can still read its supervisor's word.
     let out = run(
-        shim_for(&root, "runc")
-            .arg("--proxy-dir")
-            .arg(t.join("proxy"))
-            .args(["run", "--keep", "-b"])
-            .arg(&b)
-            .arg(&id),
+        shim_for(&root, "runc").arg("--proxy-dir").arg(t.join("proxy")).args(["run", "--keep", "-b"]).arg(&b).arg(&id),
         false,
     );
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

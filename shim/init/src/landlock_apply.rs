@@ -168,13 +168,8 @@ pub fn announce(supervisor: &std::os::unix::net::UnixStream) {
     let creds = nix::sys::socket::UnixCredentials::new();
     let cmsg = [nix::sys::socket::ControlMessage::ScmCredentials(&creds)];
     let iov = [std::io::IoSlice::new(semble_policy::compile::oci::DOMAIN_MESSAGE)];
-    let sent = nix::sys::socket::sendmsg::<()>(
-        supervisor.as_raw_fd(),
-        &iov,
-        &cmsg,
-        nix::sys::socket::MsgFlags::empty(),
-        None,
-    );
+    let sent =
+        nix::sys::socket::sendmsg::<()>(supervisor.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None);
     if sent.is_ok() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), None);
     }
