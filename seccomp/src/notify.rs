@@ -446,7 +446,7 @@ impl Limiter {
 
     /// `Some(line)` to write now, `None` to suppress.
     pub fn admit(&mut self, mut d: Denial, now: Instant) -> Option<Denial> {
-        let slot = self.per.entry(d.key()).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
+        let slot = self.per.entry(limit_key(&d)).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
         if now.duration_since(slot.start) >= self.window {
             slot.start = now;
             slot.lines = 0;
@@ -479,6 +479,16 @@ impl Limiter {
             }
         }
         out
+    }
+}
+
+/// What the rate limit counts by: the syscall, or a Landlock refusal's rights — never its path,
+/// which the workload chooses (a slot per path would grow without bound).
+fn limit_key(d: &Denial) -> String {
+    if d.kind == crate::denials::LANDLOCK {
+        format!("landlock:{}", d.access)
+    } else {
+        d.syscall.clone()
     }
 }
 
