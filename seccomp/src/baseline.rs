@@ -554,5 +554,13 @@ pub const BY_CAPABILITY: &[(semble_policy::Capability, &[&str])] = &[
     (semble_policy::Capability::SysTtyConfig, &["vhangup"]),
 ];
 
+/// What `devices.gpu` adds to the `default` and `strict` baselines: the NUMA memory policy of
+/// the caller's own memory. NUMA-aware allocators (the CUDA driver's pinned host memory,
+/// libnuma, llama.cpp's `--numa`) query and set where their pages go; the kernel keeps every
+/// node inside the container's cpuset and refuses `MPOL_MF_MOVE_ALL` (other processes' pages)
+/// without `CAP_SYS_NICE`. Moving other processes' pages (`migrate_pages`, `move_pages`) stays
+/// refused. Without them CUDA still runs (it tolerates the refusal), placing memory less well.
+pub const GPU_NUMA: &[&str] = &["get_mempolicy", "set_mempolicy", "mbind"];
+
 /// Address families `socket` accepts.
 pub const SOCKET_FAMILIES: &[(u64, &str)] = &[(1, "AF_UNIX"), (2, "AF_INET"), (10, "AF_INET6"), (16, "AF_NETLINK")];

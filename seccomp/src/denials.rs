@@ -1,8 +1,11 @@
-//! Denial records: what the supervisor writes for every refused syscall, the summary
+//! Denial records: what the supervisor writes for every refused syscall (seccomp) and every
+//! refused access the kernel logged for the container's Landlock domain, the summary
 //! `semble-shim denials` and `semble-policy denials` print, and the policy overlay `--patch`
 //! suggests.
 //!
-//! One JSON object per line; the fields are a stable interface (log shippers read them).
+//! One JSON object per line; the fields are a stable interface (log shippers read them). A
+//! Landlock line has the same fields (those the kernel's records do not give are empty or 0)
+//! plus `kind: "landlock"`, `path` and `access`; a line without `kind` is a seccomp refusal.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::NEVER_BY_DEFAULT;
 use crate::generate;
 
-/// One refused syscall (or, with `suppressed > 0`, one line standing for several).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One refused syscall or access (or, with `suppressed > 0`, one line standing for several).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
     /// When (RFC 3339, milliseconds, UTC).
     pub time: String,
@@ -45,15 +48,58 @@ pub struct Denial {
     /// Denials of the same syscall not written since the previous line for it (rate limit).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub suppressed: u64,
+    /// What refused it: empty for seccomp, [`LANDLOCK`] for a Landlock refusal.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Landlock: what was refused, as the workload sees it: a path, `tcp port N`, `pid N (comm)`,
+    /// an abstract socket's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Landlock: the rights refused, in the kernel's names (`fs.read_file`, `scope.signal`…).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub access: String,
 }
+
+/// [`Denial::kind`] of a Landlock refusal.
+pub const LANDLOCK: &str = "landlock";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
 impl Denial {
+    /// What the rate limit and the summary group by: the syscall, or a Landlock refusal's
+    /// rights and object.
+    pub fn key(&self) -> String {
+        if self.kind == LANDLOCK {
+            format!("landlock {} {}", self.access, self.path)
+        } else {
+            self.syscall.clone()
+        }
+    }
+
     /// One human line, as the supervisor prints it on stderr.
     pub fn text(&self) -> String {
+        if self.kind == LANDLOCK {
+            let who = if self.pid == 0 {
+                String::new()
+            } else {
+                format!(
+                    " to pid {} `{}`{}",
+                    self.pid,
+                    self.comm,
+                    if self.exe.is_empty() { String::new() } else { format!(" ({})", self.exe) }
+                )
+            };
+            let mut s = format!(
+                "semble: landlock denied {} ({}){who} in container {}: {} (policy `{}`); fix: {}",
+                self.call, self.errno, self.container, self.rule, self.policy, self.fix
+            );
+            if self.suppressed > 0 {
+                let _ = write!(s, " [{} more not shown]", self.suppressed);
+            }
+            return s;
+        }
         let mut s = format!(
             "semble: denied {} ({}) to pid {} `{}`{} in container {}: {} (policy `{}`); fix: {}",
             self.call,
@@ -193,6 +239,26 @@ pub struct Row {
     /// Why allowing it is dangerous.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub danger: Option<String>,
+    /// `landlock` for a Landlock refusal (absent: seccomp).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Landlock: what was refused.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Landlock: the rights refused.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub access: String,
+}
+
+impl Row {
+    /// The first column of the table: the syscall, or `landlock:RIGHTS`.
+    fn what(&self) -> String {
+        if self.kind == LANDLOCK {
+            format!("landlock:{}", self.access)
+        } else {
+            self.syscall.clone()
+        }
+    }
 }
 
 /// Read denial lines; lines that are not denials are reported with their line number.
@@ -212,9 +278,9 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Denial>, String> {
 
 /// The summary table, most frequent first.
 pub fn summarize(denials: &[Denial]) -> Vec<Row> {
-    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for d in denials {
-        let row = rows.entry(d.syscall.as_str()).or_insert_with(|| Row {
+        let row = rows.entry(d.key()).or_insert_with(|| Row {
             syscall: d.syscall.clone(),
             count: 0,
             first: d.time.clone(),
@@ -224,6 +290,9 @@ pub fn summarize(denials: &[Denial]) -> Vec<Row> {
             programs: Vec::new(),
             calls: Vec::new(),
             danger: d.danger.clone(),
+            kind: d.kind.clone(),
+            path: d.path.clone(),
+            access: d.access.clone(),
         });
         row.count += 1 + d.suppressed;
         if d.time < row.first {
@@ -232,7 +301,7 @@ pub fn summarize(denials: &[Denial]) -> Vec<Row> {
         if d.time > row.last {
             row.last = d.time.clone();
         }
-        if !row.programs.contains(&d.comm) {
+        if !d.comm.is_empty() && !row.programs.contains(&d.comm) {
             row.programs.push(d.comm.clone());
         }
         if row.calls.len() < 3 && !row.calls.contains(&d.call) {
@@ -240,7 +309,7 @@ pub fn summarize(denials: &[Denial]) -> Vec<Row> {
         }
     }
     let mut out: Vec<Row> = rows.into_values().collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.syscall.cmp(&b.syscall)));
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.what().cmp(&b.what())).then_with(|| a.path.cmp(&b.path)));
     out
 }
 
@@ -250,21 +319,26 @@ pub fn table(rows: &[Row]) -> String {
         return "no denials\n".into();
     }
     let mut out = String::new();
-    let w = rows.iter().map(|r| r.syscall.len()).max().unwrap_or(7).max(7);
+    let w = rows.iter().map(|r| r.what().len()).max().unwrap_or(7).max(7);
     let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  RULE / FIX", "SYSCALL", "COUNT", "FIRST", "LAST");
     for r in rows {
         let _ = writeln!(
             out,
             "{:<w$}  {:>6}  {:<24}  {:<24}  {}",
-            printable(&r.syscall),
+            printable(&r.what()),
             r.count,
             printable(&r.first),
             printable(&r.last),
             printable(&r.rule)
         );
         let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  fix: {}", "", "", "", "", printable(&r.fix));
+        if r.kind == LANDLOCK {
+            let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  on: {}", "", "", "", "", printable(&r.path));
+        }
         let by: Vec<String> = r.programs.iter().map(|p| printable(p)).collect();
-        let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  by: {}", "", "", "", "", by.join(", "));
+        if !by.is_empty() {
+            let _ = writeln!(out, "{:<w$}  {:>6}  {:<24}  {:<24}  by: {}", "", "", "", "", by.join(", "));
+        }
     }
     out
 }
@@ -278,7 +352,24 @@ pub fn patch(rows: &[Row]) -> (String, Vec<String>) {
         "# semble: a seccomp overlay allowing what was denied; review before applying\nspec:\n  seccomp:\n    allow:\n",
     );
     let mut removed = Vec::new();
-    for r in rows {
+    let mut paths: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.kind == LANDLOCK) {
+        match landlock_field(&r.access) {
+            Some(field) if is_policy_path(&r.path) => {
+                let list = paths.entry(field).or_default();
+                if !list.contains(&r.path) {
+                    list.push(r.path.clone());
+                }
+            }
+            _ => warnings.push(format!(
+                "landlock refused {} on `{}`: {}; left out of the overlay",
+                printable(&r.access),
+                printable(&r.path),
+                printable(&r.fix)
+            )),
+        }
+    }
+    for r in rows.iter().filter(|r| r.kind != LANDLOCK) {
         if !is_syscall_name(&r.syscall) {
             warnings.push(format!("`{}` is not a syscall name; left out of the overlay", printable(&r.syscall)));
             continue;
@@ -304,7 +395,71 @@ pub fn patch(rows: &[Row]) -> (String, Vec<String>) {
     for s in removed {
         let _ = writeln!(out, "    # `{s}` is in spec.seccomp.deny: remove it there to allow it");
     }
+    if !paths.is_empty() {
+        let _ = writeln!(out, "  filesystem:  # Landlock: paths refused, by the right they lacked");
+        for (field, list) in &paths {
+            let _ = writeln!(out, "    {field}:");
+            for p in list {
+                let _ = writeln!(out, "      - {p}");
+            }
+        }
+    }
+    if !paths.is_empty() {
+        out = out.replacen("a seccomp overlay", "an overlay (seccomp, Landlock)", 1);
+    }
+    if !rows.iter().any(|r| r.kind != LANDLOCK) {
+        // No seccomp rows: no empty `allow:` list.
+        out = out.replace("  seccomp:\n    allow:\n", "");
+    }
     (out, warnings)
+}
+
+/// The `spec.filesystem` list that grants a Landlock right, if one does.
+pub fn landlock_field(access: &str) -> Option<&'static str> {
+    let rights: Vec<&str> = access.split(',').collect();
+    if rights.is_empty() || rights.iter().any(|r| !r.starts_with("fs.")) {
+        return None;
+    }
+    if rights.iter().any(|r| matches!(*r, "fs.make_char" | "fs.make_block" | "fs.ioctl_dev" | "fs.change_topology")) {
+        return None;
+    }
+    if rights.contains(&"fs.execute") {
+        return Some("execute");
+    }
+    if rights.iter().all(|r| matches!(*r, "fs.read_file" | "fs.read_dir")) {
+        return Some("readOnly");
+    }
+    Some("readWrite")
+}
+
+/// An absolute path with no `.`/`..` component and nothing that could break a YAML line.
+fn is_policy_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() <= 4096
+        && !p.split('/').any(|c| c == "." || c == "..")
+        && p.chars().all(|c| {
+            !c.is_control()
+                && !matches!(
+                    c,
+                    '#' | '"'
+                        | '\''
+                        | '\\'
+                        | ':'
+                        | '{'
+                        | '}'
+                        | '['
+                        | ']'
+                        | ','
+                        | '&'
+                        | '*'
+                        | '!'
+                        | '|'
+                        | '>'
+                        | '%'
+                        | '@'
+                        | '`'
+                )
+        })
 }
 
 #[cfg(test)]
@@ -333,6 +488,7 @@ mod tests {
             fix: v.fix,
             danger: danger(syscall).map(str::to_string),
             suppressed,
+            ..Denial::default()
         }
     }
 

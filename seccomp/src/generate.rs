@@ -104,6 +104,12 @@ pub fn allowed(policy: &SandboxPolicy) -> BTreeMap<String, String> {
                 }
             }
         }
+        if policy.devices.gpu.is_some() {
+            for n in GPU_NUMA {
+                out.entry((*n).to_string())
+                    .or_insert_with(|| "devices.gpu: NUMA-aware allocators set their own memory's policy".into());
+            }
+        }
     } else {
         for n in RUNTIME_ESSENTIAL {
             out.insert((*n).to_string(), "what every process needs to start and exit".into());
@@ -533,6 +539,30 @@ mod tests {
         assert!(!without.unconditionally_allowed().any(|n| n == "chroot"));
         let with = profile(&policy("  capabilities: {add: [SYS_CHROOT]}\n  network: {mode: none}\n"));
         assert!(with.unconditionally_allowed().any(|n| n == "chroot"));
+    }
+
+    #[test]
+    fn gpu_policies_get_their_own_numa_policy_and_nothing_that_moves_other_processes_pages() {
+        let plain = allowed(&policy("  network: {mode: none}\n"));
+        let gpu = allowed(&policy("  devices: {gpu: nvidia}\n  network: {mode: none}\n"));
+        for n in GPU_NUMA {
+            assert!(!plain.contains_key(*n), "{n} without a GPU");
+            assert!(gpu.get(*n).is_some_and(|r| r.starts_with("devices.gpu")), "{n}: {gpu:?}");
+        }
+        for n in ["migrate_pages", "move_pages", "set_mempolicy_home_node"] {
+            assert!(!gpu.contains_key(n), "{n} moves other processes' pages or is not needed");
+        }
+        // A deny still wins, and the strict baseline gets them too.
+        let denied =
+            allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {deny: [mbind]}\n  network: {mode: none}\n"));
+        assert!(!denied.contains_key("mbind"));
+        let strict =
+            allowed(&policy("  devices: {gpu: nvidia}\n  seccomp: {baseline: strict}\n  network: {mode: none}\n"));
+        assert!(strict.contains_key("get_mempolicy"));
+        let none = allowed(&policy(
+            "  devices: {gpu: nvidia}\n  seccomp: {baseline: none, allow: [read]}\n  network: {mode: none}\n",
+        ));
+        assert!(!none.contains_key("mbind"), "baseline none is the allow-list only");
     }
 
     #[test]

@@ -26,7 +26,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+pub use libseccomp::ScmpNotifReq;
+use libseccomp::{notify_id_valid, ScmpNotifResp, ScmpNotifRespFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use semble_policy::model::SandboxPolicy;
@@ -40,13 +41,31 @@ pub trait Handler {
     fn handle(&mut self, fd: &OwnedFd, req: &ScmpNotifReq, syscall: &str);
     /// Called after every round of the loop (timers, flushing).
     fn tick(&mut self) {}
+    /// A process that handed over a notify fd (or its child, on the same connection) says it
+    /// created a Landlock domain: `pid` is its pid as the kernel attests it (`SCM_CREDENTIALS`,
+    /// translated into the supervisor's pid namespace), never what it claims.
+    fn domain_creator(&mut self, _pid: u32) {}
+    /// One more descriptor for the loop to poll (the audit socket).
+    fn extra(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// [`Handler::extra`] is readable.
+    fn extra_ready(&mut self) {}
 }
+
+/// The most connections kept open after their hand-over (each carried a live notify fd).
+const MAX_STREAMS: usize = 1024;
+
+/// A connection's message announcing a Landlock domain (see [`Handler::domain_creator`]).
+pub use semble_policy::compile::oci::DOMAIN_MESSAGE;
 
 /// The supervisor: a listening socket for notify fds, the fds, and a [`Handler`].
 #[derive(Debug)]
 pub struct Supervisor<H: Handler> {
     listener: Option<UnixListener>,
     fds: Vec<OwnedFd>,
+    /// Connections that handed over a notify fd, kept for their Landlock announcements.
+    streams: Vec<UnixStream>,
     /// The handler.
     pub handler: H,
     /// Notifications answered.
@@ -59,7 +78,7 @@ impl<H: Handler> Supervisor<H> {
         if let Some(l) = &listener {
             l.set_nonblocking(true)?;
         }
-        Ok(Supervisor { listener, fds: Vec::new(), handler, answered: 0 })
+        Ok(Supervisor { listener, fds: Vec::new(), streams: Vec::new(), handler, answered: 0 })
     }
 
     /// Supervise `fd` too.
@@ -97,14 +116,24 @@ impl<H: Handler> Supervisor<H> {
     }
 
     fn round(&mut self, timeout: PollTimeout, wake: Option<BorrowedFd<'_>>) -> io::Result<()> {
-        let (accept, events) = {
-            let mut pfds: Vec<PollFd> = Vec::with_capacity(self.fds.len() + 2);
+        // Poll order: wake, listener, extra, streams, notify fds.
+        let (accept, extra, streams, events) = {
+            let mut pfds: Vec<PollFd> = Vec::with_capacity(self.fds.len() + self.streams.len() + 3);
             let woken = usize::from(wake.is_some());
             if let Some(w) = wake {
                 pfds.push(PollFd::new(w, PollFlags::POLLIN));
             }
+            let has_listener = self.listener.is_some();
             if let Some(l) = &self.listener {
                 pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            let extra_fd = self.handler.extra();
+            let has_extra = extra_fd.is_some();
+            if let Some(x) = extra_fd {
+                pfds.push(PollFd::new(x, PollFlags::POLLIN));
+            }
+            for s in &self.streams {
+                pfds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
             for fd in &self.fds {
                 pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
@@ -114,12 +143,16 @@ impl<H: Handler> Supervisor<H> {
                 Err(nix::errno::Errno::EINTR) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
-            let revents: Vec<PollFlags> =
-                pfds.iter().skip(woken).map(|p| p.revents().unwrap_or(PollFlags::empty())).collect();
-            match self.listener {
-                Some(_) => (revents[0].contains(PollFlags::POLLIN), revents[1..].to_vec()),
-                None => (false, revents),
-            }
+            let mut revents = pfds
+                .iter()
+                .skip(woken)
+                .map(|p| p.revents().unwrap_or(PollFlags::empty()))
+                .collect::<Vec<_>>()
+                .into_iter();
+            let accept = has_listener && revents.next().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let extra = has_extra && revents.next().is_some_and(|r| !r.is_empty());
+            let streams: Vec<PollFlags> = revents.by_ref().take(self.streams.len()).collect();
+            (accept, extra, streams, revents.collect::<Vec<_>>())
         };
         let mut gone = Vec::new();
         for (i, ev) in events.iter().enumerate() {
@@ -139,6 +172,23 @@ impl<H: Handler> Supervisor<H> {
         for i in gone.into_iter().rev() {
             self.fds.remove(i);
         }
+        let mut closed = Vec::new();
+        for (i, ev) in streams.iter().enumerate() {
+            if ev.is_empty() {
+                continue;
+            }
+            match self.streams.get(i).map(read_announcement) {
+                Some(Announcement::Domain(pid)) => self.handler.domain_creator(pid),
+                Some(Announcement::Nothing) => {}
+                Some(Announcement::Closed) | None => closed.push(i),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            self.streams.remove(i);
+        }
+        if extra {
+            self.handler.extra_ready();
+        }
         if accept {
             self.accept();
         }
@@ -149,9 +199,56 @@ impl<H: Handler> Supervisor<H> {
         let Some(l) = &self.listener else { return };
         let mut taken = Vec::new();
         while let Ok((stream, _)) = l.accept() {
-            taken.extend(receive_fds(&stream));
+            // Credentials ride on every message from here on: the kernel's word on who sent a
+            // Landlock announcement.
+            let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::PassCred, &true);
+            let fds = receive_fds(&stream);
+            if !fds.is_empty() && self.streams.len() < MAX_STREAMS && stream.set_nonblocking(true).is_ok() {
+                self.streams.push(stream);
+            }
+            taken.extend(fds);
         }
         self.fds.extend(taken);
+    }
+}
+
+/// What a kept connection said.
+enum Announcement {
+    /// A Landlock domain was created by this pid (the sender's, as the kernel attests it).
+    Domain(u32),
+    /// Nothing usable (no credentials, another message).
+    Nothing,
+    /// The peer closed the connection.
+    Closed,
+}
+
+fn read_announcement(stream: &UnixStream) -> Announcement {
+    let mut buf = [0u8; 8];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials, [RawFd; 4]);
+    let msg = match recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        Ok(m) => m,
+        Err(nix::errno::Errno::EAGAIN) => return Announcement::Nothing,
+        Err(_) => return Announcement::Closed,
+    };
+    if msg.bytes == 0 {
+        return Announcement::Closed;
+    }
+    let mut pid = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            match c {
+                ControlMessageOwned::ScmCredentials(cred) => pid = u32::try_from(cred.pid()).ok(),
+                // Descriptors on an announcement are not wanted: closed at once.
+                ControlMessageOwned::ScmRights(fds) => fds.into_iter().for_each(|raw| drop(sys::received(raw))),
+                _ => {}
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    match pid {
+        Some(p) if p > 0 && buf[..bytes].starts_with(DOMAIN_MESSAGE) => Announcement::Domain(p),
+        _ => Announcement::Nothing,
     }
 }
 
@@ -162,7 +259,8 @@ fn receive_fds(stream: &UnixStream) -> Vec<OwnedFd> {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 8];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    // Room for the credentials too: the supervisor asks for them on every connection.
+    let mut space = nix::cmsg_space!([RawFd; 4], nix::sys::socket::UnixCredentials);
     let Ok(msg) = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) else {
         return Vec::new();
     };
@@ -348,8 +446,7 @@ impl Limiter {
 
     /// `Some(line)` to write now, `None` to suppress.
     pub fn admit(&mut self, mut d: Denial, now: Instant) -> Option<Denial> {
-        let slot =
-            self.per.entry(d.syscall.clone()).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
+        let slot = self.per.entry(limit_key(&d)).or_insert(Slot { start: now, lines: 0, suppressed: 0, last: None });
         if now.duration_since(slot.start) >= self.window {
             slot.start = now;
             slot.lines = 0;
@@ -385,6 +482,16 @@ impl Limiter {
     }
 }
 
+/// What the rate limit counts by: the syscall, or a Landlock refusal's rights — never its path,
+/// which the workload chooses (a slot per path would grow without bound).
+fn limit_key(d: &Denial) -> String {
+    if d.kind == crate::denials::LANDLOCK {
+        format!("landlock:{}", d.access)
+    } else {
+        d.syscall.clone()
+    }
+}
+
 /// Explain mode: answer with the policy's errno, then say why.
 #[derive(Debug)]
 pub struct Explain {
@@ -414,6 +521,14 @@ impl Explain {
             attribution: Attribution::new(policy, identity),
             sink,
             limiter: Limiter::new(5, Duration::from_secs(1)),
+        }
+    }
+
+    /// Write one line (rate-limited like every other): how the container's other explainers
+    /// (Landlock's, through audit) share the logs.
+    pub fn note(&mut self, d: Denial) {
+        if let Some(d) = self.limiter.admit(d, Instant::now()) {
+            self.sink.write(&d);
         }
     }
 
@@ -451,10 +566,9 @@ impl Handler for Explain {
             fix: v.fix,
             danger: danger(syscall).map(str::to_string),
             suppressed: 0,
+            ..Denial::default()
         };
-        if let Some(d) = self.limiter.admit(d, Instant::now()) {
-            self.sink.write(&d);
-        }
+        self.note(d);
     }
 
     fn tick(&mut self) {
@@ -576,6 +690,7 @@ mod tests {
             fix: "f".into(),
             danger: None,
             suppressed: 0,
+            ..Denial::default()
         }
     }
 

@@ -97,6 +97,11 @@ pub struct Cli {
     /// hook is refused. For CDI's `nvidia-ctk`, for instance. Repeat, or separate with commas.
     #[arg(long = "allow-hook", value_name = "PATH", env = "SEMBLE_ALLOW_HOOKS", value_delimiter = ',')]
     pub allow_hooks: Vec<PathBuf>,
+    /// Turn the kernel's audit on when it is off, so that Landlock refusals are logged and
+    /// explained (Linux 6.15+). Host-wide: every audit record then also reaches the kernel log
+    /// unless auditd runs. Off by default: semble never changes audit on its own.
+    #[arg(long, env = "SEMBLE_ENABLE_AUDIT")]
+    pub enable_audit: bool,
     /// Record the container's syscalls into a policy at FILE instead of filtering them
     /// (development only: nothing is filtered while recording).
     #[arg(long, value_name = "FILE")]
@@ -200,6 +205,9 @@ pub struct DoctorArgs {
     /// The busybox used for `--run`.
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// A directory of CDI specs the engines read (repeat; default `/etc/cdi` and `/var/run/cdi`).
+    #[arg(long = "cdi-spec-dir", value_name = "DIR")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,

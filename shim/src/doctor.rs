@@ -9,7 +9,10 @@
 //!   policy;
 //! * kernel: Landlock ABI, seccomp user notification (and whether runc accepts
 //!   `listenerPath`), cgroup v2, SELinux state;
+//! * whether Landlock refusals can be explained (Landlock ABI 7 and the kernel's audit);
 //! * the policy directory and every policy in it;
+//! * GPUs ([`crate::doctor_gpu`]): the NVIDIA device nodes, the driver, the CDI specs an engine
+//!   would apply (and their hooks), what each installed GPU policy would grant here;
 //! * containerd's configuration (the file and its `imports`): each handler whose `BinaryName` is
 //!   semble-shim (or a `semble-shim-*` link) must point at an existing file, and the backend the
 //!   link selects must be present; Podman's and CRI-O's configuration naming the shim.
@@ -61,6 +64,8 @@ pub struct Options {
     pub containerd_config: PathBuf,
     /// A busybox binary for the `--run` bundle.
     pub busybox: PathBuf,
+    /// CDI spec directories (default `/etc/cdi`, `/var/run/cdi`).
+    pub cdi_dirs: Vec<PathBuf>,
 }
 
 fn check(name: impl Into<String>, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Check {
@@ -125,7 +130,15 @@ pub fn run(settings: &Settings, opts: &Options) -> Vec<Check> {
         }
     }
     out.extend(kernel_checks(settings));
+    let status = crate::sys::audit::status().ok();
+    out.push(crate::doctor_gpu::landlock_audit_check(crate::sys::landlock_abi(), status, settings.enable_audit));
     out.extend(policy_checks(settings));
+    let mut host = crate::doctor_gpu::GpuHost::default();
+    if !opts.cdi_dirs.is_empty() {
+        host.cdi_dirs = opts.cdi_dirs.clone();
+    }
+    let majors = crate::host::nvidia_majors(&std::fs::read_to_string(&host.proc_devices).unwrap_or_default());
+    out.extend(crate::doctor_gpu::checks(&host, &gpu_policies(settings), &settings.allowed_hooks, &majors));
     out.extend(containerd_checks(settings, &opts.containerd_config));
     out.extend(engine_mentions());
     out
@@ -343,6 +356,21 @@ fn policy_checks(settings: &Settings) -> Vec<Check> {
     }
     out.insert(0, check("policies", Status::Ok, format!("{good} valid in {}", dir.display()), ""));
     out
+}
+
+/// The installed policies that pass GPUs through.
+fn gpu_policies(settings: &Settings) -> Vec<semble_policy::SandboxPolicy> {
+    let Ok(rd) = std::fs::read_dir(&settings.policy_dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> =
+        rd.flatten().map(|e| e.path()).filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml")).collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|t| semble_policy::parse(&t).ok())
+        .map(|p| p.policy)
+        .filter(|p| p.devices.gpu.is_some())
+        .collect()
 }
 
 /// containerd's configuration: the file and every file its `imports` name.

@@ -126,6 +126,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
                 serde_json::to_string_pretty(&json!({
                     "bundle": dir, "container": id, "created": created, "policy": policy.name, "source": resolved.source.to_string(),
                     "backend": backend_kind.as_str(), "fallback": fallback, "controls": a.controls, "notes": a.notes, "changes": changes,
+                    "landlock": a.init.as_ref().and_then(|i| i.landlock.as_ref()),
                 }))?
             );
             Ok(0)
@@ -148,6 +149,22 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             }
             for n in &a.notes {
                 println!("  note: {n}");
+            }
+            if let Some(rs) = a.init.as_ref().and_then(|i| i.landlock.as_ref()) {
+                // Each path's rights: what a refused access lacked, where the kernel does not
+                // log Landlock's refusals (before Linux 6.15, or with audit off).
+                println!(
+                    "\nLandlock rules (everything else is refused; paths missing in the container grant nothing):"
+                );
+                for r in &rs.rules {
+                    let rights: Vec<String> = r
+                        .access
+                        .iter()
+                        .filter_map(|x| serde_json::to_value(x).ok())
+                        .filter_map(|v| v.as_str().map(|s| s.replace('-', "_")))
+                        .collect();
+                    println!("  {:<34} {:<44} {}", r.path, rights.join(","), r.reason);
+                }
             }
             println!("\nconfig.json, requested -> enforced (docs/ceiling.md has every field's row):");
             for c in &changes {

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
                 run: a.run,
                 containerd_config: a.containerd_config.clone(),
                 busybox: a.busybox.clone(),
+                cdi_dirs: a.cdi_spec_dirs.clone(),
             };
             let checks = semble_shim::doctor::run(&settings, &opts);
             if a.format == "json" {

@@ -263,6 +263,7 @@ mod tests {
             allowed_hooks: Vec::new(),
             pin_policy: None,
             default_policy: None,
+            enable_audit: false,
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Settings {
     pub pin_policy: Option<String>,
     /// `--default-policy`: what an unannotated container gets (`refuse` refuses it).
     pub default_policy: Option<String>,
+    /// `--enable-audit`: turn the kernel's audit on when it is off (Landlock refusals explained).
+    pub enable_audit: bool,
 }
 
 impl Settings {
@@ -108,6 +110,7 @@ impl Settings {
             allowed_hooks: cli.allow_hooks.clone(),
             pin_policy: cli.pin_policy.clone(),
             default_policy: cli.default_policy.clone(),
+            enable_audit: cli.enable_audit,
             passthrough: Passthrough {
                 log: cli.log.clone(),
                 log_json: cli.log_format == LogFormat::Json,

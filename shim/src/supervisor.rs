@@ -68,7 +68,11 @@ pub fn spawn(settings: &Settings, paths: &Paths, id: &str, mode: &Mode) -> Resul
         .open(paths.dir.join(TEXT_LOG))
         .map_err(|e| Failure(format!("cannot create `{}`: {e}", paths.dir.join(TEXT_LOG).display())))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(&settings.root).arg("supervise").arg(id);
+    cmd.arg("--root").arg(&settings.root);
+    if settings.enable_audit {
+        cmd.arg("--enable-audit");
+    }
+    cmd.arg("supervise").arg(id);
     if let Mode::Record(out) = mode {
         cmd.arg("--record").arg(out);
     }
@@ -199,12 +203,15 @@ fn serve_inner(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome 
                 .map_err(|e| Failure(format!("supervisor: cannot open the denial log: {e}")))?;
             let text_log = CappedLog::open(&paths.dir.join(TEXT_LOG), LOG_CAP)
                 .map_err(|e| Failure(format!("supervisor: cannot open the text denial log: {e}")))?;
+            // Landlock's refusals come from the kernel's audit records: the socket is opened
+            // (and audit turned on, when the operator said so) while privileges last.
+            let landlock = landlock_audit(settings, &paths, id, &policy);
             least_privilege()?;
             let sink = Sink::new(Some(json), Some(text_log), false);
-            let mut sup = Supervisor::new(Some(listener), Explain::new(id, &policy, identity, sink))
-                .map_err(|e| Failure(format!("supervisor: {e}")))?;
-            sup.run(Duration::from_secs(1), Some(stop.as_fd()), |_| alive())
-                .map_err(|e| Failure(format!("supervisor: {e}")))?;
+            let tick = if landlock.is_some() { Duration::from_millis(200) } else { Duration::from_secs(1) };
+            let handler = Explainers { seccomp: Explain::new(id, &policy, identity, sink), landlock };
+            let mut sup = Supervisor::new(Some(listener), handler).map_err(|e| Failure(format!("supervisor: {e}")))?;
+            sup.run(tick, Some(stop.as_fd()), |_| alive()).map_err(|e| Failure(format!("supervisor: {e}")))?;
             sup.handler.finish();
         }
         Some(out) => {
@@ -224,6 +231,146 @@ fn serve_inner(settings: &Settings, id: &str, record: Option<&Path>) -> Outcome 
     }
     eprintln!("semble: seccomp supervisor of container `{id}` stopped: {}", why.get());
     Ok(0)
+}
+
+/// The first words of the supervisor's line saying whether Landlock refusals are explained.
+pub const LANDLOCK_STATUS: &str = "semble: landlock: ";
+
+/// The audit socket and the explainer of a container whose Landlock refusals are explained.
+#[derive(Debug)]
+pub struct LandlockAudit {
+    fd: OwnedFd,
+    explainer: semble_shim_landlock::Explainer,
+    records: Vec<(u16, String)>,
+}
+
+use crate::landlock_audit as semble_shim_landlock;
+
+/// Whether, and how, container `id`'s Landlock refusals can be explained here; says so on
+/// stderr (the container's `denials.log`) either way. Runs with the shim's privileges: binding
+/// the audit group needs `CAP_AUDIT_READ`, turning audit on `CAP_AUDIT_CONTROL`.
+fn landlock_audit(
+    settings: &Settings,
+    paths: &Paths,
+    id: &str,
+    policy: &semble_policy::SandboxPolicy,
+) -> Option<LandlockAudit> {
+    let init = fs::read(paths.box_dir().join("init.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<semble_init::config::InitConfig>(&b).ok())?;
+    let ruleset = init.landlock.filter(|r| r.log)?;
+    let find_out = "`semble-shim explain-bundle BUNDLE` lists each path's Landlock rights";
+    let refuse = |why: String| {
+        eprintln!("{LANDLOCK_STATUS}refusals of container `{id}` are not explained: {why}; {find_out}");
+        None
+    };
+    match crate::sys::landlock_abi() {
+        Some(abi) if abi >= 7 => {}
+        Some(abi) => {
+            return refuse(format!(
+                "this kernel's Landlock (ABI {abi}) does not log refusals (that needs Linux 6.15, ABI 7)"
+            ))
+        }
+        None => return refuse("this host has no Landlock".into()),
+    }
+    let status = match crate::sys::audit::status() {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(format!("cannot read the kernel's audit status ({e}; it needs root, CAP_AUDIT_CONTROL)"))
+        }
+    };
+    let mut how = if status.pid != 0 {
+        format!("audit on, auditd (pid {}) keeps a copy", status.pid)
+    } else {
+        "audit on, no auditd (the kernel also prints each record, rate-limited, in its log)".to_string()
+    };
+    if status.enabled == 0 {
+        if !settings.enable_audit {
+            return refuse("audit is off on this host, so the kernel logs nothing (start auditd, or `auditctl -e 1`, or let the shim turn it on: semble-shim --enable-audit)".into());
+        }
+        if let Err(e) = crate::sys::audit::enable() {
+            return refuse(format!("audit is off and turning it on failed ({e})"));
+        }
+        how = "audit turned on by semble-shim (--enable-audit); no auditd: the kernel also prints each record, rate-limited, in its log".into();
+    }
+    let fd = match crate::sys::audit::reader() {
+        Ok(fd) => fd,
+        Err(e) => return refuse(format!("cannot read the audit records ({e}; it needs CAP_AUDIT_READ)")),
+    };
+    eprintln!("{LANDLOCK_STATUS}refusals of container `{id}` are explained ({how})");
+    let explainer = semble_shim_landlock::Explainer::new(
+        id,
+        &policy.name,
+        policy.network.mode.as_str(),
+        ruleset.rules,
+        ruleset.net,
+    );
+    Some(LandlockAudit { fd, explainer, records: Vec::new() })
+}
+
+/// The container's explainers: seccomp's (notifications) and Landlock's (audit records), one
+/// log.
+#[derive(Debug)]
+struct Explainers {
+    seccomp: Explain,
+    landlock: Option<LandlockAudit>,
+}
+
+impl Explainers {
+    fn finish(&mut self) {
+        if let Some(l) = &mut self.landlock {
+            let far = std::time::Instant::now() + Duration::from_secs(3600);
+            for d in l.explainer.tick(far) {
+                self.seccomp.note(d);
+            }
+        }
+        self.seccomp.finish();
+    }
+}
+
+impl semble_seccomp::notify::Handler for Explainers {
+    fn handle(&mut self, fd: &OwnedFd, req: &semble_seccomp::notify::ScmpNotifReq, syscall: &str) {
+        self.seccomp.handle(fd, req, syscall);
+    }
+
+    fn tick(&mut self) {
+        if let Some(l) = &mut self.landlock {
+            for d in l.explainer.tick(std::time::Instant::now()) {
+                self.seccomp.note(d);
+            }
+        }
+        self.seccomp.tick();
+    }
+
+    fn domain_creator(&mut self, pid: u32) {
+        if let Some(l) = &mut self.landlock {
+            for d in l.explainer.creator(pid, std::time::Instant::now()) {
+                self.seccomp.note(d);
+            }
+        }
+    }
+
+    fn extra(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.landlock.as_ref().map(|l| l.fd.as_fd())
+    }
+
+    fn extra_ready(&mut self) {
+        let Some(l) = &mut self.landlock else { return };
+        l.records.clear();
+        if let Err(e) = crate::sys::audit::records(&l.fd, &mut l.records) {
+            eprintln!("{LANDLOCK_STATUS}reading audit records failed ({e}); Landlock refusals are no longer explained");
+            self.landlock = None;
+            return;
+        }
+        let now = std::time::Instant::now();
+        let records = std::mem::take(&mut l.records);
+        for (kind, text) in &records {
+            for d in l.explainer.record(*kind, text, now) {
+                self.seccomp.note(d);
+            }
+        }
+        l.records = records;
+    }
 }
 
 /// The uid and gid the container's process runs as (from `init.json`), for the explanations
@@ -254,6 +401,14 @@ pub fn supervisor_gone(settings: &Settings, id: &str) -> Option<String> {
             "the seccomp supervisor of container `{id}` is not running: it was killed (or crashed) without a word; refusals since then failed with ENOSYS and were not explained"
         ),
     })
+}
+
+/// Why container `id`'s Landlock refusals are not explained, when its supervisor said so.
+pub fn landlock_not_explained(settings: &Settings, id: &str) -> Option<String> {
+    let paths = Paths::new(&settings.records_dir(), id);
+    let text = fs::read_to_string(paths.dir.join(TEXT_LOG)).ok()?;
+    let last = text.lines().rev().find(|l| l.starts_with(LANDLOCK_STATUS) && l.contains("refusals of container"))?;
+    last.contains("not explained").then(|| last.trim_start_matches("semble: ").to_string())
 }
 
 /// Whether container `paths`' supervisor (recorded in its PID file) is running.
@@ -291,6 +446,9 @@ pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool)
             let record = crate::state::load(&settings.records_dir(), id).map_err(Failure)?;
             if record.is_some() {
                 if let Some(n) = supervisor_gone(settings, id) {
+                    notes.push(n);
+                }
+                if let Some(n) = landlock_not_explained(settings, id) {
                     notes.push(n);
                 }
             }

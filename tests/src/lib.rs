@@ -11,6 +11,7 @@
 
 pub mod attacks;
 pub mod cri;
+pub mod gpu;
 pub mod proxylab;
 pub mod scenarios;
 pub mod sigv4;
@@ -357,6 +358,65 @@ pub const PROXIED: &str = "HTTP/1.1_200_OK|proxied:GET_http://probe.test/_HTTP/1
 /// `landlock_create_ruleset` fail with `ENOSYS` for the command and everything it starts.
 pub fn without_landlock(cmd: &mut Command) -> &mut Command {
     sys::deny_landlock(cmd)
+}
+
+/// The kernel's audit switch, put back as it was when dropped: the Landlock tests turn audit on
+/// (as `semble-shim --enable-audit` does) and must leave the host as they found it.
+#[derive(Debug)]
+pub struct AuditState {
+    was_on: bool,
+}
+
+impl AuditState {
+    /// Remember whether audit is on.
+    pub fn save() -> AuditState {
+        AuditState { was_on: audit_enabled() }
+    }
+}
+
+impl Drop for AuditState {
+    fn drop(&mut self) {
+        set_audit(self.was_on);
+    }
+}
+
+/// One audit request (`AUDIT_GET` 1000, `AUDIT_SET` 1001) and the kernel's first answer.
+fn audit_request(kind: u16, payload: &[u8]) -> Vec<u8> {
+    use nix::sys::socket::{
+        recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).unwrap();
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&u32::try_from(16 + payload.len()).unwrap().to_ne_bytes());
+    msg.extend_from_slice(&kind.to_ne_bytes());
+    // NLM_F_REQUEST, and NLM_F_ACK for a SET (a GET's answer comes from another kernel thread,
+    // after an ACK would).
+    msg.extend_from_slice(&(if kind == 1000 { 1u16 } else { 1u16 | 4 }).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(payload);
+    sendto(fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Whether the kernel's audit is on.
+pub fn audit_enabled() -> bool {
+    let answer = audit_request(1000, &[]);
+    // nlmsghdr, then struct audit_status: mask, enabled, …
+    answer.len() >= 24 && u32::from_ne_bytes([answer[20], answer[21], answer[22], answer[23]]) != 0
+}
+
+/// Turn the kernel's audit on or off (`AUDIT_SET`, the `enabled` field only).
+pub fn set_audit(on: bool) {
+    let mut status = [0u32; 10];
+    status[0] = 1; // AUDIT_STATUS_ENABLED
+    status[1] = u32::from(on);
+    let payload: Vec<u8> = status.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    audit_request(1001, &payload);
 }
 
 #[allow(unsafe_code)]

@@ -112,7 +112,12 @@ fn runc_missing_and_no_fallback() {
     let b = bundle(&t.path().join("b"), &["true"]);
     let original = std::fs::read(b.join("config.json")).unwrap();
     let (root, log) = (t.path().join("state"), t.path().join("log.json"));
-    let policy = policy_dir().join("llm-server.yaml");
+    // llm-server without its fallback (the example falls back to the embedded runtime).
+    let policy = t.path().join("llm-server.yaml");
+    let text = std::fs::read_to_string(policy_dir().join("llm-server.yaml")).unwrap();
+    let text: String =
+        text.lines().filter(|l| !l.trim_start().starts_with("fallback:")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&policy, text).unwrap();
     let out = run(
         &mut create(&root, &log, &["--runc", "/nonexistent/runc", "--policy", policy.to_str().unwrap()], &b),
         false,

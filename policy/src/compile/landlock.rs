@@ -76,6 +76,57 @@ pub const DEVICE: &[FsAccess] = &[FsAccess::ReadFile, FsAccess::WriteFile, FsAcc
 pub const IMPLICIT_DEVICES: &[&str] =
     &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts"];
 
+/// What `devices.gpu: nvidia` grants, and why: everything a CUDA process needs from Landlock
+/// beyond the paths its policy lists, and nothing more (see `docs/policy-reference.md`,
+/// "What the GPU grant opens").
+///
+/// * The NVIDIA control nodes every CUDA process opens read-write and drives with `ioctl`
+///   (the driver's whole API is ioctls: Landlock's `IOCTL_DEV` right, ABI 5).
+///   `/dev/nvidia-modeset` (display) is not among them: a policy that needs it lists it in
+///   `devices.allow`.
+pub const GPU_NODES: &[&str] = &["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"];
+
+/// * The MIG capability nodes (`/dev/nvidia-caps/nvidia-capN`): opened read-only and handed
+///   to the driver, which checks the file and its minor; nothing else is done with them.
+pub const GPU_CAPS_DIR: &str = "/dev/nvidia-caps";
+/// Rights under [`GPU_CAPS_DIR`].
+pub const GPU_CAPS: &[FsAccess] = &[FsAccess::ReadFile];
+
+/// * `/proc`, read, and its existing files written: the NVIDIA driver's user-space library
+///   (550+) names the threads it starts through `/proc/self/task/TID/comm`
+///   (`pthread_setname_np` on another thread opens that file `O_RDWR`), and `cuInit` fails with
+///   `CUDA_ERROR_OPERATING_SYSTEM` (304) when the open is refused. The thread's `/proc/PID`
+///   directory is made afresh for every process (and child process: model servers start
+///   runners), so no narrower Landlock rule can name it. Creating or removing files in procfs
+///   is impossible anyway; what a write can reach is what the kernel's own checks let the
+///   workload's uid write (its own processes' knobs), and the shim mounts `/proc/sys`,
+///   `/proc/driver` and the other host-wide trees read-only ([`crate::compile::oci::READONLY_PATHS`]).
+pub const GPU_PROC: &str = "/proc";
+/// Rights under [`GPU_PROC`]: read (`/proc/self/maps`, `/proc/driver/nvidia/params`…), list,
+/// and write existing files (`Truncate` so that `fopen(…, "w")` works like glibc's `O_RDWR`;
+/// procfs files have no size to cut).
+pub const GPU_PROC_ACCESS: &[FsAccess] =
+    &[FsAccess::ReadFile, FsAccess::ReadDir, FsAccess::WriteFile, FsAccess::Truncate];
+
+/// The rule for one per-GPU device node (`/dev/nvidiaN`) a container was given: the shim adds
+/// one for each node of the request it judged by number, as a policy cannot know how many GPUs
+/// a container gets.
+pub fn gpu_node_rule(path: &str) -> PathRule {
+    PathRule { path: path.to_string(), access: DEVICE.to_vec(), reason: "devices.gpu".into() }
+}
+
+/// The rules `devices.gpu` adds to every ruleset (the per-GPU nodes come from [`gpu_node_rule`]).
+pub fn gpu_rules() -> Vec<PathRule> {
+    let mut out: Vec<PathRule> = GPU_NODES.iter().map(|d| gpu_node_rule(d)).collect();
+    out.push(PathRule { path: GPU_CAPS_DIR.into(), access: GPU_CAPS.to_vec(), reason: "devices.gpu".into() });
+    out.push(PathRule {
+        path: GPU_PROC.into(),
+        access: GPU_PROC_ACCESS.to_vec(),
+        reason: "devices.gpu (CUDA names its threads)".into(),
+    });
+    out
+}
+
 /// One path rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathRule {
@@ -127,6 +178,12 @@ pub struct Ruleset {
     /// TCP port rules, when the workload's network must be cut by Landlock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetRules>,
+    /// Ask the kernel to log the domain's refusals, the workload's included (Linux 6.15,
+    /// Landlock ABI 7: `LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON`, through audit), and tell the
+    /// container's supervisor which domain is this container's, so that it explains them. The
+    /// shim sets it when the container's denials are explained.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log: bool,
 }
 
 impl Ruleset {
@@ -181,10 +238,8 @@ pub fn ruleset(policy: &SandboxPolicy) -> Option<Ruleset> {
         rules.push(PathRule { path: d.path.clone(), access: DEVICE.to_vec(), reason: "devices.allow".into() });
     }
     if policy.devices.gpu.is_some() {
-        // The NVIDIA device nodes; missing ones are skipped by semble-init.
-        for d in ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset", "/dev/nvidia0"] {
-            rules.push(PathRule { path: d.to_string(), access: DEVICE.to_vec(), reason: "devices.gpu".into() });
-        }
+        // Missing nodes are skipped by semble-init; the per-GPU nodes are added by the shim.
+        rules.extend(gpu_rules());
     }
     Some(Ruleset {
         version: RULESET_VERSION,
@@ -193,5 +248,6 @@ pub fn ruleset(policy: &SandboxPolicy) -> Option<Ruleset> {
         rules,
         scopes: vec![Scope::AbstractUnixSocket, Scope::Signal],
         net: None,
+        log: false,
     })
 }

@@ -30,13 +30,24 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/firmware",
 ];
 
-/// Paths the workload may read but never write.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+/// Paths the workload may read but never write: host-wide knobs, whoever owns them. Beside
+/// Docker's list, `/proc/driver` (drivers' knobs: the NVIDIA driver's `suspend` is writable by
+/// uid 0) and `/proc/dynamic_debug` (the kernel's debug prints) — a GPU policy lets the workload
+/// write existing `/proc` files ([`crate::compile::landlock::GPU_PROC`]), and a container's
+/// uid 0 is the host's unless it has a user namespace.
+pub const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/driver", "/proc/dynamic_debug", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The byte semble's seccomp supervisor sends back once it holds the notify listener that
 /// `semble-init` handed it: the sender then knows refusals will be explained (and, without it,
 /// warns that they will fail with `ENOSYS`).
 pub const NOTIFY_ACK: &[u8] = b"k";
+
+/// What the process that created a Landlock domain sends its container's supervisor, on the
+/// connection that handed over the notify listener, with its credentials (`SCM_CREDENTIALS`):
+/// the kernel attests the pid, and the supervisor then knows which domain in the audit records
+/// is its container's.
+pub const DOMAIN_MESSAGE: &[u8] = b"l";
 
 /// The OCI fragment.
 #[derive(Debug, Clone, PartialEq, Serialize)]

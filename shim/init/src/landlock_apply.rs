@@ -108,6 +108,12 @@ pub fn apply(spec: &Spec) -> Result<Report, LandlockError> {
         ruleset = ruleset.scope(scopes)?;
     }
     let mut created = ruleset.create()?;
+    if spec.log {
+        // Linux 6.15 (ABI 7): the kernel logs the domain's refusals after `execve` too — the
+        // workload's — through audit, where the container's supervisor reads them. On older
+        // kernels the flag is dropped (best effort): nothing is logged, nothing else changes.
+        created = created.log_new_exec(true)?;
+    }
     let mut missing = Vec::new();
     for rule in &spec.rules {
         let fd = match PathFd::new(&rule.path) {
@@ -149,4 +155,22 @@ pub fn apply(spec: &Spec) -> Result<Report, LandlockError> {
         return Err(LandlockError::Unavailable);
     }
     Ok(Report { status, missing })
+}
+
+/// Tell the container's supervisor that this process created a Landlock domain, then make the
+/// domain's first logged refusal happen at once, while this process (the domain's creator, whose
+/// pid the kernel writes in the domain's record) is alive: a signal-existence check on pid 1,
+/// which is outside the new domain, refused by the signal scope. The supervisor matches the
+/// domain record's pid with the one the kernel attested on the connection, and leaves this
+/// first refusal out of the log. Best effort: nothing here changes what is enforced.
+pub fn announce(supervisor: &std::os::unix::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    let creds = nix::sys::socket::UnixCredentials::new();
+    let cmsg = [nix::sys::socket::ControlMessage::ScmCredentials(&creds)];
+    let iov = [std::io::IoSlice::new(semble_policy::compile::oci::DOMAIN_MESSAGE)];
+    let sent =
+        nix::sys::socket::sendmsg::<()>(supervisor.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None);
+    if sent.is_ok() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), None);
+    }
 }

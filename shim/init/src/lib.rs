@@ -31,6 +31,8 @@ mod sys;
 pub mod verify;
 
 use std::convert::Infallible;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use config::InitConfig;
 
@@ -45,7 +47,7 @@ pub struct Filters {
     /// A connection to the seccomp supervisor made before the container existed (the embedded
     /// backend, whose container cannot reach the socket's path); `None`: connect to
     /// [`InitConfig::notify`].
-    pub notify: Option<std::sync::Arc<std::os::unix::net::UnixStream>>,
+    pub notify: Option<Arc<UnixStream>>,
 }
 
 impl Filters {
@@ -76,15 +78,17 @@ pub fn load_filter(program: &[u8], what: &str) -> Result<(), String> {
 /// a listener of its own: every filter semble generates refuses `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
 /// When the supervisor is gone (killed, or its container's state removed), the filter is loaded
 /// all the same and every refusal fails with `ENOSYS`; that is said on stderr.
-pub fn load_filter_explained(program: &[u8], socket: &str) -> Result<(), String> {
-    match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(stream) => load_filter_handing_over(program, &stream),
+/// Returns the connection to the supervisor (for the Landlock announcement,
+/// [`landlock_apply::announce`]) when it took the listener.
+pub fn load_filter_explained(program: &[u8], socket: &str) -> Result<Option<Arc<UnixStream>>, String> {
+    match UnixStream::connect(socket) {
+        Ok(stream) => Ok(load_filter_handing_over(program, &stream)?.then(|| Arc::new(stream))),
         Err(e) => {
             // Still fail closed: the filter is loaded and its listener dropped, so the kernel
             // refuses every syscall the policy refuses, with ENOSYS instead of the policy's errno.
             eprintln!("semble-init: warning: semble's seccomp supervisor at `{socket}` is unreachable ({e}): refused syscalls fail with ENOSYS and are not explained");
             sys::seccomp_load(program, true)
-                .map(drop)
+                .map(|_| None)
                 .map_err(|e| format!("cannot load the policy's seccomp filter: {e}"))
         }
     }
@@ -95,8 +99,9 @@ const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Load the policy's filter with a notify listener and hand the listener over `stream`; wait
 /// for the supervisor's acknowledgement, and warn (on stderr, which the engine logs) when it
-/// does not come: refusals then fail with `ENOSYS` and are not explained.
-pub fn load_filter_handing_over(program: &[u8], stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
+/// does not come: refusals then fail with `ENOSYS` and are not explained. `Ok(true)`: the
+/// supervisor took it.
+pub fn load_filter_handing_over(program: &[u8], stream: &UnixStream) -> Result<bool, String> {
     use std::io::Read;
     let fd = sys::seccomp_load(program, true)
         .map_err(|e| format!("cannot load the policy's seccomp filter: {e}"))?
@@ -114,26 +119,27 @@ pub fn load_filter_handing_over(program: &[u8], stream: &std::os::unix::net::Uni
     drop(fd);
     if let Err(e) = sent {
         eprintln!("semble-init: warning: cannot hand the notify listener to semble's seccomp supervisor ({e}): refused syscalls fail with ENOSYS and are not explained");
-        return Ok(());
+        return Ok(false);
     }
     let mut ack = [0u8; 1];
     let got = stream.set_read_timeout(Some(ACK_TIMEOUT)).and_then(|()| (&*stream).read(&mut ack));
     match got {
-        Ok(1) if ack == semble_policy::compile::oci::NOTIFY_ACK => {}
+        Ok(1) if ack == semble_policy::compile::oci::NOTIFY_ACK => Ok(true),
         other => {
             let why = match other {
                 Ok(_) => "it closed the connection".to_string(),
                 Err(e) => e.to_string(),
             };
             eprintln!("semble-init: warning: semble's seccomp supervisor did not take the notify listener ({why}): refused syscalls fail with ENOSYS (or wait for it) and are not explained");
+            Ok(false)
         }
     }
-    Ok(())
 }
 
 /// Check the runtime's work, then load the policy's filter and check a filter is in force.
-/// Runs first, so that everything after — in `semble-init` too — is filtered.
-pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
+/// Runs first, so that everything after — in `semble-init` too — is filtered. Returns the
+/// connection to the supervisor that took the listener, if one did.
+pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<Option<Arc<UnixStream>>, String> {
     if cfg.version != config::VERSION {
         return Err(format!(
             "configuration version {} is not {}; semble-init and semble-shim come from different releases",
@@ -146,22 +152,39 @@ pub fn enter(cfg: &InitConfig, filters: &Filters) -> Result<(), String> {
         egress_check::wait(std::time::Duration::from_secs(10)).map_err(ctx)?;
     }
     verify::verify(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
+    let mut conn = None;
     if let Some(program) = &filters.policy {
         match (&cfg.notify, &filters.notify) {
-            (Some(_), Some(stream)) => load_filter_handing_over(program, stream).map_err(ctx)?,
-            (Some(socket), None) => load_filter_explained(program, socket).map_err(ctx)?,
+            (Some(_), Some(stream)) => {
+                if load_filter_handing_over(program, stream).map_err(ctx)? {
+                    conn = Some(stream.clone());
+                }
+            }
+            (Some(socket), None) => conn = load_filter_explained(program, socket).map_err(ctx)?,
             (None, _) => load_filter(program, "the policy's seccomp filter").map_err(ctx)?,
         }
     }
-    verify::verify_seccomp(&cfg.expect).map_err(|e| ctx(e.to_string()))
+    verify::verify_seccomp(&cfg.expect).map_err(|e| ctx(e.to_string()))?;
+    Ok(conn)
 }
 
 /// Everything the workload's own process does before `execve`: Landlock, the stacked filter,
-/// exec. Never returns on success.
-pub fn restrict_and_exec(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> Result<Infallible, (i32, String)> {
+/// exec. Never returns on success. `supervisor`: the connection that handed the listener over,
+/// on which the Landlock domain is announced when its refusals are explained.
+pub fn restrict_and_exec(
+    cfg: &InitConfig,
+    filters: &Filters,
+    argv: &[String],
+    supervisor: Option<&UnixStream>,
+) -> Result<Infallible, (i32, String)> {
     if let Some(rs) = &cfg.landlock {
         match landlock_apply::apply(rs) {
             Ok(report) => {
+                if rs.log && report.status != landlock_apply::Enforced::Not {
+                    if let Some(conn) = supervisor {
+                        landlock_apply::announce(conn);
+                    }
+                }
                 if report.status != landlock_apply::Enforced::Fully {
                     eprintln!(
                         "semble-init: warning: Landlock is {} on this kernel for policy `{}`",
@@ -191,9 +214,10 @@ pub fn report(code: i32, msg: &str) -> i32 {
 /// The whole job as the container's process 1: checks, filter, proxy bridge, the workload in a
 /// child, supervision. Returns the exit code to exit with.
 pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 {
-    if let Err(e) = enter(cfg, filters) {
-        return report(supervise::EXIT_POLICY, &e);
-    }
+    let conn = match enter(cfg, filters) {
+        Ok(c) => c,
+        Err(e) => return report(supervise::EXIT_POLICY, &e),
+    };
     let listener = match &cfg.proxy_bridge {
         Some(b) => match bridge::bind(&b.listen) {
             Ok(l) => Some((l, b.socket.clone())),
@@ -212,11 +236,13 @@ pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 
     };
     let workload = supervise::spawn(|| {
         supervise::prepare_child(&old_mask);
-        match restrict_and_exec(cfg, filters, argv) {
+        match restrict_and_exec(cfg, filters, argv, conn.as_deref()) {
             Ok(never) => match never {},
             Err((code, msg)) => report(code, &msg),
         }
     });
+    // The workload's copy of the connection is closed when it executes; this one is not needed.
+    drop(conn);
     let workload = match workload {
         Ok(p) => p,
         Err(e) => return report(supervise::EXIT_POLICY, &format!("cannot start the workload: {e}")),
@@ -232,10 +258,11 @@ pub fn run_as_init(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 
 /// The job for an `exec` process: checks, filter, Landlock, the stacked filter, `execve`.
 /// Returns only with an exit code when something failed.
 pub fn run_as_exec(cfg: &InitConfig, filters: &Filters, argv: &[String]) -> i32 {
-    if let Err(e) = enter(cfg, filters) {
-        return report(supervise::EXIT_POLICY, &e);
-    }
-    match restrict_and_exec(cfg, filters, argv) {
+    let conn = match enter(cfg, filters) {
+        Ok(c) => c,
+        Err(e) => return report(supervise::EXIT_POLICY, &e),
+    };
+    match restrict_and_exec(cfg, filters, argv, conn.as_deref()) {
         Ok(never) => match never {},
         Err((code, msg)) => report(code, &msg),
     }

@@ -36,6 +36,12 @@ pub fn host_devices(cfg: &Value) -> HostDevices {
     out
 }
 
+/// Whether `path` is a per-GPU NVIDIA node (`/dev/nvidia0`, `/dev/nvidia7`…): the nodes a
+/// policy cannot list in advance, which the Landlock ruleset gets one rule each for.
+pub fn is_nvidia_gpu_node(path: &str) -> bool {
+    path.strip_prefix("/dev/nvidia").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Whether `path` is one of the NVIDIA driver's device node names.
 pub fn is_nvidia_name(path: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -46,14 +52,24 @@ pub fn is_nvidia_name(path: &str) -> bool {
         || rest.strip_prefix("-nvswitch").is_some_and(digits)
 }
 
+/// What the request's devices come to: the device-cgroup entries, the controls to report, and
+/// the per-GPU NVIDIA nodes (judged by number) that the Landlock ruleset must open.
+#[derive(Debug, Default)]
+pub(super) struct DeviceVerdict {
+    pub allowed: Vec<DeviceId>,
+    pub controls: Vec<Control>,
+    pub gpu_nodes: Vec<String>,
+}
+
 pub(super) fn check_devices(
     cfg: &Value,
     policy: &SandboxPolicy,
     facts: &HostFacts,
     host: &HostDevices,
-) -> Result<(Vec<DeviceId>, Vec<Control>), Refusal> {
+) -> Result<DeviceVerdict, Refusal> {
     let mut allowed = Vec::new();
     let mut names = Vec::new();
+    let mut gpu_nodes = Vec::new();
     let refuse = |path: &str, why: String| Refusal::DeviceNumber(path.into(), policy.name.clone(), why);
     if let Some(devs) = cfg.pointer("/linux/devices").and_then(Value::as_array) {
         for d in devs {
@@ -79,6 +95,9 @@ pub(super) fn check_devices(
                             majors.join(" or ")
                         ),
                     ));
+                }
+                if is_nvidia_gpu_node(path) {
+                    gpu_nodes.push(path.to_string());
                 }
             } else if policy.devices.allow.iter().any(|a| a.path == path) {
                 match host.get(path).cloned().flatten() {
@@ -117,5 +136,5 @@ pub(super) fn check_devices(
         }
         controls.push(Control { control: "devices", by: "runtime (device cgroup)", detail });
     }
-    Ok((allowed, controls))
+    Ok(DeviceVerdict { allowed, controls, gpu_nodes })
 }

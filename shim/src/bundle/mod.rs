@@ -47,7 +47,7 @@ mod resources;
 pub mod table;
 
 use devices::*;
-pub use devices::{host_devices, is_nvidia_name, HostDevices};
+pub use devices::{host_devices, is_nvidia_gpu_node, is_nvidia_name, HostDevices};
 use mounts::*;
 use network::*;
 use privileges::*;
@@ -355,12 +355,15 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     if let Err(e) = serde_json::from_value::<oci_spec::runtime::Spec>(cfg.clone()) {
         return Err(Refusal::Invalid(crate::ops::json_reason(&e)));
     }
-    let hooks = check_hooks(&cfg, inputs.allowed_hooks, &name)?;
+    let hooks = check_hooks(&mut cfg, inputs.allowed_hooks, &name)?;
     if !hooks.is_empty() {
         controls.push(Control {
             control: "hooks",
             by: "runtime, on the host",
-            detail: format!("allowed by the operator: {}", hooks.join(", ")),
+            detail: format!(
+                "allowed by the operator: {}; each with its own environment, never the container's",
+                hooks.join(", ")
+            ),
         });
     }
     check_oci_version(&cfg, &name)?;
@@ -371,7 +374,8 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     check_privileged(&cfg, &name)?;
     check_mounts(&mut cfg, inputs, &annotations)?;
     check_sysctls(&cfg, &name)?;
-    let (allowed_devices, device_controls) = check_devices(&cfg, policy, inputs.facts, inputs.devices)?;
+    let DeviceVerdict { allowed: allowed_devices, controls: device_controls, gpu_nodes } =
+        check_devices(&cfg, policy, inputs.facts, inputs.devices)?;
 
     // --- namespaces and network -----------------------------------------------------------
     let net = apply_namespaces(&mut cfg, inputs, is_pod)?;
@@ -641,8 +645,15 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
             rules: Vec::new(),
             scopes: Vec::new(),
             net: None,
+            log: false,
         });
         rs.net = rules;
+    }
+    if let Some(rs) = &mut ruleset {
+        // The per-GPU nodes this container was given (judged by number above), and a domain
+        // whose refusals the kernel logs for the supervisor to explain.
+        rs.rules.extend(gpu_nodes.iter().map(|p| landlock::gpu_node_rule(p)));
+        rs.log = notify == Some(NotifyMode::Explain);
     }
     if let Some(rs) = &ruleset {
         match inputs.facts.landlock_abi {

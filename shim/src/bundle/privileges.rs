@@ -92,16 +92,68 @@ pub(super) fn check_oci_version(cfg: &Value, policy: &str) -> Result<(), Refusal
     Err(Refusal::Field("/ociVersion".into(), policy.into(), format!("`{v}` is not an OCI runtime spec version 1.x.y")))
 }
 
+/// The environment an allowed hook gets when its entry names none. runc runs a hook with the
+/// entry's `env`, and one without any inherits the caller's environment: for `createContainer`
+/// hooks that is `runc init`'s, which already holds the container's `process.env` — the image
+/// author's. An `LD_PRELOAD` set in an image would then load the image's library into a program
+/// running as root on the host (CVE-2025-23266, "NVIDIAScape", through the NVIDIA Container
+/// Toolkit's CDI hooks, whose working directory is the container's root filesystem).
+pub const HOOK_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Whether setting `var` makes a program load code (or a shell run a script) chosen by whoever
+/// sets it: the dynamic loader's variables, glibc's tunables and gconv modules, interpreters'
+/// start-up hooks.
+pub fn loads_code(var: &str) -> bool {
+    var.starts_with("LD_")
+        || matches!(
+            var,
+            "GCONV_PATH"
+                | "GLIBC_TUNABLES"
+                | "BASH_ENV"
+                | "ENV"
+                | "PYTHONPATH"
+                | "PYTHONSTARTUP"
+                | "PYTHONHOME"
+                | "PERL5LIB"
+                | "PERL5OPT"
+                | "RUBYLIB"
+                | "RUBYOPT"
+                | "NODE_OPTIONS"
+        )
+}
+
 /// Hooks run on the host, as root, before (or after) the container: refused unless the
-/// operator allowed that program (`--allow-hook PATH`). Returns what was kept, for the log.
-pub(super) fn check_hooks(cfg: &Value, allowed: &[PathBuf], policy: &str) -> Result<Vec<String>, Refusal> {
-    let Some(hooks) = cfg.get("hooks").and_then(Value::as_object) else { return Ok(Vec::new()) };
+/// operator allowed that program (`--allow-hook PATH`). An allowed hook runs with the
+/// environment its entry names — [`HOOK_ENV`] when it names none, never the container's — and
+/// an entry naming a variable that loads code ([`loads_code`]) is refused. Returns what was
+/// kept, for the log.
+pub(super) fn check_hooks(cfg: &mut Value, allowed: &[PathBuf], policy: &str) -> Result<Vec<String>, Refusal> {
+    let Some(hooks) = cfg.get_mut("hooks").and_then(Value::as_object_mut) else { return Ok(Vec::new()) };
     let mut kept = Vec::new();
-    for (kind, list) in hooks {
-        for h in list.as_array().map(Vec::as_slice).unwrap_or_default() {
-            let path = h.get("path").and_then(Value::as_str).unwrap_or("");
-            if !allowed.iter().any(|a| a.as_os_str() == path) {
-                return Err(Refusal::Hook(kind.clone(), path.to_string(), policy.into()));
+    for (kind, list) in hooks.iter_mut() {
+        let Some(list) = list.as_array_mut() else { continue };
+        for h in list.iter_mut() {
+            let path = h.get("path").and_then(Value::as_str).unwrap_or("").to_string();
+            if !allowed.iter().any(|a| a.as_os_str() == path.as_str()) {
+                return Err(Refusal::Hook(kind.clone(), path, policy.into()));
+            }
+            let env: Vec<String> = h
+                .get("env")
+                .and_then(Value::as_array)
+                .map(|e| e.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            if let Some(bad) = env.iter().find(|e| loads_code(e.split('=').next().unwrap_or(""))) {
+                let var = bad.split('=').next().unwrap_or("");
+                return Err(Refusal::Field(
+                    format!("/hooks/{kind}"),
+                    policy.into(),
+                    format!("hook `{path}` sets `{var}`, which would make a program running as root on the host load code named by the request; remove it from the hook (or from the CDI spec that adds it)"),
+                ));
+            }
+            if env.is_empty() {
+                if let Some(o) = h.as_object_mut() {
+                    o.insert("env".into(), Value::Array(vec![Value::String(HOOK_ENV.into())]));
+                }
             }
             kept.push(format!("{kind}: {path}"));
         }

@@ -111,7 +111,7 @@ pub const FIELDS: &[Field] = &[
     f("/hostname", KEEP, "the request's"),
     f("/domainname", KEEP, "the request's"),
     // hooks
-    tree("/hooks", Refuse, "hooks run on the host as root: refused, except hooks whose path the operator allowed (`--allow-hook PATH`, e.g. the NVIDIA Container Toolkit's `nvidia-ctk` for CDI)"),
+    tree("/hooks", Refuse, "hooks run on the host as root: refused, except hooks whose path the operator allowed (`--allow-hook PATH`, e.g. the NVIDIA Container Toolkit's `nvidia-ctk` for CDI); an allowed hook runs with the environment its entry names (`PATH` only, when it names none), never the container's, and one naming a variable that loads code (`LD_PRELOAD`…) is refused"),
     // annotations
     f("/annotations/*", Add, "kept; `semble.dev/policy` and `semble.dev/backend` set by the shim; none of them weakens enforcement (see the policy reference)"),
     // linux

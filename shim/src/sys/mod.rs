@@ -1,6 +1,8 @@
 //! Raw system calls the shim makes that have no safe wrapper. Each block says why it is sound.
 #![allow(unsafe_code)]
 
+pub mod audit;
+
 /// The Landlock ABI version of the running kernel, or `None` when Landlock is unavailable
 /// (not built in, disabled at boot, or refused by a seccomp filter around the shim).
 pub fn landlock_abi() -> Option<u32> {
