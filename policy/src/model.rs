@@ -337,9 +337,10 @@ impl Default for Seccomp {
 }
 
 /// Whether a control must be in force for the workload to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Enforcement {
     /// Refuse to start where the control is unavailable (fail closed).
+    #[default]
     Required,
     /// Apply what the host supports and log what it does not.
     BestEffort,
@@ -734,6 +735,10 @@ pub struct Resources {
     pub pids: Option<u32>,
     /// Local disk the pod may fill: its writable layer, logs and scratch volumes (bytes).
     pub ephemeral_storage: Option<u64>,
+    /// Where the host cannot apply the cgroup limits (a rootless container on a host that
+    /// delegates no controllers to users): `required` refuses the container, `best-effort` runs
+    /// it without them, said in the log.
+    pub enforcement: Enforcement,
 }
 
 /// Whether `ip` is in any of `nets`.

@@ -1605,9 +1605,12 @@ fn read_quantity(
 fn read_resources(r: &mut Reader, node: &Node) -> Resources {
     let path = "spec.resources";
     let mut res = Resources::default();
-    let Some(m) = r.map(node, path, &["memory", "cpu", "pids", "ephemeralStorage"]) else {
+    let Some(m) = r.map(node, path, &["memory", "cpu", "pids", "ephemeralStorage", "enforcement"]) else {
         return res;
     };
+    if let Some(e) = m.get("enforcement").and_then(|n| r.one_of(n, "spec.resources.enforcement", ENFORCEMENTS)) {
+        res.enforcement = e;
+    }
     if let Some(n) = m.get("memory") {
         res.memory = read_quantity(r, n, "spec.resources.memory", quantity::parse_bytes, "`2Gi` or `512Mi`");
         if res.memory.is_some_and(|b| b < 4 << 20) {

@@ -97,6 +97,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             sources: &sources,
             devices: &devices,
             allowed_hooks: &settings.allowed_hooks,
+            engine_roots: &settings.user_engine_roots(),
         },
     );
     // Every field the merge changed, each with the row of the ceiling table that decides it.

@@ -28,6 +28,71 @@ pub struct HostFacts {
     /// Why the egress guard cannot be attached here (`None`: it can): it needs root (loading
     /// and attaching cgroup BPF) and a cgroup v2 hierarchy.
     pub no_egress_guard: Option<String>,
+    /// The cgroup controllers a container started by this shim cannot be limited by, and why
+    /// (`None`: all of them, as root). A rootless runtime writes only the controllers the host
+    /// delegates to its user: none on cgroup v1, those of `cgroup.subtree_control` on v2.
+    pub undelegated_cgroups: Option<Undelegated>,
+}
+
+/// The cgroup controllers an ordinary user cannot use on this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Undelegated {
+    /// Controller names (`memory`, `cpu`, `pids`, `cpuset`, `io`, `hugetlb`, `rdma`).
+    pub controllers: std::collections::BTreeSet<String>,
+    /// Why, for the operator (the host's cgroup layout, and the fix).
+    pub why: String,
+}
+
+/// The controllers semble's limits use.
+pub const LIMIT_CONTROLLERS: &[&str] = &["cpu", "cpuset", "hugetlb", "io", "memory", "pids", "rdma"];
+
+/// What a rootless runtime can limit on this host. `v2_controllers` is the delegated set (read
+/// from the user's systemd service, or the caller's own cgroup), `None` on a cgroup v1 or hybrid
+/// host.
+pub fn undelegated(uid: u32, v2_controllers: Option<&str>) -> Option<Undelegated> {
+    let all = LIMIT_CONTROLLERS.iter().map(|c| (*c).to_string());
+    match v2_controllers {
+        None => Some(Undelegated {
+            controllers: all.collect(),
+            why: "this host mounts cgroup v1 (or a v1/v2 hybrid), where no controller is delegated to an ordinary \
+                  user, so a rootless container's memory, CPU and pids limits cannot be set; boot with \
+                  `systemd.unified_cgroup_hierarchy=1` for cgroup v2 (docs/install-podman.md, rootless)"
+                .to_string(),
+        }),
+        Some(have) => {
+            let have: std::collections::BTreeSet<&str> = have.split_whitespace().collect();
+            let missing: std::collections::BTreeSet<String> = all.filter(|c| !have.contains(c.as_str())).collect();
+            if missing.is_empty() {
+                return None;
+            }
+            Some(Undelegated {
+                why: format!(
+                    "cgroup v2 delegates `{}` to uid {uid}, not `{}`; add them to the user's systemd `Delegate=` \
+                     (docs/install-podman.md, rootless)",
+                    have.iter().copied().collect::<Vec<_>>().join(" "),
+                    missing.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+                ),
+                controllers: missing,
+            })
+        }
+    }
+}
+
+/// The controllers delegated to this (rootless) process on a cgroup v2 host: those its user's
+/// systemd manager may hand to children (`user@UID.service`'s `cgroup.subtree_control`), else
+/// those of the caller's own cgroup. `None` when `/sys/fs/cgroup` is not cgroup v2.
+fn delegated_v2(uid: u32) -> Option<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").is_file() {
+        return None;
+    }
+    let service = root.join(format!("user.slice/user-{uid}.slice/user@{uid}.service/cgroup.subtree_control"));
+    if let Ok(s) = std::fs::read_to_string(service) {
+        return Some(s);
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").trim_start_matches('/').to_string();
+    Some(std::fs::read_to_string(root.join(path).join("cgroup.controllers")).unwrap_or_default())
 }
 
 /// OCI namespace type → `/proc/self/ns` entry.
@@ -73,7 +138,14 @@ pub fn probe() -> HostFacts {
         .filter(|p| std::fs::symlink_metadata(p).is_err())
         .map(|p| (*p).to_string())
         .collect();
+    let undelegated_cgroups = if crate::settings::is_rootless() {
+        let uid = crate::settings::host_uid();
+        undelegated(uid, delegated_v2(uid).as_deref())
+    } else {
+        None
+    };
     HostFacts {
+        undelegated_cgroups,
         missing_kernel_paths,
         nvidia_majors: nvidia_majors(&std::fs::read_to_string("/proc/devices").unwrap_or_default()),
         landlock_abi: crate::sys::landlock_abi(),

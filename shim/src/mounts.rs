@@ -125,7 +125,13 @@ fn resolve(path: &Path) -> Source {
 /// user) could change entries of, if any.
 fn unsafe_ancestor(real: &Path) -> Option<String> {
     let me = nix::unistd::geteuid().as_raw();
-    let trusted = |uid: u32| uid == 0 || uid == me;
+    // Inside a user namespace (rootless Podman runs the runtime as its namespace's root), the
+    // host's root and every other unmapped user look alike: the overflow uid. A rootless shim
+    // binds with its user's own rights, so a swapped path exposes nothing that user cannot read.
+    let overflow = crate::settings::in_user_namespace()
+        .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok()?.trim().parse::<u32>().ok())
+        .flatten();
+    let trusted = |uid: u32| uid == 0 || uid == me || Some(uid) == overflow;
     let mut dir = PathBuf::from("/");
     for c in real.components().skip(1) {
         let next = dir.join(c);
@@ -160,6 +166,8 @@ pub struct Owner<'a> {
     pub pod_uid: Option<&'a str>,
     /// The policy passes GPUs through (the driver's files a CDI spec mounts are allowed).
     pub gpu: bool,
+    /// More engine state directories (a rootless Podman's, in its user's directories).
+    pub engine_roots: Vec<String>,
 }
 
 /// Host paths whose exposure is a way out: binding one of them, or anything above them, is
@@ -280,7 +288,9 @@ pub fn judge_source(real: &Path, read_only: bool, o: &Owner<'_>) -> Result<(), S
             Err(format!("files of the host's `{t}` are mounted read-only only; add `ro`"))
         };
     }
-    if let Some(t) = ENGINE_STATE.iter().find(|t| within(r, t)) {
+    if let Some(t) =
+        ENGINE_STATE.iter().copied().chain(o.engine_roots.iter().map(String::as_str)).find(|t| within(r, t))
+    {
         return if owned_by(r, o) {
             Ok(())
         } else {
@@ -354,7 +364,13 @@ mod tests {
     use super::*;
 
     fn o() -> Owner<'static> {
-        Owner { id: "c1", sandbox: Some("sb9"), pod_uid: Some("uid-7"), gpu: false }
+        Owner {
+            id: "c1",
+            sandbox: Some("sb9"),
+            pod_uid: Some("uid-7"),
+            gpu: false,
+            engine_roots: vec!["/run/user/1001/containers".into()],
+        }
     }
 
     #[test]
@@ -379,6 +395,7 @@ mod tests {
             ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/other/hosts", true),
             ("/usr/lib/x86_64-linux-gnu", false),
             ("/home/alice", false),
+            ("/run/user/1001/containers/vfs-containers/other/userdata/hostname", false),
         ];
         for (p, ro) in refused {
             assert!(judge_source(Path::new(p), ro, &o()).is_err(), "{p} must be refused");
@@ -393,6 +410,7 @@ mod tests {
             ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/sb9/hosts", false),
             ("/run/containers/storage/overlay-containers/c1/userdata/hosts", false),
             ("/var/lib/containers/storage/volumes/models/_data", false),
+            ("/run/user/1001/containers/vfs-containers/c1/userdata/hostname", false),
         ];
         for (p, ro) in allowed {
             assert!(judge_source(Path::new(p), ro, &o()).is_ok(), "{p}: {:?}", judge_source(Path::new(p), ro, &o()));

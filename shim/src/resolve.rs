@@ -163,11 +163,11 @@ fn installed(settings: &Settings, name: &str) -> Result<Resolved, ResolveError> 
     if !is_policy_name(name) {
         return Err(ResolveError::BadName(name.to_string()));
     }
-    let candidates = [
-        settings.policy_dir.join(format!("{name}.yaml")),
-        settings.policy_dir.join(format!("{name}.yml")),
-        settings.policy_dir.join(format!("{name}.json")),
-    ];
+    let candidates: Vec<PathBuf> = settings
+        .policy_dirs()
+        .iter()
+        .flat_map(|d| [d.join(format!("{name}.yaml")), d.join(format!("{name}.yml")), d.join(format!("{name}.json"))])
+        .collect();
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         return Err(ResolveError::Unknown { name: name.to_string(), path: candidates[0].clone() });
     };
@@ -230,8 +230,7 @@ pub fn resolve(
         }
         None => {}
     }
-    let default = settings.policy_dir.join("default.yaml");
-    if default.is_file() {
+    if let Some(default) = settings.policy_dirs().iter().map(|d| d.join("default.yaml")).find(|p| p.is_file()) {
         let mut r = load(&default)?;
         r.source = Source::DirDefault(default);
         return admitted(r);
@@ -250,6 +249,10 @@ mod tests {
             root: dir.join("root"),
             policy_file: None,
             policy_dir: dir.to_path_buf(),
+            more_policy_dirs: Vec::new(),
+            rootless: false,
+            state_home: dir.join("root"),
+            user_dirs: None,
             backend: None,
             runc: None,
             runsc: None,

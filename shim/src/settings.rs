@@ -11,6 +11,75 @@ pub const DEFAULT_POLICY_DIR: &str = "/etc/semble/policies";
 /// Default directory of the proxy's per-policy sockets.
 pub const DEFAULT_PROXY_DIR: &str = "/run/semble/proxy";
 
+/// Whether this shim runs rootless: as an ordinary user, or as root only inside a user namespace
+/// (rootless Podman runs its runtime as the root of the user's namespace). Rootless, semble keeps
+/// its state, policies, sockets and logs in the user's directories, as runc and crun do.
+pub fn is_rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
+/// Whether this process runs in a user namespace other than the host's (its uid map is not the
+/// identity over every uid).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| {
+            let first: Vec<&str> = m.lines().next().unwrap_or("").split_whitespace().collect();
+            first != ["0", "0", "4294967295"]
+        })
+        .unwrap_or(false)
+}
+
+/// This process's uid as the host sees it: the euid mapped out through `/proc/self/uid_map`
+/// (rootless Podman's runtime is uid 0 inside the user's namespace, and the user outside it).
+pub fn host_uid() -> u32 {
+    let uid = nix::unistd::geteuid().as_raw();
+    host_id(&std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(), uid)
+}
+
+/// `id` mapped out through an id map (`INSIDE OUTSIDE COUNT` lines); itself when unmapped.
+pub fn host_id(map: &str, id: u32) -> u32 {
+    for line in map.lines() {
+        let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        if let [inside, outside, count] = n[..] {
+            let id = u64::from(id);
+            if id >= inside && id - inside < count {
+                return u32::try_from(outside + (id - inside)).unwrap_or(u32::MAX);
+            }
+        }
+    }
+    id
+}
+
+/// The user's base directories (XDG): where a rootless shim keeps its things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDirs {
+    /// `$XDG_RUNTIME_DIR` (`/run/user/UID`): state, sockets.
+    pub runtime: PathBuf,
+    /// `$XDG_CONFIG_HOME` (`~/.config`): policies.
+    pub config: PathBuf,
+    /// `$XDG_STATE_HOME` (`~/.local/state`): kept denial logs, recordings.
+    pub state: PathBuf,
+    /// `$XDG_DATA_HOME` (`~/.local/share`): rootless Podman's storage.
+    pub data: PathBuf,
+}
+
+impl UserDirs {
+    /// From an environment (a map in tests).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> UserDirs {
+        let uid = host_uid();
+        let home = get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(format!("/tmp/semble-{uid}")));
+        let dir = |var: &str, fallback: PathBuf| {
+            get(var).filter(|v| v.starts_with('/')).map(PathBuf::from).unwrap_or(fallback)
+        };
+        UserDirs {
+            runtime: dir("XDG_RUNTIME_DIR", PathBuf::from(format!("/run/user/{uid}"))),
+            config: dir("XDG_CONFIG_HOME", home.join(".config")),
+            state: dir("XDG_STATE_HOME", home.join(".local/state")),
+            data: dir("XDG_DATA_HOME", home.join(".local/share")),
+        }
+    }
+}
+
 /// Global flags that are passed on to the backend runtime unchanged.
 #[derive(Debug, Clone, Default)]
 pub struct Passthrough {
@@ -35,8 +104,18 @@ pub struct Settings {
     pub root: PathBuf,
     /// `--policy FILE`.
     pub policy_file: Option<PathBuf>,
-    /// Installed policies.
+    /// Installed policies: the first directory (`--policy-dir`, or the user's when rootless).
     pub policy_dir: PathBuf,
+    /// More directories of installed policies, searched after `policy_dir` (rootless: the
+    /// system's `/etc/semble/policies`).
+    pub more_policy_dirs: Vec<PathBuf>,
+    /// Whether the shim runs rootless ([`is_rootless`]).
+    pub rootless: bool,
+    /// Where what outlives a container goes (kept denial logs, recordings): `ROOT`, or rootless
+    /// `$XDG_STATE_HOME/semble`.
+    pub state_home: PathBuf,
+    /// Rootless: the user's directories.
+    pub user_dirs: Option<UserDirs>,
     /// `--backend`.
     pub backend: Option<BackendArg>,
     /// `--runc`.
@@ -94,16 +173,39 @@ impl Settings {
 
     /// From parsed flags.
     pub fn from_cli(cli: &Cli) -> Settings {
+        let rootless = is_rootless();
+        let user_dirs = rootless.then(|| UserDirs::from_env(|k| std::env::var(k).ok()));
+        let root = cli.root.clone().unwrap_or_else(|| match &user_dirs {
+            Some(u) => u.runtime.join("semble-shim"),
+            None => PathBuf::from(DEFAULT_ROOT),
+        });
+        let (policy_dir, more_policy_dirs) = match (&cli.policy_dir, &user_dirs) {
+            (Some(d), _) => (d.clone(), Vec::new()),
+            (None, Some(u)) => (u.config.join("semble/policies"), vec![PathBuf::from(DEFAULT_POLICY_DIR)]),
+            (None, None) => (PathBuf::from(DEFAULT_POLICY_DIR), Vec::new()),
+        };
+        let proxy_dir = cli.proxy_dir.clone().unwrap_or_else(|| match &user_dirs {
+            Some(u) => u.runtime.join("semble/proxy"),
+            None => PathBuf::from(DEFAULT_PROXY_DIR),
+        });
+        let state_home = match &user_dirs {
+            Some(u) if cli.root.is_none() => u.state.join("semble"),
+            _ => root.clone(),
+        };
         Settings {
-            root: cli.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            root,
             policy_file: cli.policy.clone(),
-            policy_dir: cli.policy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
+            policy_dir,
+            more_policy_dirs,
+            rootless,
+            state_home,
+            user_dirs,
             backend: cli.backend.or_else(backend_from_argv0),
             runc: cli.runc.clone(),
             runsc: cli.runsc.clone(),
             runsc_platform: cli.runsc_platform.clone(),
             init: cli.init.clone(),
-            proxy_dir: cli.proxy_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PROXY_DIR)),
+            proxy_dir,
             record: cli.record.clone(),
             allow_record_annotation: cli.allow_record_annotation,
             resolvers: cli.resolvers.clone(),
@@ -119,6 +221,33 @@ impl Settings {
                 rootless: cli.rootless.clone(),
                 criu: cli.criu.clone(),
             },
+        }
+    }
+
+    /// Every directory of installed policies, in search order.
+    pub fn policy_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.policy_dir.clone()).chain(self.more_policy_dirs.iter().cloned()).collect()
+    }
+
+    /// Where a deleted container's denial log is kept: `STATE/denials/`.
+    pub fn kept_denials_dir(&self) -> PathBuf {
+        self.state_home.join("denials")
+    }
+
+    /// Where recordings asked for by annotation go: `STATE/recordings/`.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.state_home.join("recordings")
+    }
+
+    /// The rootless engines' state directories (their files for a container may be mounted into
+    /// it): Podman's under the user's runtime and data directories.
+    pub fn user_engine_roots(&self) -> Vec<String> {
+        match &self.user_dirs {
+            Some(u) => [u.runtime.join("containers"), u.runtime.join("libpod"), u.data.join("containers")]
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -179,4 +308,18 @@ pub fn find_executable(explicit: Option<&Path>, name: &str) -> Option<PathBuf> {
 pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_mapped_out_of_a_user_namespace() {
+        let rootless_podman = "         0       1001          1\n         1     100000      65536\n";
+        assert_eq!(host_id(rootless_podman, 0), 1001);
+        assert_eq!(host_id(rootless_podman, 1), 100000);
+        assert_eq!(host_id(rootless_podman, 70000), 70000, "unmapped: itself");
+        assert_eq!(host_id("         0          0 4294967295\n", 1001), 1001);
+    }
 }

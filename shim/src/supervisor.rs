@@ -124,7 +124,7 @@ pub fn stop(settings: &Settings, paths: &Paths, id: &str) {
 
 /// Where a deleted container's denial log is kept.
 pub fn kept_log(settings: &Settings, id: &str) -> PathBuf {
-    settings.root.join("denials").join(format!("{id}.jsonl"))
+    settings.kept_denials_dir().join(format!("{id}.jsonl"))
 }
 
 fn keep_log(settings: &Settings, paths: &Paths, id: &str) {
@@ -465,14 +465,14 @@ pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool)
                 None if files.is_empty() => {
                     return Err(Failure(format!(
                         "container `{id}` does not exist and no denial log was kept for it under `{}`",
-                        settings.root.join("denials").display()
+                        settings.kept_denials_dir().display()
                     )))
                 }
                 _ => {}
             }
         }
         None => {
-            for dir in [settings.records_dir(), settings.root.join("denials")] {
+            for dir in [settings.records_dir(), settings.kept_denials_dir()] {
                 let Ok(rd) = fs::read_dir(&dir) else { continue };
                 for e in rd.flatten() {
                     let p = e.path();

@@ -64,6 +64,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         host_namespaces: BTreeMap::new(),
         hard_limits: [(semble_policy::model::Rlimit::Nofile, 1_048_576u64)].into_iter().collect(),
         no_egress_guard: None,
+        undelegated_cgroups: None,
         missing_kernel_paths: Default::default(),
         nvidia_majors: [195].into_iter().collect(),
     };
@@ -141,6 +142,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 sources: &sources,
                 devices: &semble_shim::bundle::HostDevices::new(),
                 allowed_hooks: &[],
+                engine_roots: &[],
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

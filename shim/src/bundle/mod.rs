@@ -137,6 +137,9 @@ pub struct Inputs<'a> {
     pub runsc: Option<&'a RunscInputs>,
     /// Record the container's syscalls instead of enforcing the policy's seccomp profile.
     pub record: bool,
+    /// More engine state directories whose files for this container may be mounted (a rootless
+    /// Podman's, in its user's directories: `Settings::user_engine_roots`).
+    pub engine_roots: &'a [String],
     /// Hook programs the operator allows (`--allow-hook`); every other hook is refused.
     pub allowed_hooks: &'a [PathBuf],
     /// The host's device nodes at the paths the configuration's devices name ([`host_devices`]).
@@ -266,6 +269,9 @@ pub enum Refusal {
     /// A pod's workload would have no way to its gateway proxy.
     #[error("policy `{0}` (network mode `proxy`, placement `gateway`) runs in a pod here, and the node's egress guard lets the workload reach only loopback and its resolvers: set `spec.network.proxy.address` to the gateway Service's ClusterIP (and compile the Kubernetes objects with it), or use `placement: sidecar`")]
     NoGatewayAddress(String),
+    /// cgroup limits the host cannot apply, and the policy requires.
+    #[error("policy `{0}` sets {1}, and this host cannot apply them to a rootless container: {2}; or run the container as root, or set `spec.resources.enforcement: best-effort` to run it without them")]
+    NoCgroupLimits(String, String, String),
     /// A field the ceiling table does not know.
     #[error("config.json field `{0}`{1} is not one semble knows; policy `{2}` refuses what it cannot judge (remove it, or update semble)")]
     UnknownField(String, String, String),
@@ -497,7 +503,16 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     });
 
     // --- cgroups ----------------------------------------------------------------------------
-    let res_detail = apply_resources(linux, policy, &allowed_devices, &inputs.facts.nvidia_majors)?;
+    let mut res_detail = apply_resources(linux, policy, &allowed_devices, &inputs.facts.nvidia_majors)?;
+    if let Some(u) = &inputs.facts.undelegated_cgroups {
+        if let Some(note) = without_undelegated(linux, policy, u)? {
+            res_detail = format!("NOT applied here ({note})");
+            notes.push(format!(
+                "policy `{name}` (resources.enforcement: best-effort): {note} are NOT applied: {}",
+                u.why
+            ));
+        }
+    }
     controls.push(Control { control: "cgroup limits", by: "runtime", detail: res_detail });
     controls.extend(device_controls);
 

@@ -168,6 +168,7 @@ pub(super) fn check_mounts(
         sandbox: annotations.get(CRI_SANDBOX_ID).map(String::as_str),
         pod_uid: annotations.get(CRI_SANDBOX_UID).or_else(|| annotations.get(CRIO_POD_UID)).map(String::as_str),
         gpu: inputs.policy.devices.gpu.is_some(),
+        engine_roots: inputs.engine_roots.to_vec(),
     };
     let Some(mounts) = cfg.get_mut("mounts").and_then(Value::as_array_mut) else {
         return Ok(());

@@ -204,6 +204,82 @@ pub fn clamp_limits(
     Ok(detail)
 }
 
+/// The limits of `linux.resources` set through a controller this host does not delegate to a
+/// rootless container ([`crate::host::Undelegated`]). The policy's `resources.enforcement`
+/// decides: `required` refuses the container, naming them; `best-effort` takes them out (a
+/// rootless runc would fail on them) and returns what was taken, for the log. `Ok(None)`: none.
+pub(super) fn without_undelegated(
+    linux: &mut Map<String, Value>,
+    policy: &SandboxPolicy,
+    undelegated: &crate::host::Undelegated,
+) -> Result<Option<String>, Refusal> {
+    let Some(Value::Object(res)) = linux.get_mut("resources") else {
+        return Ok(None);
+    };
+    let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v != &json!({}) && v != &json!([]));
+    // (controller, section, fields of the section; empty: the whole section)
+    const FIELDS: &[(&str, &str, &[&str])] = &[
+        ("memory", "memory", &[]),
+        ("cpu", "cpu", &["shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle"]),
+        ("cpuset", "cpu", &["cpus", "mems"]),
+        ("pids", "pids", &[]),
+        ("hugetlb", "hugepageLimits", &[]),
+        ("io", "blockIO", &[]),
+        ("rdma", "rdma", &[]),
+    ];
+    let mut used: Vec<String> = Vec::new();
+    for (controller, section, fields) in FIELDS {
+        if !undelegated.controllers.contains(*controller) {
+            continue;
+        }
+        let named: Vec<String> = match res.get(*section) {
+            Some(Value::Object(o)) if !fields.is_empty() => {
+                fields.iter().filter(|f| set(o.get(**f))).map(|f| format!("{section}.{f}")).collect()
+            }
+            v if fields.is_empty() && set(v) => {
+                let inner = v.and_then(Value::as_object).map(|o| {
+                    o.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| format!("{section}.{k}")).collect::<Vec<_>>()
+                });
+                inner.filter(|i| !i.is_empty()).unwrap_or_else(|| vec![(*section).to_string()])
+            }
+            _ => Vec::new(),
+        };
+        if named.is_empty() {
+            continue;
+        }
+        used.extend(named);
+        match res.get_mut(*section) {
+            Some(Value::Object(o)) if !fields.is_empty() => {
+                for f in *fields {
+                    o.remove(*f);
+                }
+            }
+            _ => {
+                res.remove(*section);
+            }
+        }
+    }
+    if let Some(Value::Object(unified)) = res.get_mut("unified") {
+        let keys: Vec<String> = unified
+            .keys()
+            .filter(|k| k.split('.').next().is_some_and(|c| undelegated.controllers.contains(c)))
+            .cloned()
+            .collect();
+        for k in keys {
+            unified.remove(&k);
+            used.push(format!("unified.{k}"));
+        }
+    }
+    if used.is_empty() {
+        return Ok(None);
+    }
+    let what = format!("the cgroup limits `{}`", used.join("`, `"));
+    match policy.resources.enforcement {
+        Enforcement::Required => Err(Refusal::NoCgroupLimits(policy.name.clone(), what, undelegated.why.clone())),
+        Enforcement::BestEffort => Ok(Some(what)),
+    }
+}
+
 /// The CFS period semble accepts: 1 ms to 1 s (the kernel's range).
 pub const CPU_PERIOD_MIN_US: u64 = 1_000;
 /// See [`CPU_PERIOD_MIN_US`].

@@ -79,6 +79,7 @@ fn facts() -> HostFacts {
         host_namespaces: BTreeMap::new(),
         hard_limits: BTreeMap::new(),
         no_egress_guard: None,
+        undelegated_cgroups: None,
         missing_kernel_paths: Default::default(),
         nvidia_majors: [195, 237].into_iter().collect(),
     }
@@ -123,6 +124,7 @@ fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal
             sources: &sources,
             devices: &devices_as_requested(cfg),
             allowed_hooks: &[],
+            engine_roots: &[],
         },
     )
 }
@@ -243,6 +245,7 @@ fn hooks_run_on_the_host_so_only_the_operators_are_kept() {
         sources: &sources,
         devices: &HostDevices::new(),
         allowed_hooks: &allowed,
+        engine_roots: &[],
     };
     let a = apply(&c, &inputs).unwrap();
     assert_eq!(a.config["hooks"]["createRuntime"][0]["path"], "/bin/sh");
@@ -352,6 +355,7 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         sources: &crate::mounts::Sources::new(),
         devices: &HostDevices::new(),
         allowed_hooks: &[],
+        engine_roots: &[],
     };
     let a = apply(&config(), &inputs).unwrap();
     assert_eq!(a.notify, Some(NotifyMode::Record));
@@ -669,9 +673,53 @@ fn devices_are_judged_by_type_and_number_not_by_name() {
         sources: &sources,
         devices: &host,
         allowed_hooks: &[],
+        engine_roots: &[],
     };
     let e = apply(&c, &inputs).unwrap_err().to_string();
     assert!(e.contains("the host's `/dev/fuse` is `c 10:229`"), "{e}");
     c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
     assert!(apply(&c, &inputs).is_ok());
+}
+
+fn rootless_v1() -> HostFacts {
+    HostFacts { undelegated_cgroups: crate::host::undelegated(1001, None), ..facts() }
+}
+
+#[test]
+fn limits_a_rootless_host_cannot_set_follow_the_policys_enforcement() {
+    let required = policy("  resources: {memory: 1Gi, pids: 64}\n");
+    let e = run(&config(), &required, &rootless_v1()).unwrap_err().to_string();
+    assert!(e.contains("`memory.limit`") && e.contains("`pids.limit`"), "{e}");
+    assert!(e.contains("cgroup v1") && e.contains("best-effort"), "{e}");
+
+    let best = policy("  resources: {memory: 1Gi, pids: 64, enforcement: best-effort}\n");
+    let mut c = config();
+    c["linux"]["resources"]["unified"] = json!({"memory.max": "max", "cpu.weight": "100"});
+    let a = run(&c, &best, &rootless_v1()).unwrap();
+    let r = &a.config["linux"]["resources"];
+    assert!(r.get("memory").is_none() && r.get("pids").is_none(), "{r}");
+    assert_eq!(r["unified"], json!({}), "{r}");
+    assert_eq!(r["devices"][0], json!({"allow": false, "access": "rwm"}), "the device rules stay");
+    assert!(a.notes.iter().any(|n| n.contains("NOT applied") && n.contains("memory.limit")), "{:?}", a.notes);
+
+    // As root (no undelegated controllers) the same policy's limits hold.
+    let a = run(&config(), &best, &facts()).unwrap();
+    assert_eq!(a.config["linux"]["resources"]["pids"]["limit"], 64);
+}
+
+#[test]
+fn on_cgroup_v2_only_the_undelegated_controllers_are_missing() {
+    let u = crate::host::undelegated(1001, Some("memory pids\n")).unwrap();
+    assert!(u.controllers.contains("cpu") && !u.controllers.contains("memory"), "{u:?}");
+    assert!(u.why.contains("Delegate="), "{}", u.why);
+    assert_eq!(crate::host::undelegated(1001, Some("cpuset cpu io memory hugetlb pids rdma")), None);
+    let f = HostFacts { undelegated_cgroups: Some(u), ..facts() };
+    // The workspace: memory and pids hold, the CPU quota cannot, and best-effort says so.
+    let a = run(&config(), &workspace(), &f).unwrap();
+    let r = &a.config["linux"]["resources"];
+    assert_eq!(r["memory"]["limit"], json!(2_i64 << 30));
+    assert_eq!(r["pids"]["limit"], 512);
+    assert!(r["cpu"].get("quota").is_none(), "{r}");
+    assert!(a.notes.iter().any(|n| n.contains("`cpu.quota`")), "{:?}", a.notes);
+    assert!(!a.notes.iter().any(|n| n.contains("memory.limit")), "{:?}", a.notes);
 }

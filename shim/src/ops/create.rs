@@ -183,6 +183,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             sources: &sources,
             devices: &devices,
             allowed_hooks: &settings.allowed_hooks,
+            engine_roots: &settings.user_engine_roots(),
         },
     )?;
     let mut backend = backend;
@@ -644,7 +645,7 @@ pub(super) fn record_target(settings: &Settings, log: &mut Logger, id: &str, con
     let asked = bundle::annotation(config, RECORD_ANNOTATION);
     match asked {
         Some("true") if settings.allow_record_annotation => {
-            let dir = settings.root.join("recordings");
+            let dir = settings.recordings_dir();
             if let Err(e) = fs::create_dir_all(&dir) {
                 log.warn(&format!("cannot create `{}` for the recording: {e}", dir.display()), &[]);
             }
