@@ -32,6 +32,13 @@ pub(crate) fn lint(ctx: &mut Ctx) {
         let col = u32::try_from(raw.find(value).unwrap_or(0) + 1).unwrap_or(1);
         let pos = Pos { line: u32::try_from(i + 1).unwrap_or(u32::MAX), column: col };
         let what = format!("[{section}]");
+        let runtime_flag = |a: &str| a == "--runtime" || a.starts_with("--runtime=");
+        if matches!(section.as_str(), "Container" | "Pod")
+            && key == "PodmanArgs"
+            && value.split_whitespace().any(runtime_flag)
+        {
+            ctx.add("SB058", pos, format!("{what} passes --runtime, a global flag `podman run` rejects"));
+        }
         match (section.as_str(), key) {
             ("Container", "Image") => {
                 let node = Node { value: Value::String(value.to_string()), pos };

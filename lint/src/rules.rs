@@ -97,6 +97,7 @@ rules! {
     "SB055" Warning "policy" "a wildcard egress rule overlaps a more specific one on a shared port (semble-proxy lets the more specific rule decide)" "narrow the wildcard, or remove one of the two rules";
     "SB056" Error "policy" "a credential on a `*.suffix` (or `*`) host: it is added to requests for every name below the suffix, including names other people control" "name the exact host the credential is for, one rule per host";
     "SB057" Error "policy" "`seccomp.dangerouslyAllowNotifyListener`: the workload may create seccomp notify listeners and answer refused syscalls itself once semble's supervisor is gone" "remove it unless the workload is itself a seccomp supervisor";
+    "SB058" Error "Quadlet" "`--runtime` in `PodmanArgs`: it is a global flag of `podman`, which `podman run` rejects (`unknown flag: --runtime`), so the unit never starts" "name the runtime in `GlobalArgs=--runtime=semble` (Podman ≥ 4.8), or in the user's `~/.config/containers/containers.conf` (`[engine] runtime = \"semble\"`, any Podman with Quadlet)";
 }
 
 impl std::str::FromStr for Level {

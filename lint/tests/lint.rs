@@ -176,3 +176,16 @@ fn quadlet_units_are_linted_with_positions() {
     let fixed = "[Container]\nImage=docker.io/grafana/grafana:11.1.0\nPublishPort=127.0.0.1:3000:3000\n";
     assert!(lint_text("grafana.container", fixed).unwrap().is_empty());
 }
+
+#[test]
+fn quadlet_runtime_in_podman_args_is_refused_by_podman_run_and_flagged() {
+    for args in ["PodmanArgs=--runtime semble", "PodmanArgs=--log-level=info --runtime=/usr/local/bin/semble-shim"] {
+        let unit = format!("[Container]\nImage=localhost/agent:1.0\n{args}\n");
+        let f = lint_text("agent.container", &unit).unwrap();
+        assert_eq!(f.iter().map(|x| (x.rule, x.line)).collect::<Vec<_>>(), [("SB058", 3)], "{f:#?}");
+        assert!(f[0].fix.contains("GlobalArgs=--runtime=semble") && f[0].fix.contains("containers.conf"), "{f:#?}");
+    }
+    // GlobalArgs is where it belongs; --runtime-flag in PodmanArgs is another flag.
+    let ok = "[Container]\nImage=localhost/agent:1.0\nGlobalArgs=--runtime=semble\nPodmanArgs=--log-level=info\n";
+    assert!(lint_text("agent.container", ok).unwrap().is_empty());
+}

@@ -13,6 +13,8 @@
 //! * the policy directory and every policy in it;
 //! * GPUs ([`crate::doctor_gpu`]): the NVIDIA device nodes, the driver, the CDI specs an engine
 //!   would apply (and their hooks), what each installed GPU policy would grant here;
+//! * run by an ordinary user, rootless Podman's needs ([`crate::doctor_rootless`]): subordinate
+//!   ids, the id-map helpers, the runtime directory, the network helper, delegated cgroups;
 //! * containerd's configuration (the file and its `imports`): each handler whose `BinaryName` is
 //!   semble-shim (or a `semble-shim-*` link) must point at an existing file, and the backend the
 //!   link selects must be present; Podman's and CRI-O's configuration naming the shim.
@@ -68,7 +70,12 @@ pub struct Options {
     pub cdi_dirs: Vec<PathBuf>,
 }
 
-fn check(name: impl Into<String>, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(crate) fn check(
+    name: impl Into<String>,
+    status: Status,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
     Check { name: name.into(), status, detail: detail.into(), fix: fix.into() }
 }
 
@@ -117,6 +124,7 @@ pub fn run(settings: &Settings, opts: &Options) -> Vec<Check> {
                 Status::Warn,
                 e.to_string(),
                 match kind {
+                    _ if !e.installable() => "policies that name only this backend are refused here; see the detail",
                     BackendKind::Runc => "apt-get install runc (or pass --runc PATH)",
                     BackendKind::Runsc => "install runsc (gVisor) on PATH, or pass --runsc PATH; policies whose backend is gvisor without a fallback are refused",
                     BackendKind::Embedded => "use a build of semble-shim with the embedded runtime",
@@ -141,6 +149,9 @@ pub fn run(settings: &Settings, opts: &Options) -> Vec<Check> {
     out.extend(crate::doctor_gpu::checks(&host, &gpu_policies(settings), &settings.allowed_hooks, &majors));
     out.extend(containerd_checks(settings, &opts.containerd_config));
     out.extend(engine_mentions());
+    if settings.rootless {
+        out.extend(crate::doctor_rootless::checks(&crate::doctor_rootless::RootlessHost::probe()));
+    }
     out
 }
 

@@ -83,7 +83,7 @@ pub fn undelegated(uid: u32, v2_controllers: Option<&str>) -> Option<Undelegated
 /// those of the caller's own cgroup. `None` when `/sys/fs/cgroup` is not cgroup v2.
 fn delegated_v2(uid: u32) -> Option<String> {
     let root = Path::new("/sys/fs/cgroup");
-    if !root.join("cgroup.controllers").is_file() {
+    if !cgroup_v2_unified() {
         return None;
     }
     let service = root.join(format!("user.slice/user-{uid}.slice/user@{uid}.service/cgroup.subtree_control"));
@@ -93,6 +93,11 @@ fn delegated_v2(uid: u32) -> Option<String> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").trim_start_matches('/').to_string();
     Some(std::fs::read_to_string(root.join(path).join("cgroup.controllers")).unwrap_or_default())
+}
+
+/// Whether `/sys/fs/cgroup` is one cgroup v2 hierarchy (not cgroup v1, not a v1/v2 hybrid).
+pub fn cgroup_v2_unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").is_file()
 }
 
 /// OCI namespace type → `/proc/self/ns` entry.

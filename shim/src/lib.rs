@@ -33,6 +33,7 @@ pub mod bundle;
 pub mod cli;
 pub mod doctor;
 mod doctor_gpu;
+mod doctor_rootless;
 pub mod egress;
 pub mod error;
 pub mod explain_bundle;

@@ -67,12 +67,20 @@ impl UserDirs {
     /// From an environment (a map in tests).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> UserDirs {
         let uid = host_uid();
-        let home = get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(format!("/tmp/semble-{uid}")));
         let dir = |var: &str, fallback: PathBuf| {
             get(var).filter(|v| v.starts_with('/')).map(PathBuf::from).unwrap_or(fallback)
         };
+        let runtime = dir("XDG_RUNTIME_DIR", PathBuf::from(format!("/run/user/{uid}")));
+        // Without HOME (Podman calls `start` and `delete` without it): the account's home, else
+        // somewhere in the user's own runtime directory — never a guessable name in a shared
+        // directory another user could claim first.
+        let home = get("HOME")
+            .filter(|h| h.starts_with('/'))
+            .map(PathBuf::from)
+            .or_else(|| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.dir))
+            .unwrap_or_else(|| runtime.join("semble-home"));
         UserDirs {
-            runtime: dir("XDG_RUNTIME_DIR", PathBuf::from(format!("/run/user/{uid}"))),
+            runtime,
             config: dir("XDG_CONFIG_HOME", home.join(".config")),
             state: dir("XDG_STATE_HOME", home.join(".local/state")),
             data: dir("XDG_DATA_HOME", home.join(".local/share")),
@@ -321,5 +329,26 @@ mod tests {
         assert_eq!(host_id(rootless_podman, 1), 100000);
         assert_eq!(host_id(rootless_podman, 70000), 70000, "unmapped: itself");
         assert_eq!(host_id("         0          0 4294967295\n", 1001), 1001);
+    }
+
+    #[test]
+    fn user_dirs_follow_xdg_and_never_fall_back_to_a_shared_directory() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string())
+        };
+        let d = UserDirs::from_env(env(&[("HOME", "/home/a"), ("XDG_RUNTIME_DIR", "/run/user/1001")]));
+        assert_eq!(d.config, PathBuf::from("/home/a/.config"));
+        assert_eq!(d.state, PathBuf::from("/home/a/.local/state"));
+        assert_eq!(d.runtime, PathBuf::from("/run/user/1001"));
+        let d = UserDirs::from_env(env(&[
+            ("HOME", "/home/a"),
+            ("XDG_STATE_HOME", "/srv/state"),
+            ("XDG_CONFIG_HOME", "rel"),
+        ]));
+        assert_eq!(d.state, PathBuf::from("/srv/state"));
+        assert_eq!(d.config, PathBuf::from("/home/a/.config"), "a relative XDG path is ignored, as the spec says");
+        // No HOME (Podman's `delete`): the account's home or the runtime directory, not /tmp.
+        let d = UserDirs::from_env(env(&[("XDG_RUNTIME_DIR", "/run/user/1001")]));
+        assert!(!d.state.starts_with("/tmp"), "{d:?}");
     }
 }

@@ -40,6 +40,10 @@ pub struct Record {
     /// The cgroup (v2) semble made to hold the container's egress guard, removed on `delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_cgroup: Option<PathBuf>,
+    /// Where `delete` keeps the denial log, decided at `create`: rootless, the user's state
+    /// directory, which later calls cannot find (Podman gives `start` and `delete` no `HOME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_denials_dir: Option<PathBuf>,
 }
 
 /// Paths of one container's semble state.

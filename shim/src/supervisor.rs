@@ -129,12 +129,28 @@ pub fn kept_log(settings: &Settings, id: &str) -> PathBuf {
 
 fn keep_log(settings: &Settings, paths: &Paths, id: &str) {
     let live = paths.dir.join(LOG);
-    if fs::metadata(&live).map(|m| m.len() > 0).unwrap_or(false) {
-        let kept = kept_log(settings, id);
-        if let Some(dir) = kept.parent() {
-            let _ = fs::create_dir_all(dir);
+    if !fs::metadata(&live).map(|m| m.len() > 0).unwrap_or(false) {
+        return;
+    }
+    let recorded = fs::read(paths.record())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::state::Record>(&b).ok())
+        .and_then(|r| r.kept_denials_dir);
+    let kept = match recorded {
+        Some(dir) => dir.join(format!("{id}.jsonl")),
+        None => kept_log(settings, id),
+    };
+    if let Some(dir) = kept.parent() {
+        let _ = std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700).create(dir);
+    }
+    // The runtime directory is a tmpfs and the state directory usually is not: a rename fails
+    // there (EXDEV), and the log is copied (atomically) instead.
+    if fs::rename(&live, &kept).is_err() {
+        if let Ok(bytes) = fs::read(&live) {
+            if semble_files::write_with(&kept, &bytes, true).is_ok() {
+                let _ = fs::remove_file(&live);
+            }
         }
-        let _ = fs::rename(&live, &kept);
     }
 }
 

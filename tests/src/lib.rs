@@ -13,6 +13,7 @@ pub mod attacks;
 pub mod cri;
 pub mod gpu;
 pub mod proxylab;
+pub mod rootless;
 pub mod scenarios;
 pub mod sigv4;
 
@@ -39,6 +40,11 @@ pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(p.is_file(), "{} is missing: run `dev/build` first (the tests use its static binaries)", p.display());
     p
+}
+
+/// Whether this host mounts one cgroup v2 hierarchy (not v1, not a v1/v2 hybrid).
+pub fn cgroup_v2_unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").is_file()
 }
 
 /// The median of `v` (sorted in place); benchmarks report it.

@@ -89,13 +89,33 @@ pub enum Unavailable {
     /// Not part of this build.
     #[error("the {0} backend is not available in this build of semble-shim")]
     NotBuilt(&'static str),
+    /// Installed, but it cannot run containers in this shim's situation (the reason says why and
+    /// what to do).
+    #[error("{0}")]
+    CannotRun(String),
 }
+
+impl Unavailable {
+    /// Whether installing something would help.
+    pub fn installable(&self) -> bool {
+        matches!(self, Unavailable::Missing(..))
+    }
+}
+
+/// Why the embedded backend refuses to run rootless on a cgroup v1 or hybrid host.
+pub const EMBEDDED_ROOTLESS_V1: &str = "the embedded backend cannot run rootless on this host: its cgroup library \
+     (libcgroups) always creates the container's cgroups on cgroup v1 and a v1/v2 hybrid, which an ordinary \
+     user may not; use the runc backend (`--backend runc`, or `runtime.fallback: [runc]` in the policy), or a \
+     cgroup v2 host (docs/install-podman.md, rootless)";
 
 /// Find a backend of a kind.
 pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailable> {
     match kind {
         BackendKind::Runc => runc::find(settings),
         BackendKind::Runsc => runsc::find(settings),
+        BackendKind::Embedded if settings.rootless && !crate::host::cgroup_v2_unified() => {
+            Err(Unavailable::CannotRun(EMBEDDED_ROOTLESS_V1.to_string()))
+        }
         BackendKind::Embedded => Ok(Backend {
             kind: BackendKind::Embedded,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("semble-shim")),

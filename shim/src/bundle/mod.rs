@@ -428,8 +428,18 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     if gvisor {
         let runsc = inputs.runsc.cloned().unwrap_or_default();
         let facts = semble_gvisor::NetworkFacts { kept: net.kept, pod: is_pod, bridge };
-        let plan = semble_gvisor::plan(policy, &runsc.host, facts, runsc.platform.as_deref())
+        let mut plan = semble_gvisor::plan(policy, &runsc.host, facts, runsc.platform.as_deref())
             .map_err(|e| Refusal::Gvisor(e.to_string()))?;
+        if inputs.facts.undelegated_cgroups.is_some() {
+            // Rootless, runsc would create the sandbox's cgroups and fail where they are not
+            // delegated; the limits go with them (below).
+            if !runsc.host.flags.contains("ignore-cgroups") {
+                return Err(Refusal::Gvisor(format!(
+                    "this runsc has no --ignore-cgroups, which it needs to run policy `{name}` rootless where cgroups are not delegated; use a newer runsc or the runc backend"
+                )));
+            }
+            plan.flags.push("--ignore-cgroups".into());
+        }
         notes.extend(plan.notes);
         controls.push(Control {
             control: "kernel",
@@ -504,7 +514,18 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- cgroups ----------------------------------------------------------------------------
     let mut res_detail = apply_resources(linux, policy, &allowed_devices, &inputs.facts.nvidia_majors)?;
-    if let Some(u) = &inputs.facts.undelegated_cgroups {
+    // runsc rootless ignores cgroups altogether (above): no limit holds, whatever is delegated.
+    let undelegated = inputs.facts.undelegated_cgroups.as_ref().map(|u| {
+        if gvisor {
+            crate::host::Undelegated {
+                controllers: crate::host::LIMIT_CONTROLLERS.iter().map(|c| (*c).to_string()).collect(),
+                why: format!("{}; and gVisor runs rootless with --ignore-cgroups, which sets none", u.why),
+            }
+        } else {
+            u.clone()
+        }
+    });
+    if let Some(u) = &undelegated {
         if let Some(note) = without_undelegated(linux, policy, u)? {
             res_detail = format!("NOT applied here ({note})");
             notes.push(format!(

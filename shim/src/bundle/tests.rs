@@ -723,3 +723,46 @@ fn on_cgroup_v2_only_the_undelegated_controllers_are_missing() {
     assert!(a.notes.iter().any(|n| n.contains("`cpu.quota`")), "{:?}", a.notes);
     assert!(!a.notes.iter().any(|n| n.contains("memory.limit")), "{:?}", a.notes);
 }
+
+#[test]
+fn runsc_rootless_ignores_cgroups_and_so_holds_no_limit() {
+    let best = policy("  resources: {memory: 1Gi, pids: 64, enforcement: best-effort}\n  network: {mode: none}\n");
+    let mut host = semble_gvisor::Runsc::default();
+    host.flags.insert("ignore-cgroups".into());
+    let runsc = RunscInputs { host, ..RunscInputs::default() };
+    let with = |f: &HostFacts, runsc: &RunscInputs| {
+        let cfg = config();
+        let sources = crate::mounts::sources_as_written(&cfg);
+        apply(
+            &cfg,
+            &Inputs {
+                id: "c1",
+                policy: &best,
+                facts: f,
+                backend: BackendKind::Runsc,
+                mounts: &mounts(),
+                runsc: Some(runsc),
+                record: false,
+                resolvers: &[],
+                sources: &sources,
+                devices: &devices_as_requested(&cfg),
+                allowed_hooks: &[],
+                engine_roots: &[],
+            },
+        )
+    };
+    // cgroup v2 delegating everything but cpu: runc would keep memory and pids; runsc rootless
+    // creates no cgroup at all, so none of them holds, and the log says so.
+    let v2 = HostFacts { undelegated_cgroups: crate::host::undelegated(1001, Some("memory pids")), ..facts() };
+    let a = with(&v2, &runsc).unwrap();
+    assert!(a.backend_flags.contains(&"--ignore-cgroups".to_string()), "{:?}", a.backend_flags);
+    assert!(a.config["linux"]["resources"].get("memory").is_none(), "{}", a.config["linux"]["resources"]);
+    assert!(a.notes.iter().any(|n| n.contains("memory.limit") && n.contains("--ignore-cgroups")), "{:?}", a.notes);
+    // As root: runsc manages the cgroups and the limits hold.
+    let a = with(&facts(), &runsc).unwrap();
+    assert!(!a.backend_flags.contains(&"--ignore-cgroups".to_string()));
+    assert_eq!(a.config["linux"]["resources"]["pids"]["limit"], 64);
+    // A runsc without the flag cannot run rootless here: refused, not half-run.
+    let e = with(&v2, &RunscInputs::default()).unwrap_err().to_string();
+    assert!(e.contains("--ignore-cgroups"), "{e}");
+}

@@ -266,6 +266,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             fallback_reason: fallback_reason.clone(),
             backend_flags: applied.backend_flags.clone(),
             guard_cgroup: None,
+            kept_denials_dir: settings.rootless.then(|| settings.kept_denials_dir()),
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
         if let Some(m) = applied.notify {

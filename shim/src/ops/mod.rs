@@ -94,6 +94,7 @@ pub fn choose_backend(
         }
     }
     let mut missing: Vec<String> = Vec::new();
+    let mut installable = true;
     for kind in &accepted {
         match backend::find(settings, *kind) {
             Ok(b) => {
@@ -102,10 +103,15 @@ pub fn choose_backend(
                 });
                 return Ok((b, reason));
             }
-            Err(why) => missing.push(why.to_string()),
+            Err(why) => {
+                installable &= why.installable();
+                missing.push(why.to_string());
+            }
         }
     }
-    let hint = if policy.runtime.fallback.is_empty() && policy.runtime.backend.is_some() {
+    let hint = if !installable {
+        ""
+    } else if policy.runtime.fallback.is_empty() && policy.runtime.backend.is_some() {
         "; install it, or give the policy a `runtime.fallback`"
     } else {
         "; install one of them"

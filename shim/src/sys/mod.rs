@@ -211,3 +211,15 @@ pub fn mkdir_beneath(dir: &std::path::Path, name: &str, mode: u32) -> std::io::R
         Err(e) => Err(e.into()),
     }
 }
+
+/// The size of extended attribute `name` of `path` (following links), `None` when it has none
+/// or it cannot be read.
+pub fn getxattr_len(path: &std::path::Path, name: &str) -> Option<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = std::ffi::CString::new(name).ok()?;
+    // SAFETY: both strings are NUL-terminated and live across the call; with a NULL buffer and
+    // size 0 the kernel writes nothing and returns the value's size.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    usize::try_from(r).ok()
+}
