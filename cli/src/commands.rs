@@ -582,9 +582,9 @@ pub fn record(out: &Path, base: Option<&Path>, name: &str, command: &[String]) -
     };
     let me = std::env::current_exe().context("cannot find semble-policy's own binary")?;
     let helper = vec![me.display().to_string(), "__record-child".to_string()];
-    let (recorder, status) = semble_seccomp::record::run(&helper, command).map_err(anyhow::Error::msg)?;
+    let (recorder, status) = semble_supervisor::record::run(&helper, command).map_err(anyhow::Error::msg)?;
     let what = format!("`{}`", command.join(" "));
-    semble_seccomp::record::write(out, base_text.as_deref(), name, &recorder.seen, &what)
+    semble_supervisor::record::write(out, base_text.as_deref(), name, &recorder.seen, &what)
         .map_err(anyhow::Error::msg)?;
     eprintln!(
         "semble-policy: recorded {} syscalls of {what} into {} (the command exited with {status})",

@@ -189,7 +189,7 @@ fn main() -> ExitCode {
         Command::Record { out, base, name, command } => commands::record(&out, base.as_deref(), &name, &command),
         Command::RecordChild { channel, command } => {
             let command: Vec<String> = command.into_iter().skip_while(|a| a == "--").collect();
-            let e = semble_seccomp::record::child(&channel, &command);
+            let e = semble_supervisor::record::child(&channel, &command);
             eprintln!("semble-policy: error: {e}");
             return ExitCode::from(127);
         }

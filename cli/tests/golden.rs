@@ -15,16 +15,7 @@ fn root() -> PathBuf {
 
 fn check(name: &str, actual: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-    if std::env::var_os("SEMBLE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read(&path)
-        .unwrap_or_else(|_| panic!("missing golden file {}; run with SEMBLE_UPDATE_GOLDEN=1", path.display()));
-    if expected != actual {
-        let shown = String::from_utf8_lossy(actual);
-        panic!("{} differs from the golden file; if the change is intended, run with SEMBLE_UPDATE_GOLDEN=1\n--- actual ---\n{shown}", path.display());
-    }
+    semble_files::golden::check(&path, actual).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn policy(name: &str) -> semble_policy::SandboxPolicy {

@@ -71,3 +71,45 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
+
+/// Golden files for tests: compare `actual` with the file at `path`, or, with
+/// `SEMBLE_UPDATE_GOLDEN` set, rewrite the file (atomically) and review the diff. One helper for
+/// every crate's golden tests.
+pub mod golden {
+    use std::path::Path;
+
+    /// The variable that turns checking into rewriting.
+    pub const UPDATE: &str = "SEMBLE_UPDATE_GOLDEN";
+
+    /// `Err` with what differs and how to accept it, unless `path` holds exactly `actual`.
+    pub fn check(path: &Path, actual: &[u8]) -> Result<(), String> {
+        if std::env::var_os(UPDATE).is_some() {
+            return super::write_with(path, actual, false)
+                .map_err(|e| format!("cannot write golden file {}: {e}", path.display()));
+        }
+        let expected = std::fs::read(path)
+            .map_err(|e| format!("missing golden file {} ({e}); run with {UPDATE}=1 to create it", path.display()))?;
+        if expected == actual {
+            return Ok(());
+        }
+        Err(format!(
+            "{} differs from the golden file; if the change is intended, run with {UPDATE}=1 and review the diff\n--- actual ---\n{}",
+            path.display(),
+            String::from_utf8_lossy(actual)
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_difference_names_the_file_and_the_way_to_accept_it() {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let p = dir.path().join("g.txt");
+            assert!(super::check(&p, b"x").is_err_and(|e| e.contains("missing golden file")));
+            std::fs::write(&p, b"x").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(super::check(&p, b"x"), Ok(()));
+            let e = super::check(&p, b"y").unwrap_err();
+            assert!(e.contains("g.txt differs") && e.contains("SEMBLE_UPDATE_GOLDEN=1"), "{e}");
+        }
+    }
+}

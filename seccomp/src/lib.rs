@@ -6,10 +6,10 @@
 //! * [`baseline`] — the syscall sets, as data with a reason for every group;
 //! * [`generate`] — policy → profile, deterministic, every rule commented;
 //! * [`bpf`] — profile → libseccomp filter → BPF program, or loaded into the current process;
-//! * [`notify`] — the supervisor that answers seccomp user notifications: explains each denial
-//!   (rule, fix) while returning the policy's errno, or records a run;
-//! * [`denials`] — denial records, their summary and the policy overlay that would allow them;
-//! * [`record`] — record the syscalls a command needs and write them as a policy.
+//! * [`denials`] — denial records, their summary and the policy overlay that would allow them.
+//!
+//! Pure translation, no long-running process: the supervisor that answers seccomp user
+//! notifications at run time, and the recorder, are `semble-supervisor`.
 //!
 //! ## The threat this answers
 //!
@@ -18,16 +18,13 @@
 //! told to) gets less: no keyrings, no `io_uring`, no `userfaultfd`, no `ptrace`, no new
 //! namespaces (the usual first step of container escapes), no mount API, no BPF, and sockets only
 //! of the address families a workload needs.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod baseline;
 pub mod bpf;
 pub mod denials;
 pub mod generate;
-pub mod notify;
-pub mod record;
-mod sys;
 
 pub use generate::{facts, profile};
 

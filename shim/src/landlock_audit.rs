@@ -531,7 +531,7 @@ impl Explainer {
         let what = format!("{} `{}`", rights.join(","), object.describe());
         let call = if sys.syscall.is_empty() { what } else { format!("{}: {what}", sys.syscall) };
         Some(Denial {
-            time: semble_seccomp::notify::now(),
+            time: semble_supervisor::notify::now(),
             container: self.container.clone(),
             policy: self.policy.clone(),
             pid: sys.pid,

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use semble_seccomp::notify::{CappedLog, Explain, Sink, Supervisor};
-use semble_seccomp::record::{Output, Recorder};
+use semble_supervisor::notify::{CappedLog, Explain, Sink, Supervisor};
+use semble_supervisor::record::{Output, Recorder};
 
 use crate::error::{Failure, Outcome};
 use crate::settings::Settings;
@@ -344,8 +344,8 @@ impl Explainers {
     }
 }
 
-impl semble_seccomp::notify::Handler for Explainers {
-    fn handle(&mut self, fd: &OwnedFd, req: &semble_seccomp::notify::ScmpNotifReq, syscall: &str) {
+impl semble_supervisor::notify::Handler for Explainers {
+    fn handle(&mut self, fd: &OwnedFd, req: &semble_supervisor::notify::ScmpNotifReq, syscall: &str) {
         self.seccomp.handle(fd, req, syscall);
     }
 

@@ -12,13 +12,7 @@ use semble_shim::host::HostFacts;
 
 fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-    if std::env::var_os("SEMBLE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing {}; run with SEMBLE_UPDATE_GOLDEN=1", path.display()));
-    assert!(expected == actual, "{} differs; if intended, run with SEMBLE_UPDATE_GOLDEN=1\n{actual}", path.display());
+    semble_files::golden::check(&path, actual.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// What Podman writes for `podman run --network none IMAGE sh -c 'echo hi'`, trimmed.

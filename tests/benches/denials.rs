@@ -64,7 +64,7 @@ fn child_denied(socket: &str, seconds: u64) {
     let ctx = bpf::filter(&profile(true), bpf::Arch::native()).unwrap();
     let stream = UnixStream::connect(socket).unwrap();
     ctx.load().unwrap();
-    semble_seccomp::notify::send_fd(&stream, ctx.get_notify_fd().unwrap()).unwrap();
+    semble_supervisor::notify::send_fd(&stream, ctx.get_notify_fd().unwrap()).unwrap();
     drop(stream);
     let end = Instant::now() + Duration::from_secs(seconds);
     let (mut calls, mut eperm) = (0u64, 0u64);

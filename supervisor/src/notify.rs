@@ -1,6 +1,6 @@
 //! The seccomp user-notification supervisor.
 //!
-//! A filter compiled with [`generate::notify_profile`](crate::generate::notify_profile) sends
+//! A filter compiled with [`generate::notify_profile`](semble_seccomp::generate::notify_profile) sends
 //! every syscall the policy refuses to a listener fd instead of failing it in the kernel. The
 //! process that loaded the filter (`semble-init`, or the recorder's helper) hands that fd over a
 //! Unix socket to this supervisor, which:
@@ -32,8 +32,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use semble_policy::model::SandboxPolicy;
 
-use crate::denials::{danger, Attribution, Denial};
 use crate::sys;
+use semble_seccomp::denials::{danger, Attribution, Denial};
 
 /// What a supervisor does with each notification.
 pub trait Handler {
@@ -307,11 +307,11 @@ fn syscall_name(req: &ScmpNotifReq) -> String {
         .unwrap_or_else(|_| format!("syscall_{}", req.data.syscall.as_raw_syscall()))
 }
 
-/// `/proc/PID/comm` (the workload chooses it: made [`printable`](crate::denials::printable)),
+/// `/proc/PID/comm` (the workload chooses it: made [`printable`](semble_seccomp::denials::printable)),
 /// or `?`.
 pub fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| crate::denials::printable(s.strip_suffix('\n').unwrap_or(&s)))
+        .map(|s| semble_seccomp::denials::printable(s.strip_suffix('\n').unwrap_or(&s)))
         .unwrap_or_else(|_| "?".into())
 }
 
@@ -321,7 +321,9 @@ pub fn comm(pid: u32) -> String {
 pub fn argv0(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .ok()
-        .and_then(|b| b.split(|c| *c == 0).next().map(|a| crate::denials::printable(&String::from_utf8_lossy(a))))
+        .and_then(|b| {
+            b.split(|c| *c == 0).next().map(|a| semble_seccomp::denials::printable(&String::from_utf8_lossy(a)))
+        })
         .unwrap_or_default()
 }
 
@@ -485,7 +487,7 @@ impl Limiter {
 /// What the rate limit counts by: the syscall, or a Landlock refusal's rights — never its path,
 /// which the workload chooses (a slot per path would grow without bound).
 fn limit_key(d: &Denial) -> String {
-    if d.kind == crate::denials::LANDLOCK {
+    if d.kind == semble_seccomp::denials::LANDLOCK {
         format!("landlock:{}", d.access)
     } else {
         d.syscall.clone()
@@ -509,7 +511,7 @@ impl Explain {
     pub fn new(
         container: &str,
         policy: &SandboxPolicy,
-        identity: Option<crate::generate::Identity>,
+        identity: Option<semble_seccomp::generate::Identity>,
         sink: Sink,
     ) -> Explain {
         let errno = i32::try_from(policy.seccomp.errno).unwrap_or(libc::EPERM);

@@ -20,9 +20,10 @@ use std::time::Duration;
 use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
-use crate::denials::danger;
 use crate::notify::{comm, now, send_fd, Handler, Supervisor};
-use crate::{bpf, generate, sys};
+use crate::sys;
+use semble_seccomp::denials::danger;
+use semble_seccomp::{bpf, generate};
 
 /// Where a syscall was first seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
