@@ -62,7 +62,7 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
     let annotation = crate::bundle::annotation(&original, POLICY_ANNOTATION);
     let resolved = resolve::resolve(settings, annotation, crate::bundle::pod_namespace(&original))?;
     let policy = &resolved.policy;
-    let facts = host::probe();
+    let facts = host::probe(settings.rootless);
     let (backend_kind, fallback) = match &record {
         Some(r) => (r.backend, r.fallback_reason.clone()),
         None => {
@@ -98,6 +98,8 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
             devices: &devices,
             allowed_hooks: &settings.allowed_hooks,
             engine_roots: &settings.user_engine_roots(),
+            private_dirs: &settings.user_private_dirs(),
+            pod_sandbox_known: crate::ops::pod_sandbox_known(settings, &original),
         },
     );
     // Every field the merge changed, each with the row of the ceiling table that decides it.

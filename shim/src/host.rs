@@ -117,7 +117,7 @@ pub fn ns_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Probe the host.
-pub fn probe() -> HostFacts {
+pub fn probe(rootless: bool) -> HostFacts {
     let mut host_namespaces = BTreeMap::new();
     for (oci, proc_name) in NAMESPACES {
         if let Some(id) = ns_id(&Path::new("/proc/self/ns").join(proc_name)) {
@@ -132,7 +132,7 @@ pub fn probe() -> HostFacts {
             }
         }
     }
-    let no_egress_guard = if !nix::unistd::geteuid().is_root() {
+    let no_egress_guard = if rootless || !nix::unistd::geteuid().is_root() {
         Some("the shim does not run as root (rootless): attaching cgroup BPF programs needs CAP_BPF and CAP_NET_ADMIN on the host".to_string())
     } else {
         crate::egress::unified_mount().err().map(|e| format!("{e} (the guard attaches to the container's cgroup v2)"))
@@ -143,7 +143,7 @@ pub fn probe() -> HostFacts {
         .filter(|p| std::fs::symlink_metadata(p).is_err())
         .map(|p| (*p).to_string())
         .collect();
-    let undelegated_cgroups = if crate::settings::is_rootless() {
+    let undelegated_cgroups = if rootless {
         let uid = crate::settings::host_uid();
         undelegated(uid, delegated_v2(uid).as_deref())
     } else {

@@ -131,7 +131,11 @@ fn unsafe_ancestor(real: &Path) -> Option<String> {
     let overflow = crate::settings::in_user_namespace()
         .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok()?.trim().parse::<u32>().ok())
         .flatten();
-    let trusted = |uid: u32| uid == 0 || uid == me || Some(uid) == overflow;
+    // The overflow uid is trusted only for the system's own directories: another local user's
+    // directories look the same from inside the namespace and must not pass.
+    let trusted = |uid: u32, path: &Path| {
+        uid == 0 || uid == me || (Some(uid) == overflow && SYSTEM_DIRECTORIES.iter().any(|s| path == Path::new(s)))
+    };
     let mut dir = PathBuf::from("/");
     for c in real.components().skip(1) {
         let next = dir.join(c);
@@ -140,10 +144,10 @@ fn unsafe_ancestor(real: &Path) -> Option<String> {
         };
         let writable_by_others = d.mode() & 0o022 != 0;
         let sticky = d.mode() & 0o1000 != 0;
-        if !trusted(d.uid()) {
+        if !trusted(d.uid(), &dir) {
             return Some(format!("`{}` belongs to uid {}", dir.display(), d.uid()));
         }
-        if writable_by_others && !(sticky && trusted(n.uid())) {
+        if writable_by_others && !(sticky && trusted(n.uid(), &next)) {
             return Some(format!(
                 "`{}` is writable by others{}",
                 dir.display(),
@@ -154,6 +158,23 @@ fn unsafe_ancestor(real: &Path) -> Option<String> {
     }
     None
 }
+
+/// Directories root owns on every host, which a rootless shim sees owned by the overflow uid.
+const SYSTEM_DIRECTORIES: &[&str] = &[
+    "/",
+    "/home",
+    "/srv",
+    "/mnt",
+    "/media",
+    "/opt",
+    "/var",
+    "/var/lib",
+    "/var/tmp",
+    "/tmp",
+    "/run",
+    "/run/user",
+    "/data",
+];
 
 /// Who the container is, for telling its own engine files from other containers'.
 #[derive(Debug, Clone, Default)]
@@ -168,6 +189,10 @@ pub struct Owner<'a> {
     pub gpu: bool,
     /// More engine state directories (a rootless Podman's, in its user's directories).
     pub engine_roots: Vec<String>,
+    /// A rootless user's own private directories (its runtime directory, semble's state, policies
+    /// and proxy sockets, its configuration and state directories): never bound, wherever the
+    /// `XDG_*` variables put them.
+    pub private: Vec<String>,
 }
 
 /// Host paths whose exposure is a way out: binding one of them, or anything above them, is
@@ -235,22 +260,42 @@ fn within(path: &str, tree: &str) -> bool {
     tree == "/" || path == tree || path.strip_prefix(tree).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Whether `real` (inside an engine's state tree) belongs to this container: a path component is
-/// its ID or its sandbox's, it is under its pod's kubelet directory, or it is a named volume.
-fn owned_by(real: &str, o: &Owner<'_>) -> bool {
-    let parts: Vec<&str> = real.split('/').collect();
-    if parts.iter().any(|p| !p.is_empty() && (*p == o.id || Some(*p) == o.sandbox)) {
+/// Whether `s` has the shape engines give container and sandbox IDs (Podman, containerd's CRI,
+/// CRI-O: 64 hexadecimal digits; at least 32 are required). A name chosen by hand — or a CRI
+/// annotation a container author wrote, such as `storage` or `containers` — names directories
+/// of the engine itself, never one container's.
+fn engine_id(s: &str) -> bool {
+    s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `s` is a UUID (a pod's UID, as the kubelet names its directories).
+fn uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
+/// Whether `real` (inside an engine's state tree `tree`) belongs to this container: below the
+/// tree, a path component is its ID or its sandbox's (both of an engine's ID shape), it is under
+/// its pod's kubelet directory, or it is a named volume.
+fn owned_by(real: &str, tree: &str, o: &Owner<'_>) -> bool {
+    let below = real.strip_prefix(tree).unwrap_or("");
+    let ours = |p: &str| engine_id(p) && (p == o.id || Some(p) == o.sandbox);
+    if below.split('/').any(ours) {
         return true;
     }
-    if let (Some(uid), Some(rest)) = (o.pod_uid, real.strip_prefix("/var/lib/kubelet/pods/")) {
+    if let (Some(uid), Some(rest)) = (o.pod_uid.filter(|u| uuid(u)), real.strip_prefix("/var/lib/kubelet/pods/")) {
         if rest.split('/').next() == Some(uid) {
             return true;
         }
     }
     // Named volumes (`VOLUMES/NAME/_data`): user data, by design shared between containers.
-    ["/var/lib/containers/storage/volumes/", "/var/lib/docker/volumes/"]
-        .iter()
-        .any(|v| real.strip_prefix(v).is_some_and(|r| r.split('/').nth(1) == Some("_data")))
+    let rootless_volumes = o.engine_roots.iter().map(|r| format!("{r}/storage/volumes/"));
+    ["/var/lib/containers/storage/volumes/".to_string(), "/var/lib/docker/volumes/".to_string()]
+        .into_iter()
+        .chain(rootless_volumes)
+        .any(|v| real.strip_prefix(v.as_str()).is_some_and(|r| r.split('/').nth(1) == Some("_data")))
 }
 
 /// Judge a bind source by its real path. `Err` says why it is refused.
@@ -291,7 +336,7 @@ pub fn judge_source(real: &Path, read_only: bool, o: &Owner<'_>) -> Result<(), S
     if let Some(t) =
         ENGINE_STATE.iter().copied().chain(o.engine_roots.iter().map(String::as_str)).find(|t| within(r, t))
     {
-        return if owned_by(r, o) {
+        return if owned_by(r, t, o) {
             Ok(())
         } else {
             Err(format!(
@@ -299,15 +344,31 @@ pub fn judge_source(real: &Path, read_only: bool, o: &Owner<'_>) -> Result<(), S
             ))
         };
     }
+    if let Some(p) = o.private.iter().find(|p| within(r, p) || within(p, r)) {
+        return Err(format!(
+            "it {} the user's `{p}` (semble's state and policies, the proxy's sockets, the session's configuration)",
+            if within(r, p) { "is in" } else { "holds" }
+        ));
+    }
     if within(r, "/run") {
         // The rest of /run: sockets (systemd, D-Bus, users' runtime directories).
         return Err("it is under the host's `/run` (sockets of systemd, D-Bus, users' sessions)".into());
     }
     if let Some(home) = r.strip_prefix("/home/") {
-        if !home.contains('/') {
-            return Err(
-                "it is a user's whole home directory (keys, credentials); mount a project directory in it".into()
-            );
+        let mut parts = home.split('/');
+        let (_user, first) = (parts.next(), parts.next());
+        match first {
+            None => {
+                return Err(
+                    "it is a user's whole home directory (keys, credentials); mount a project directory in it".into()
+                )
+            }
+            Some(f) if f.starts_with('.') => {
+                return Err(format!(
+                    "it is in a hidden directory of a user's home (`{f}`: keys, credentials, configuration, services that run as the user)"
+                ))
+            }
+            Some(_) => {}
         }
     }
     Ok(())
@@ -363,13 +424,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+    const SB9: &str = "5b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b9";
+    const POD: &str = "0e7a8d2c-3b1f-4f7e-9a55-2d6c1e0b7f11";
+
     fn o() -> Owner<'static> {
         Owner {
-            id: "c1",
-            sandbox: Some("sb9"),
-            pod_uid: Some("uid-7"),
+            id: C1,
+            sandbox: Some(SB9),
+            pod_uid: Some(POD),
             gpu: false,
-            engine_roots: vec!["/run/user/1001/containers".into()],
+            engine_roots: vec!["/run/user/1001/containers".into(), "/home/alice/.local/share/containers".into()],
+            private: vec![
+                "/run/user/1001".into(),
+                "/tmp/podman-run-1001".into(),
+                "/home/alice/.config".into(),
+                "/srv/alice-state".into(),
+            ],
         }
     }
 
@@ -406,11 +477,12 @@ mod tests {
             ("/home/alice/project", false),
             ("/etc/localtime", true),
             ("/usr/lib/x86_64-linux-gnu/libcuda.so.1", true),
-            ("/var/lib/kubelet/pods/uid-7/volumes/kubernetes.io~empty-dir/work", false),
-            ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/sb9/hosts", false),
-            ("/run/containers/storage/overlay-containers/c1/userdata/hosts", false),
+            ("/var/lib/kubelet/pods/0e7a8d2c-3b1f-4f7e-9a55-2d6c1e0b7f11/volumes/kubernetes.io~empty-dir/work", false),
+            ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/5b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b95b9/hosts", false),
+            ("/run/containers/storage/overlay-containers/c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1/userdata/hosts", false),
             ("/var/lib/containers/storage/volumes/models/_data", false),
-            ("/run/user/1001/containers/vfs-containers/c1/userdata/hostname", false),
+            ("/run/user/1001/containers/vfs-containers/c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1/userdata/hostname", false),
+            ("/home/alice/.local/share/containers/storage/volumes/models/_data", false),
         ];
         for (p, ro) in allowed {
             assert!(judge_source(Path::new(p), ro, &o()).is_ok(), "{p}: {:?}", judge_source(Path::new(p), ro, &o()));
@@ -418,6 +490,45 @@ mod tests {
         let gpu = Owner { gpu: true, ..o() };
         assert!(judge_source(Path::new("/run/nvidia-persistenced/socket"), true, &gpu).is_ok());
         assert!(judge_source(Path::new("/run/nvidia-persistenced/socket"), true, &o()).is_err());
+    }
+
+    #[test]
+    fn a_container_author_cannot_name_the_engine_or_the_users_private_directories() {
+        // CRI annotations a container author wrote, naming the engine's own directories.
+        for sandbox in ["containers", "storage", "overlay-containers", "userdata"] {
+            let forged = Owner { sandbox: Some(sandbox), ..o() };
+            for p in [
+                "/run/user/1001/containers",
+                "/run/user/1001/containers/auth.json",
+                "/var/lib/containers/storage/overlay-containers/x/userdata/config.json",
+                "/home/alice/.local/share/containers/storage",
+            ] {
+                let got = judge_source(Path::new(p), false, &forged);
+                assert!(got.is_err(), "{p} with sandbox `{sandbox}` must be refused");
+            }
+        }
+        // The engine tree's own root is never one container's, even named by a real-shaped ID.
+        let named = Owner { id: "4ab1d5e2c3f4a5b6c7d8e9f0a1b2c3d4", ..o() };
+        assert!(judge_source(Path::new("/run/user/1001/containers"), false, &named).is_err());
+        // A pod UID that is not a UUID names nothing.
+        let pod = Owner { pod_uid: Some("pods"), ..o() };
+        assert!(judge_source(Path::new("/var/lib/kubelet/pods/pods/x"), false, &pod).is_err());
+        // The rootless user's own directories, wherever XDG puts them, and hidden ones at home.
+        for p in [
+            "/tmp/podman-run-1001",
+            "/tmp/podman-run-1001/podman/podman.sock",
+            "/tmp/podman-run-1001/semble-shim/semble/other/box",
+            "/home/alice/.config",
+            "/home/alice/.config/semble/policies",
+            "/home/alice/.config/systemd/user",
+            "/home/alice/.local/state/semble/denials",
+            "/home/alice/.ssh",
+            "/srv/alice-state",
+            "/srv",
+        ] {
+            assert!(judge_source(Path::new(p), false, &o()).is_err(), "{p} must be refused");
+        }
+        assert!(judge_source(Path::new("/srv/project"), false, &o()).is_ok());
     }
 
     #[test]

@@ -11,11 +11,28 @@ pub const DEFAULT_POLICY_DIR: &str = "/etc/semble/policies";
 /// Default directory of the proxy's per-policy sockets.
 pub const DEFAULT_PROXY_DIR: &str = "/run/semble/proxy";
 
-/// Whether this shim runs rootless: as an ordinary user, or as root only inside a user namespace
-/// (rootless Podman runs its runtime as the root of the user's namespace). Rootless, semble keeps
-/// its state, policies, sockets and logs in the user's directories, as runc and crun do.
+/// Whether this shim runs rootless, when no `--rootless` flag says: as an ordinary user, or as
+/// root only inside a user namespace *with a user's runtime directory* (rootless Podman runs its
+/// runtime as the root of the user's namespace, with `XDG_RUNTIME_DIR` set). Root in a system
+/// container's namespace (LXD, sysbox) running a rootful engine as a service has no runtime
+/// directory and keeps the rootful paths. Rootless, semble keeps its state, policies, sockets and
+/// logs in the user's directories, as runc and crun do.
 pub fn is_rootless() -> bool {
-    !nix::unistd::geteuid().is_root() || in_user_namespace()
+    rootless_from(
+        nix::unistd::geteuid().is_root(),
+        in_user_namespace(),
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| !v.is_empty()),
+        None,
+    )
+}
+
+/// [`is_rootless`] from its inputs; `flag` is runc's `--rootless true|false|auto`.
+pub fn rootless_from(euid_root: bool, in_userns: bool, runtime_dir: bool, flag: Option<&str>) -> bool {
+    match flag {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !euid_root || (in_userns && runtime_dir),
+    }
 }
 
 /// Whether this process runs in a user namespace other than the host's (its uid map is not the
@@ -71,13 +88,13 @@ impl UserDirs {
             get(var).filter(|v| v.starts_with('/')).map(PathBuf::from).unwrap_or(fallback)
         };
         let runtime = dir("XDG_RUNTIME_DIR", PathBuf::from(format!("/run/user/{uid}")));
-        // Without HOME (Podman calls `start` and `delete` without it): the account's home, else
-        // somewhere in the user's own runtime directory — never a guessable name in a shared
-        // directory another user could claim first.
+        // Without HOME (Podman calls `start` and `delete` without it): a directory in the user's
+        // own runtime directory — never a guessable name in a shared directory another user could
+        // claim first, nor a passwd lookup (inside a user namespace the host's uid may name
+        // someone else there).
         let home = get("HOME")
             .filter(|h| h.starts_with('/'))
             .map(PathBuf::from)
-            .or_else(|| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.dir))
             .unwrap_or_else(|| runtime.join("semble-home"));
         UserDirs {
             runtime,
@@ -181,7 +198,12 @@ impl Settings {
 
     /// From parsed flags.
     pub fn from_cli(cli: &Cli) -> Settings {
-        let rootless = is_rootless();
+        let rootless = rootless_from(
+            nix::unistd::geteuid().is_root(),
+            in_user_namespace(),
+            std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| !v.is_empty()),
+            cli.rootless.as_deref(),
+        );
         let user_dirs = rootless.then(|| UserDirs::from_env(|k| std::env::var(k).ok()));
         let root = cli.root.clone().unwrap_or_else(|| match &user_dirs {
             Some(u) => u.runtime.join("semble-shim"),
@@ -259,6 +281,23 @@ impl Settings {
         }
     }
 
+    /// A rootless user's directories no container may have bound in: the runtime directory,
+    /// semble's state root, the proxy's sockets, the user's policies and configuration, semble's
+    /// kept logs (empty as root: the host's trees are judged by `mounts`).
+    pub fn user_private_dirs(&self) -> Vec<String> {
+        let Some(u) = &self.user_dirs else { return Vec::new() };
+        let mut dirs = vec![
+            u.runtime.clone(),
+            self.root.clone(),
+            self.proxy_dir.clone(),
+            u.config.clone(),
+            self.state_home.clone(),
+        ];
+        dirs.push(self.policy_dir.clone());
+        dirs.retain(|d| d.is_absolute() && d != Path::new("/"));
+        dirs.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+
     /// semble's own records: `ROOT/semble/`.
     pub fn records_dir(&self) -> PathBuf {
         self.root.join("semble")
@@ -329,6 +368,18 @@ mod tests {
         assert_eq!(host_id(rootless_podman, 1), 100000);
         assert_eq!(host_id(rootless_podman, 70000), 70000, "unmapped: itself");
         assert_eq!(host_id("         0          0 4294967295\n", 1001), 1001);
+    }
+
+    #[test]
+    fn rootless_means_an_ordinary_user_or_a_users_namespace_unless_the_flag_says() {
+        // (euid is root, in a user namespace, XDG_RUNTIME_DIR set, --rootless)
+        assert!(!rootless_from(true, false, true, None), "root on the host, even with a login's runtime dir");
+        assert!(rootless_from(false, false, false, None), "an ordinary user");
+        assert!(rootless_from(true, true, true, None), "rootless Podman: root in the user's namespace");
+        assert!(!rootless_from(true, true, false, None), "a rootful engine in a system container (no runtime dir)");
+        assert!(rootless_from(true, false, false, Some("true")));
+        assert!(!rootless_from(true, true, true, Some("false")));
+        assert!(rootless_from(false, false, false, Some("auto")));
     }
 
     #[test]

@@ -44,6 +44,22 @@ pub struct Record {
     /// directory, which later calls cannot find (Podman gives `start` and `delete` no `HOME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_denials_dir: Option<PathBuf>,
+    /// Whether the container is a pod's sandbox: containers of a pod are taken for such only
+    /// when their sandbox's record says `true` (`None`: a record of an older semble, trusted as
+    /// before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_sandbox: Option<bool>,
+}
+
+/// Whether `records` hold the record of a pod sandbox `id` (see [`Record::pod_sandbox`]).
+pub fn is_pod_sandbox(records: &Path, id: &str) -> bool {
+    if !valid_id(id) {
+        return false;
+    }
+    std::fs::read(Paths::new(records, id).record())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .is_some_and(|r| r.id == id && r.pod_sandbox != Some(false))
 }
 
 /// Paths of one container's semble state.

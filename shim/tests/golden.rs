@@ -36,7 +36,7 @@ const ENGINE_CONFIG: &str = r#"{
   "mounts": [
     {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/etc/hosts", "type": "bind", "source": "/run/containers/storage/overlay-containers/c1/userdata/hosts", "options": ["bind", "rprivate"]}
+    {"destination": "/etc/hosts", "type": "bind", "source": "/run/containers/storage/overlay-containers/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08/userdata/hosts", "options": ["bind", "rprivate"]}
   ],
   "annotations": {"io.container.manager": "libpod", "semble.dev/policy": "POLICY"},
   "linux": {
@@ -125,7 +125,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
         for backend in [BackendKind::Runc, BackendKind::Runsc, BackendKind::Embedded] {
             let sources = semble_shim::mounts::sources_as_written(&config);
             let inputs = Inputs {
-                id: "c1",
+                id: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
                 policy: &policy,
                 facts: &facts,
                 backend,
@@ -137,6 +137,8 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 devices: &semble_shim::bundle::HostDevices::new(),
                 allowed_hooks: &[],
                 engine_roots: &[],
+                private_dirs: &[],
+                pod_sandbox_known: false,
             };
             let out = match apply(&config, &inputs) {
                 Ok(a) => {

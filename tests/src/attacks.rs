@@ -688,3 +688,53 @@ pub fn local_users(backend: &'static str) {
     }
     c.delete();
 }
+
+/// A container that says it belongs to a pod (CRI annotations a container author or an image can
+/// carry) naming a sandbox semble never created, in a network namespace linked to another host:
+/// it is not taken for a pod's container, so its network is not left to a pod's NetworkPolicies.
+/// Either it is refused (gVisor cannot cut a kept network outside a pod), or its egress is cut
+/// (runc: the egress guard and Landlock); nothing reaches the other host.
+pub fn forged_pod_member(backend: &'static str) {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let sandbox = TestNetns::new(&[]);
+    let other = TestNetns::new(&[]);
+    sandbox.link(&other, &["10.78.0.1/24"], &["10.78.0.2/24"]);
+    let hits = other.recorder("10.78.0.2:443".parse().unwrap());
+    let b = bundle(&t.path().join("b"), &["sh", "-c", "/bin/probe egress tcp:10.78.0.2:443"]);
+    edit_config(&b, |c| {
+        c["annotations"] = json!({
+            "semble.dev/policy": "workspace",
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": "6d2f7e0a9b8c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e",
+        });
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(sandbox.path());
+            }
+        }
+    });
+    let proxy_dir = t.path().join("proxy");
+    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
+    let out = run(
+        shim_for(&t.path().join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(&proxy_dir)
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(unique("forged-pod")),
+        false,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        let e = probe_blocks(&stdout).pop().unwrap_or_else(|| panic!("no probe output: {stdout}{stderr}"));
+        let r = e.get("egress_tcp:10.78.0.2:443");
+        assert!(matches!(r, "EPERM" | "EACCES" | "ENETUNREACH"), "a forged pod member reached out: {r}\n{e:?}");
+    } else {
+        assert!(stderr.contains("semble-shim: error:"), "{stderr}");
+        assert!(!stderr.contains("NetworkPolicies") || backend == "runsc", "{stderr}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the other host was reached by a forged pod member\n{stdout}{stderr}");
+}

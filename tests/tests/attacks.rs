@@ -139,3 +139,13 @@ fn runc_workload_strings_cannot_write_lines_of_their_own() {
 fn runc_other_local_users_reach_no_socket_of_a_container() {
     local_users("runc");
 }
+
+#[test]
+fn runc_a_forged_pod_member_keeps_no_open_network() {
+    forged_pod_member("runc");
+}
+
+#[test]
+fn runsc_a_forged_pod_member_keeps_no_open_network() {
+    forged_pod_member("runsc");
+}

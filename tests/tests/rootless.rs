@@ -171,19 +171,47 @@ fn required_limits_are_refused_where_cgroups_are_not_delegated() {
     assert_no_records(&r);
 }
 
-/// The embedded backend cannot create cgroups as an ordinary user on cgroup v1: a policy that
-/// names only it is refused before anything is created, with the way out.
+/// The embedded backend is refused rootless (its cgroup library creates v1 cgroups an ordinary
+/// user may not, and on v2 goes on silently when it cannot): a policy that names only it is
+/// refused before anything is created, with the way out.
 #[test]
-fn embedded_backend_is_refused_on_cgroup_v1() {
-    if semble_tests::cgroup_v2_unified() {
-        eprintln!("NOTE: this host runs cgroup v2; the embedded backend's v1 refusal does not apply");
-        return;
-    }
+fn embedded_backend_is_refused_rootless() {
     let r = Rootless::start(&policy_dir_for("embedded"));
     let out = run(r.podman().args(["run", "--rm"]).args(NET).args(POLICY).arg(IMAGE), false);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("embedded backend cannot run rootless") && err.contains("--backend runc"), "{err}");
+    assert_no_records(&r);
+}
+
+/// What a container author could ask for to reach the user's own files: Podman's state tree
+/// (with a forged CRI sandbox annotation naming it), the user's semble policies and
+/// configuration, semble's state. Each is refused, and nothing is left.
+#[test]
+fn a_container_author_cannot_mount_the_users_own_state() {
+    let r = Rootless::start(&policy_dir_for("runc"));
+    let _proxy = r.proxy("workspace");
+    let home = r.runtime_dir().parent().unwrap().join("home");
+    let attempts: Vec<(String, Vec<String>)> = vec![
+        (
+            format!("{}:/x", r.runtime_dir().join("containers").display()),
+            vec!["--annotation".into(), "io.kubernetes.cri.sandbox-id=containers".into()],
+        ),
+        (format!("{}:/x", home.join(".local/share/containers").display()), vec![]),
+        (format!("{}:/x", r.policy_dir().display()), vec![]),
+        (format!("{}:/x", home.join(".config").display()), vec![]),
+        (format!("{}:/x", r.shim_root().display()), vec![]),
+        (format!("{}:/x", r.runtime_dir().join("semble/proxy").display()), vec![]),
+    ];
+    for (volume, extra) in attempts {
+        let out = run(
+            r.podman().args(["run", "--rm"]).args(NET).args(POLICY).args(&extra).args(["-v", &volume]).arg(IMAGE),
+            false,
+        );
+        assert!(!out.status.success(), "-v {volume} was mounted: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("semble-shim: error:") && err.contains("mount"), "-v {volume}: {err}");
+    }
     assert_no_records(&r);
 }
 

@@ -102,20 +102,19 @@ impl Unavailable {
     }
 }
 
-/// Why the embedded backend refuses to run rootless on a cgroup v1 or hybrid host.
-pub const EMBEDDED_ROOTLESS_V1: &str = "the embedded backend cannot run rootless on this host: its cgroup library \
-     (libcgroups) always creates the container's cgroups on cgroup v1 and a v1/v2 hybrid, which an ordinary \
-     user may not; use the runc backend (`--backend runc`, or `runtime.fallback: [runc]` in the policy), or a \
-     cgroup v2 host (docs/install-podman.md, rootless)";
+/// Why the embedded backend refuses to run rootless: fail closed where its limits cannot be
+/// known to hold.
+pub const EMBEDDED_ROOTLESS: &str = "the embedded backend cannot run rootless: its cgroup library (libcgroups) \
+     creates the container's cgroups on cgroup v1, which an ordinary user may not, and on cgroup v2 goes on \
+     without a word when it cannot create or join them, so the policy's limits would not be known to hold; \
+     use the runc backend (`--backend runc`, or `runtime.fallback: [runc]` in the policy) (docs/install-podman.md, rootless)";
 
 /// Find a backend of a kind.
 pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailable> {
     match kind {
         BackendKind::Runc => runc::find(settings),
         BackendKind::Runsc => runsc::find(settings),
-        BackendKind::Embedded if settings.rootless && !crate::host::cgroup_v2_unified() => {
-            Err(Unavailable::CannotRun(EMBEDDED_ROOTLESS_V1.to_string()))
-        }
+        BackendKind::Embedded if settings.rootless => Err(Unavailable::CannotRun(EMBEDDED_ROOTLESS.to_string())),
         BackendKind::Embedded => Ok(Backend {
             kind: BackendKind::Embedded,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("semble-shim")),

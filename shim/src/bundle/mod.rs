@@ -140,6 +140,12 @@ pub struct Inputs<'a> {
     /// More engine state directories whose files for this container may be mounted (a rootless
     /// Podman's, in its user's directories: `Settings::user_engine_roots`).
     pub engine_roots: &'a [String],
+    /// A rootless user's private directories, never bound (`Settings::user_private_dirs`).
+    pub private_dirs: &'a [String],
+    /// Whether the pod sandbox this container's CRI annotations name is one semble created as a
+    /// pod's sandbox (its record says so). Annotations are the container author's and the
+    /// image's to write: without such a sandbox, a container is not taken for a pod's.
+    pub pod_sandbox_known: bool,
     /// Hook programs the operator allows (`--allow-hook`); every other hook is refused.
     pub allowed_hooks: &'a [PathBuf],
     /// The host's device nodes at the paths the configuration's devices name ([`host_devices`]).
@@ -199,6 +205,10 @@ pub struct Applied {
     pub notify: Option<NotifyMode>,
     /// The egress guard to attach to the container's cgroup before its workload runs.
     pub egress: Option<crate::egress::Guard>,
+    /// The container is a pod's sandbox (the engine gave it its own ID as the sandbox ID).
+    pub pod_sandbox: bool,
+    /// The container was taken for a container of a pod ([`Inputs::pod_sandbox_known`]).
+    pub in_pod: bool,
 }
 
 /// What the seccomp supervisor does for a container.
@@ -332,7 +342,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         .and_then(Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default();
-    let is_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
+    let says_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
     // A pod's sandbox (pause) container runs no workload, so it gets no semble-init. Anyone can
     // write the type annotation (Podman copies an image's annotations into config.json), so it
     // counts only when the sandbox ID the engine gives is this container's own ID, which only
@@ -346,6 +356,16 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         notes.push(format!(
             "container `{}` says it is a pod sandbox but the engine's sandbox ID is not its own: it gets semble-init and the whole policy",
             inputs.id
+        ));
+    }
+    // A pod's container shares its sandbox's namespaces (its network is the pod's, its proxy the
+    // pod's): only where semble made that sandbox itself.
+    let is_pod = is_pod_sandbox || (says_pod && inputs.pod_sandbox_known);
+    if says_pod && !is_pod {
+        notes.push(format!(
+            "container `{}` carries pod annotations, but semble created no pod sandbox `{}`: it is treated as a container of its own (its own network, the proxy bridge)",
+            inputs.id,
+            annotations.get(CRI_SANDBOX_ID).map(String::as_str).unwrap_or("")
         ));
     }
 
@@ -792,6 +812,8 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         notes,
         notify,
         egress,
+        pod_sandbox: is_pod_sandbox,
+        in_pod: is_pod,
     })
 }
 

@@ -169,6 +169,7 @@ pub(super) fn check_mounts(
         pod_uid: annotations.get(CRI_SANDBOX_UID).or_else(|| annotations.get(CRIO_POD_UID)).map(String::as_str),
         gpu: inputs.policy.devices.gpu.is_some(),
         engine_roots: inputs.engine_roots.to_vec(),
+        private: inputs.private_dirs.to_vec(),
     };
     let Some(mounts) = cfg.get_mut("mounts").and_then(Value::as_array_mut) else {
         return Ok(());

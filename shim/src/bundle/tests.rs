@@ -109,6 +109,11 @@ fn mounts() -> Mounts {
 }
 
 fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal> {
+    run_known(cfg, p, f, false)
+}
+
+/// [`run`], with the pod sandbox the annotations name known to semble (or not).
+fn run_known(cfg: &Value, p: &SandboxPolicy, f: &HostFacts, pod_sandbox_known: bool) -> Result<Applied, Refusal> {
     let sources = crate::mounts::sources_as_written(cfg);
     apply(
         cfg,
@@ -125,6 +130,8 @@ fn run(cfg: &Value, p: &SandboxPolicy, f: &HostFacts) -> Result<Applied, Refusal
             devices: &devices_as_requested(cfg),
             allowed_hooks: &[],
             engine_roots: &[],
+            private_dirs: &[],
+            pod_sandbox_known,
         },
     )
 }
@@ -246,6 +253,8 @@ fn hooks_run_on_the_host_so_only_the_operators_are_kept() {
         devices: &HostDevices::new(),
         allowed_hooks: &allowed,
         engine_roots: &[],
+        private_dirs: &[],
+        pod_sandbox_known: false,
     };
     let a = apply(&c, &inputs).unwrap();
     assert_eq!(a.config["hooks"]["createRuntime"][0]["path"], "/bin/sh");
@@ -269,8 +278,13 @@ fn limits_the_policy_does_not_name_stay_under_the_host_and_priorities_are_not_ra
     // In a pod the kubelet's Guaranteed value stays.
     c["annotations"] = json!({"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "sb"});
     c["process"]["oomScoreAdj"] = json!(-997);
-    let a = run(&c, &policy("  network: {mode: open}\n"), &facts()).unwrap();
+    let a = run_known(&c, &policy("  network: {mode: open}\n"), &facts(), true).unwrap();
+    assert!(a.in_pod);
     assert_eq!(a.config["process"]["oomScoreAdj"], -997);
+    // The same annotations naming a sandbox semble never made: not a pod's container.
+    let a = run(&c, &policy("  network: {mode: open}\n"), &facts()).unwrap();
+    assert!(!a.in_pod && a.notes.iter().any(|n| n.contains("carries pod annotations")), "{:?}", a.notes);
+    assert_eq!(a.config["process"]["oomScoreAdj"], 0);
 }
 
 #[test]
@@ -356,6 +370,8 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         devices: &HostDevices::new(),
         allowed_hooks: &[],
         engine_roots: &[],
+        private_dirs: &[],
+        pod_sandbox_known: false,
     };
     let a = apply(&config(), &inputs).unwrap();
     assert_eq!(a.notify, Some(NotifyMode::Record));
@@ -674,6 +690,8 @@ fn devices_are_judged_by_type_and_number_not_by_name() {
         devices: &host,
         allowed_hooks: &[],
         engine_roots: &[],
+        private_dirs: &[],
+        pod_sandbox_known: false,
     };
     let e = apply(&c, &inputs).unwrap_err().to_string();
     assert!(e.contains("the host's `/dev/fuse` is `c 10:229`"), "{e}");
@@ -748,6 +766,8 @@ fn runsc_rootless_ignores_cgroups_and_so_holds_no_limit() {
                 devices: &devices_as_requested(&cfg),
                 allowed_hooks: &[],
                 engine_roots: &[],
+                private_dirs: &[],
+                pod_sandbox_known: false,
             },
         )
     };

@@ -157,7 +157,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             ));
         }
     }
-    let facts = host::probe();
+    let facts = host::probe(settings.rootless);
     let paths = Paths::new(&records, id);
     let runsc_inputs =
         (backend.kind == BackendKind::Runsc).then(|| runsc_inputs(settings, &backend, &bundle, &config, policy));
@@ -184,6 +184,8 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             devices: &devices,
             allowed_hooks: &settings.allowed_hooks,
             engine_roots: &settings.user_engine_roots(),
+            private_dirs: &settings.user_private_dirs(),
+            pod_sandbox_known: super::pod_sandbox_known(settings, &config),
         },
     )?;
     let mut backend = backend;
@@ -267,6 +269,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             backend_flags: applied.backend_flags.clone(),
             guard_cgroup: None,
             kept_denials_dir: settings.rootless.then(|| settings.kept_denials_dir()),
+            pod_sandbox: Some(applied.pod_sandbox),
         };
         write_file(&paths.record(), &serde_json::to_vec_pretty(&record)?, 0o600)?;
         if let Some(m) = applied.notify {
@@ -632,6 +635,9 @@ pub(super) fn pod_policy(settings: &Settings, config: &Value) -> Option<resolve:
     }
     // An ID names a directory under semble's records: nothing else may be read as a policy.
     let sandbox = bundle::annotation(config, bundle::CRI_SANDBOX_ID).filter(|s| state::valid_id(s))?;
+    if !state::is_pod_sandbox(&settings.records_dir(), sandbox) {
+        return None;
+    }
     let paths = Paths::new(&settings.records_dir(), sandbox);
     let (text, policy) = state::stored_policy(&paths, sandbox).ok()?;
     Some(resolve::Resolved { policy, text, source: resolve::Source::Pod(sandbox.to_string()) })

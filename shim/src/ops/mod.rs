@@ -119,6 +119,15 @@ pub fn choose_backend(
     fail(format!("cannot run policy `{}`: {}{hint}", policy.name, missing.join(", and ")))
 }
 
+/// Whether the pod sandbox a container's CRI annotations name is one this shim created as a pod's
+/// sandbox ([`state::is_pod_sandbox`]); the annotations alone are anyone's to write.
+pub fn pod_sandbox_known(settings: &Settings, config: &serde_json::Value) -> bool {
+    [bundle::CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID]
+        .iter()
+        .filter_map(|k| bundle::annotation(config, k))
+        .any(|id| state::is_pod_sandbox(&settings.records_dir(), id))
+}
+
 /// Whether an ELF executable is statically linked (has no `PT_INTERP`).
 pub fn is_static_elf(path: &Path) -> Result<bool, String> {
     use std::io::Read;
