@@ -71,6 +71,7 @@ fn cases() -> Vec<(&'static str, String, String)> {
         ("SB055", policy("    mode: proxy\n    egress: [{host: \"*.wild.test\"}, {host: api.wild.test, credential: k, methods: [GET]}]\n"), policy("    mode: proxy\n    egress: [{host: \"*.other.test\"}, {host: api.wild.test, credential: k, methods: [GET]}]\n")),
         ("SB056", policy("    mode: proxy\n    egress: [{host: \"*.amazonaws.com\", credential: k}]\n"), policy("    mode: proxy\n    egress: [{host: s3.us-east-1.amazonaws.com, credential: k}]\n")),
         ("SB057", format!("{}  seccomp: {{dangerouslyAllowNotifyListener: true}}\n", policy("    mode: none\n")), format!("{}  seccomp: {{explainDenials: true}}\n", policy("    mode: none\n"))),
+        ("SB058", "[Container]\nImage=localhost/agent:1.0\nPodmanArgs=--runtime=semble\n".into(), "[Container]\nImage=localhost/agent:1.0\nGlobalArgs=--runtime=semble\n".into()),
         ("SB035", pod("runAsUser: 1000,", "runAsUser: 1000, allowPrivilegeEscalation: false,"), POD_OK.into()),
         ("SB026", pod("image: busybox:1.36", "image: busybox:1.36\n      livenessProbe: {httpGet: {host: 10.0.0.1, port: 8080, path: /}}"), pod("image: busybox:1.36", "image: busybox:1.36\n      livenessProbe: {httpGet: {port: 8080, path: /}}")),
         ("SB027", pod("runAsUser: 1000,", "runAsUser: 1000, windowsOptions: {hostProcess: true},"), pod("runAsUser: 1000,", "runAsUser: 1000, windowsOptions: {hostProcess: false},")),

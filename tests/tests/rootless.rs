@@ -192,6 +192,8 @@ fn a_container_author_cannot_mount_the_users_own_state() {
     let r = Rootless::start(&policy_dir_for("runc"));
     let _proxy = r.proxy("workspace");
     let home = r.runtime_dir().parent().unwrap().join("home");
+    // As after the user's first container.
+    run(r.as_user("mkdir").arg("-p").arg(r.shim_root().join("semble")), true);
     let attempts: Vec<(String, Vec<String>)> = vec![
         (
             format!("{}:/x", r.runtime_dir().join("containers").display()),

@@ -105,6 +105,7 @@ fn a_pod_container_gets_its_sandboxs_policy_whatever_its_annotation_says() {
     edit_config(&sb, |c| {
         c["annotations"] = serde_json::json!({
             "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": sandbox,
             "semble.dev/policy": "workspace",
         })
     });
@@ -139,7 +140,27 @@ fn a_pod_container_gets_its_sandboxs_policy_whatever_its_annotation_says() {
     assert!(stored.contains("name: workspace"), "the container must get the pod's policy:\n{stored}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("`llm-server` ignored"), "the ignored annotation is logged: {logged}");
-    for id in [&ctr, &sandbox] {
+    // Pod annotations naming a container that is no pod sandbox (anyone can write them, and
+    // an image can carry them): not a pod's container, so no other container's policy.
+    let plain = unique("plain");
+    let pb = bundle(&t.path().join("plain"), &["sleep", "60"]);
+    edit_config(&pb, |c| c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"}));
+    create(&pb, &plain);
+    let forger = unique("forger");
+    let fb = bundle(&t.path().join("forger"), &["/bin/probe"]);
+    edit_config(&fb, |c| {
+        c["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": plain,
+            "semble.dev/policy": "llm-server",
+        })
+    });
+    create(&fb, &forger);
+    let stored = std::fs::read_to_string(root.join("semble").join(&forger).join("policy.yaml")).unwrap();
+    assert!(stored.contains("name: llm-server"), "a forged pod member took another container's policy:\n{stored}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("carries pod annotations"), "{logged}");
+    for id in [&forger, &plain, &ctr, &sandbox] {
         run(shim_for(&root, BACKEND).args(["delete", "--force"]).arg(id), true);
     }
 }
