@@ -143,7 +143,8 @@ pub fn probe(rootless: bool) -> HostFacts {
         .filter(|p| std::fs::symlink_metadata(p).is_err())
         .map(|p| (*p).to_string())
         .collect();
-    let undelegated_cgroups = if rootless {
+    // Root inside a user namespace (a system container) is no more trusted with cgroups.
+    let undelegated_cgroups = if rootless || crate::settings::in_user_namespace() {
         let uid = crate::settings::host_uid();
         undelegated(uid, delegated_v2(uid).as_deref())
     } else {

@@ -131,10 +131,15 @@ fn unsafe_ancestor(real: &Path) -> Option<String> {
     let overflow = crate::settings::in_user_namespace()
         .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok()?.trim().parse::<u32>().ok())
         .flatten();
-    // The overflow uid is trusted only for the system's own directories: another local user's
-    // directories look the same from inside the namespace and must not pass.
+    // The overflow uid is trusted only for the system's own directories and inside the trees
+    // only ever bound read-only (packages own them): another local user's directories look the
+    // same from inside the namespace and must not pass.
     let trusted = |uid: u32, path: &Path| {
-        uid == 0 || uid == me || (Some(uid) == overflow && SYSTEM_DIRECTORIES.iter().any(|s| path == Path::new(s)))
+        uid == 0
+            || uid == me
+            || (Some(uid) == overflow
+                && (SYSTEM_DIRECTORIES.iter().any(|s| path == Path::new(s))
+                    || READ_ONLY_TREES.iter().any(|t| within(&path.to_string_lossy(), t))))
     };
     let mut dir = PathBuf::from("/");
     for c in real.components().skip(1) {
@@ -168,13 +173,17 @@ const SYSTEM_DIRECTORIES: &[&str] = &[
     "/media",
     "/opt",
     "/var",
+    "/var/home",
     "/var/lib",
     "/var/tmp",
     "/tmp",
     "/run",
     "/run/user",
-    "/data",
 ];
+
+/// Trees whose files are bound read-only only ([`judge_source`]) and that the system's packages
+/// own: the overflow uid is trusted anywhere in them.
+const READ_ONLY_TREES: &[&str] = &["/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc"];
 
 /// Who the container is, for telling its own engine files from other containers'.
 #[derive(Debug, Clone, Default)]
@@ -189,10 +198,44 @@ pub struct Owner<'a> {
     pub gpu: bool,
     /// More engine state directories (a rootless Podman's, in its user's directories).
     pub engine_roots: Vec<String>,
-    /// A rootless user's own private directories (its runtime directory, semble's state, policies
-    /// and proxy sockets, its configuration and state directories): never bound, wherever the
-    /// `XDG_*` variables put them.
-    pub private: Vec<String>,
+    /// A rootless user's own private directories and home ([`UserPrivate`]).
+    pub private: UserPrivate,
+}
+
+/// A rootless user's directories no container may have bound in, as real paths (resolved
+/// through symbolic links, as bind sources are) and as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPrivate {
+    /// Never bound, nor anything above them: the runtime directory, semble's state, policies
+    /// and proxy sockets, the configuration and state directories, semble's own binaries.
+    pub dirs: Vec<String>,
+    /// Home directories besides `/home/USER`: neither they nor their hidden entries are bound.
+    pub homes: Vec<String>,
+}
+
+impl UserPrivate {
+    /// From paths as the environment gives them: each is kept as written (normalised) and as
+    /// its real path when it exists.
+    pub fn new(dirs: &[PathBuf], homes: &[PathBuf]) -> UserPrivate {
+        UserPrivate { dirs: spellings(dirs), homes: spellings(homes) }
+    }
+}
+
+/// Absolute paths as written (normalised: no trailing `/`, no `.`) and as real paths where they
+/// exist — bind sources are judged by their real paths, so a list of directories to compare them
+/// with holds both (`/home` may be a link to `/var/home`).
+pub fn spellings(paths: &[PathBuf]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in paths.iter().filter(|p| p.is_absolute()) {
+        let written = normalise(&p.to_string_lossy());
+        let real = std::fs::canonicalize(p).ok().map(|r| r.to_string_lossy().into_owned());
+        for s in std::iter::once(written).chain(real) {
+            if s != "/" && !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// Host paths whose exposure is a way out: binding one of them, or anything above them, is
@@ -344,7 +387,7 @@ pub fn judge_source(real: &Path, read_only: bool, o: &Owner<'_>) -> Result<(), S
             ))
         };
     }
-    if let Some(p) = o.private.iter().find(|p| within(r, p) || within(p, r)) {
+    if let Some(p) = o.private.dirs.iter().find(|p| within(r, p) || within(p, r)) {
         return Err(format!(
             "it {} the user's `{p}` (semble's state and policies, the proxy's sockets, the session's configuration)",
             if within(r, p) { "is in" } else { "holds" }
@@ -354,21 +397,33 @@ pub fn judge_source(real: &Path, read_only: bool, o: &Owner<'_>) -> Result<(), S
         // The rest of /run: sockets (systemd, D-Bus, users' runtime directories).
         return Err("it is under the host's `/run` (sockets of systemd, D-Bus, users' sessions)".into());
     }
-    if let Some(home) = r.strip_prefix("/home/") {
-        let mut parts = home.split('/');
-        let (_user, first) = (parts.next(), parts.next());
-        match first {
-            None => {
-                return Err(
-                    "it is a user's whole home directory (keys, credentials); mount a project directory in it".into()
-                )
+    // Homes: `/home/USER` (and `/var/home/USER`, where `/home` is a link to it), and the rootless
+    // user's own wherever it is.
+    let whole =
+        || "it is a user's whole home directory (keys, credentials); mount a project directory in it".to_string();
+    let hidden = |f: &str| {
+        format!("it is in a hidden directory of a user's home (`{f}`: keys, credentials, configuration, services that run as the user)")
+    };
+    for base in ["/home", "/var/home"] {
+        if let Some(home) = r.strip_prefix(base).and_then(|h| h.strip_prefix('/')) {
+            let mut parts = home.split('/');
+            match (parts.next(), parts.next()) {
+                (_, None) => return Err(whole()),
+                (_, Some(f)) if f.starts_with('.') => return Err(hidden(f)),
+                _ => {}
             }
-            Some(f) if f.starts_with('.') => {
-                return Err(format!(
-                    "it is in a hidden directory of a user's home (`{f}`: keys, credentials, configuration, services that run as the user)"
-                ))
+        }
+    }
+    for home in &o.private.homes {
+        if r == home || within(home, r) {
+            return Err(whole());
+        }
+        if let Some(f) =
+            r.strip_prefix(home.as_str()).and_then(|h| h.strip_prefix('/')).and_then(|h| h.split('/').next())
+        {
+            if f.starts_with('.') {
+                return Err(hidden(f));
             }
-            Some(_) => {}
         }
     }
     Ok(())
@@ -435,12 +490,15 @@ mod tests {
             pod_uid: Some(POD),
             gpu: false,
             engine_roots: vec!["/run/user/1001/containers".into(), "/home/alice/.local/share/containers".into()],
-            private: vec![
-                "/run/user/1001".into(),
-                "/tmp/podman-run-1001".into(),
-                "/home/alice/.config".into(),
-                "/srv/alice-state".into(),
-            ],
+            private: UserPrivate {
+                dirs: vec![
+                    "/run/user/1001".into(),
+                    "/tmp/podman-run-1001".into(),
+                    "/home/alice/.config".into(),
+                    "/srv/alice-state".into(),
+                ],
+                homes: vec!["/srv/homes/alice".into()],
+            },
         }
     }
 
@@ -529,6 +587,22 @@ mod tests {
             assert!(judge_source(Path::new(p), false, &o()).is_err(), "{p} must be refused");
         }
         assert!(judge_source(Path::new("/srv/project"), false, &o()).is_ok());
+        // Homes elsewhere: /var/home (where /home links to it) and the user's own.
+        for p in
+            ["/var/home/alice", "/var/home/alice/.ssh", "/srv/homes/alice", "/srv/homes/alice/.bashrc", "/srv/homes"]
+        {
+            assert!(judge_source(Path::new(p), false, &o()).is_err(), "{p} must be refused");
+        }
+        assert!(judge_source(Path::new("/srv/homes/alice/project"), false, &o()).is_ok());
+        // Written with a trailing slash or through a link, the private list still holds.
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("cfg");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        let u = UserPrivate::new(&[PathBuf::from(format!("{}/", t.path().join("link").display()))], &[]);
+        let owner = Owner { private: u, ..o() };
+        let inside = std::fs::canonicalize(&real).unwrap().join("systemd");
+        assert!(judge_source(&inside, false, &owner).is_err(), "{}", inside.display());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct UserDirs {
     pub state: PathBuf,
     /// `$XDG_DATA_HOME` (`~/.local/share`): rootless Podman's storage.
     pub data: PathBuf,
+    /// `$HOME`.
+    pub home: PathBuf,
 }
 
 impl UserDirs {
@@ -101,6 +103,7 @@ impl UserDirs {
             config: dir("XDG_CONFIG_HOME", home.join(".config")),
             state: dir("XDG_STATE_HOME", home.join(".local/state")),
             data: dir("XDG_DATA_HOME", home.join(".local/share")),
+            home,
         }
     }
 }
@@ -273,10 +276,11 @@ impl Settings {
     /// it): Podman's under the user's runtime and data directories.
     pub fn user_engine_roots(&self) -> Vec<String> {
         match &self.user_dirs {
-            Some(u) => [u.runtime.join("containers"), u.runtime.join("libpod"), u.data.join("containers")]
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
+            Some(u) => crate::mounts::spellings(&[
+                u.runtime.join("containers"),
+                u.runtime.join("libpod"),
+                u.data.join("containers"),
+            ]),
             None => Vec::new(),
         }
     }
@@ -284,18 +288,30 @@ impl Settings {
     /// A rootless user's directories no container may have bound in: the runtime directory,
     /// semble's state root, the proxy's sockets, the user's policies and configuration, semble's
     /// kept logs (empty as root: the host's trees are judged by `mounts`).
-    pub fn user_private_dirs(&self) -> Vec<String> {
-        let Some(u) = &self.user_dirs else { return Vec::new() };
+    pub fn user_private_dirs(&self) -> crate::mounts::UserPrivate {
+        let Some(u) = &self.user_dirs else { return crate::mounts::UserPrivate::default() };
         let mut dirs = vec![
             u.runtime.clone(),
             self.root.clone(),
             self.proxy_dir.clone(),
             u.config.clone(),
             self.state_home.clone(),
+            self.policy_dir.clone(),
         ];
-        dirs.push(self.policy_dir.clone());
-        dirs.retain(|d| d.is_absolute() && d != Path::new("/"));
-        dirs.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+        dirs.extend(self.more_policy_dirs.iter().cloned());
+        // semble's own binaries, where the user could replace them (a `~/bin`): not the system's
+        // trees, which are bound read-only only.
+        let system = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"];
+        let own = [std::env::current_exe().ok(), self.init_binary()];
+        for dir in own.into_iter().flatten().filter_map(|p| p.parent().map(Path::to_path_buf)) {
+            if !system.iter().any(|s| dir.starts_with(s)) {
+                dirs.push(dir);
+            }
+        }
+        if let Some(p) = self.policy_file.as_ref().and_then(|f| std::path::absolute(f).ok()) {
+            dirs.extend(p.parent().map(Path::to_path_buf));
+        }
+        crate::mounts::UserPrivate::new(&dirs, std::slice::from_ref(&u.home))
     }
 
     /// semble's own records: `ROOT/semble/`.

@@ -56,10 +56,29 @@ pub fn is_pod_sandbox(records: &Path, id: &str) -> bool {
     if !valid_id(id) {
         return false;
     }
-    std::fs::read(Paths::new(records, id).record())
+    let Some(r) = std::fs::read(Paths::new(records, id).record())
         .ok()
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-        .is_some_and(|r| r.id == id && r.pod_sandbox != Some(false))
+        .filter(|r| r.id == id)
+    else {
+        return false;
+    };
+    match r.pod_sandbox {
+        Some(known) => known,
+        // A record of an older semble: what its engine wrote, kept in the bundle (a sandbox is
+        // one whose sandbox ID is its own).
+        None => std::fs::read(r.bundle.join(ORIGINAL_CONFIG))
+            .or_else(|_| std::fs::read(r.bundle.join("config.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|c| {
+                let a = |k: &str| c.get("annotations").and_then(|m| m.get(k)).and_then(|v| v.as_str());
+                (a(semble_policy::facts::CRI_CONTAINER_TYPE) == Some("sandbox")
+                    && a(semble_policy::facts::CRI_SANDBOX_ID) == Some(id))
+                    || (a(semble_policy::facts::CRIO_CONTAINER_TYPE) == Some("sandbox")
+                        && a(semble_policy::facts::CRIO_SANDBOX_ID) == Some(id))
+            }),
+    }
 }
 
 /// Paths of one container's semble state.
@@ -142,4 +161,60 @@ pub fn valid_id(id: &str) -> bool {
         && id != ".."
         && id.len() <= 1024
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(id: &str, bundle: &Path, pod_sandbox: Option<bool>) -> Record {
+        Record {
+            version: RECORD_VERSION,
+            id: id.into(),
+            backend: BackendKind::Runc,
+            policy: "workspace".into(),
+            policy_source: "test".into(),
+            bundle: bundle.to_path_buf(),
+            created: String::new(),
+            backend_flags: Vec::new(),
+            fallback_reason: None,
+            guard_cgroup: None,
+            kept_denials_dir: None,
+            pod_sandbox,
+        }
+    }
+
+    fn write(records: &Path, r: &Record) {
+        let p = Paths::new(records, &r.id);
+        std::fs::create_dir_all(&p.dir).unwrap();
+        std::fs::write(p.record(), serde_json::to_vec(r).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_pod_sandbox_is_what_its_record_says_or_older_records_engine_wrote() {
+        let t = tempfile::tempdir().unwrap();
+        let records = t.path().join("records");
+        let bundle = |name: &str, annotations: serde_json::Value| {
+            let b = t.path().join(name);
+            std::fs::create_dir_all(&b).unwrap();
+            std::fs::write(b.join("config.json"), serde_json::json!({"annotations": annotations}).to_string()).unwrap();
+            b
+        };
+        write(&records, &record("sb", &bundle("b1", serde_json::json!({})), Some(true)));
+        write(&records, &record("plain", &bundle("b2", serde_json::json!({})), Some(false)));
+        let legacy_sb = bundle(
+            "b3",
+            serde_json::json!({"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "old-sb"}),
+        );
+        write(&records, &record("old-sb", &legacy_sb, None));
+        let legacy_plain = bundle("b4", serde_json::json!({"io.kubernetes.cri.container-type": "sandbox"}));
+        write(&records, &record("old-plain", &legacy_plain, None));
+        assert!(is_pod_sandbox(&records, "sb"));
+        assert!(!is_pod_sandbox(&records, "plain"));
+        assert!(is_pod_sandbox(&records, "old-sb"), "an older semble's sandbox, by what its engine wrote");
+        assert!(!is_pod_sandbox(&records, "old-plain"), "an older semble's container that only says it is one");
+        assert!(!is_pod_sandbox(&records, "missing"));
+        assert!(!is_pod_sandbox(&records, "../records/sb"));
+    }
 }

@@ -137,7 +137,7 @@ fn rewritten_configs_and_backend_flags_match_their_golden_files() {
                 devices: &semble_shim::bundle::HostDevices::new(),
                 allowed_hooks: &[],
                 engine_roots: &[],
-                private_dirs: &[],
+                private_dirs: &Default::default(),
                 pod_sandbox_known: false,
             };
             let out = match apply(&config, &inputs) {

@@ -614,17 +614,7 @@ pub fn forged_sandbox(backend: &'static str) {
     edit_config(&b, |c| {
         c["annotations"] = json!({"semble.dev/policy": "workspace", "io.kubernetes.cri.container-type": "sandbox"})
     });
-    let proxy_dir = t.path().join("proxy");
-    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
-    let out = run(
-        shim_for(&t.path().join("state"), backend)
-            .arg("--proxy-dir")
-            .arg(&proxy_dir)
-            .args(["run", "-b"])
-            .arg(&b)
-            .arg(unique("forged")),
-        true,
-    );
+    let out = run_with_workspace_proxy(t.path(), backend, &b, "forged", true);
     // It is taken for a pod's container (the proxy is then the pod's, not a bridge), and held to
     // everything the workspace policy enforces.
     Probe::parse(&String::from_utf8_lossy(&out.stdout)).assert_workspace_enforced(backend);
@@ -708,23 +698,9 @@ pub fn forged_pod_member(backend: &'static str) {
             "io.kubernetes.cri.container-type": "container",
             "io.kubernetes.cri.sandbox-id": "6d2f7e0a9b8c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e",
         });
-        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = json!(sandbox.path());
-            }
-        }
+        join_netns(c, &sandbox.path());
     });
-    let proxy_dir = t.path().join("proxy");
-    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
-    let out = run(
-        shim_for(&t.path().join("state"), backend)
-            .arg("--proxy-dir")
-            .arg(&proxy_dir)
-            .args(["run", "-b"])
-            .arg(&b)
-            .arg(unique("forged-pod")),
-        false,
-    );
+    let out = run_with_workspace_proxy(t.path(), backend, &b, "forged-pod", false);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {

@@ -274,23 +274,9 @@ pub fn kept_netns_is_cut(backend: &str) {
     let b = bundle(&t.path().join("bundle"), &["/bin/probe"]);
     edit_config(&b, |c| {
         c["annotations"] = serde_json::json!({"semble.dev/policy": "workspace"});
-        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = serde_json::json!(ns.path());
-            }
-        }
+        join_netns(c, &ns.path());
     });
-    let proxy_dir = t.path().join("proxy");
-    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
-    let out = run(
-        shim_for(&t.path().join("state"), backend)
-            .arg("--proxy-dir")
-            .arg(&proxy_dir)
-            .args(["run", "-b"])
-            .arg(&b)
-            .arg(unique("netns")),
-        true,
-    );
+    let out = run_with_workspace_proxy(t.path(), backend, &b, "netns", true);
     let p = Probe::parse(&String::from_utf8_lossy(&out.stdout));
     p.assert_workspace_for(backend);
     assert_eq!(p.get("connect_metadata"), "EACCES", "Landlock must refuse the connect before any packet");
@@ -453,4 +439,35 @@ pub fn ctr_exec_kill_delete(backend: &str) {
     run(e.containerd.ctr().args(["containers", "delete", &id]), true);
     let records = Path::new("/run/containerd/runc/semble-test/semble").join(&id);
     assert!(!records.exists(), "semble's record outlived the container: {}", records.display());
+}
+
+/// `semble-shim run` of bundle `b` under `backend`, state in `dir`, with a stand-in proxy on the
+/// workspace policy's socket; `check`: fail unless it exits 0.
+pub fn run_with_workspace_proxy(
+    dir: &Path,
+    backend: &str,
+    b: &Path,
+    prefix: &str,
+    check: bool,
+) -> std::process::Output {
+    let proxy_dir = dir.join("proxy");
+    let _proxy = FakeProxy::start(&proxy_dir, "workspace");
+    run(
+        shim_for(&dir.join("state"), backend)
+            .arg("--proxy-dir")
+            .arg(&proxy_dir)
+            .args(["run", "-b"])
+            .arg(b)
+            .arg(unique(prefix)),
+        check,
+    )
+}
+
+/// Point a bundle's network namespace at `path` (a namespace the test made).
+pub fn join_netns(c: &mut serde_json::Value, path: &Path) {
+    for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = serde_json::json!(path);
+        }
+    }
 }

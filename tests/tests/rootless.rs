@@ -397,3 +397,22 @@ fn gvisor_runs_rootless_without_cgroups() {
     run(r.podman().args(["rm", "-f", &name]), true);
     assert_no_records(&r);
 }
+
+/// The host's system files a container may have read-only (time zone, libraries a CDI spec
+/// mounts) are root's, which inside the user namespace shows as the overflow uid: still bound.
+#[test]
+fn read_only_system_files_are_bound_rootless() {
+    let r = Rootless::start(&policy_dir_for("runc"));
+    let _proxy = r.proxy("workspace");
+    let out = run(
+        r.podman()
+            .args(["run", "--rm"])
+            .args(NET)
+            .args(POLICY)
+            .args(["-v", "/usr/share:/usr/share:ro", "-v", "/etc/localtime:/etc/localtime:ro"])
+            .arg(IMAGE)
+            .args(["cat", "/etc/localtime"]),
+        true,
+    );
+    assert!(!out.stdout.is_empty(), "{}", stderr(&out));
+}

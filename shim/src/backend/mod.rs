@@ -104,7 +104,7 @@ impl Unavailable {
 
 /// Why the embedded backend refuses to run rootless: fail closed where its limits cannot be
 /// known to hold.
-pub const EMBEDDED_ROOTLESS: &str = "the embedded backend cannot run rootless: its cgroup library (libcgroups) \
+pub const EMBEDDED_ROOTLESS: &str = "the embedded backend cannot run rootless (nor as root inside a user namespace): its cgroup library (libcgroups) \
      creates the container's cgroups on cgroup v1, which an ordinary user may not, and on cgroup v2 goes on \
      without a word when it cannot create or join them, so the policy's limits would not be known to hold; \
      use the runc backend (`--backend runc`, or `runtime.fallback: [runc]` in the policy) (docs/install-podman.md, rootless)";
@@ -114,7 +114,9 @@ pub fn find(settings: &Settings, kind: BackendKind) -> Result<Backend, Unavailab
     match kind {
         BackendKind::Runc => runc::find(settings),
         BackendKind::Runsc => runsc::find(settings),
-        BackendKind::Embedded if settings.rootless => Err(Unavailable::CannotRun(EMBEDDED_ROOTLESS.to_string())),
+        BackendKind::Embedded if settings.rootless || crate::settings::in_user_namespace() => {
+            Err(Unavailable::CannotRun(EMBEDDED_ROOTLESS.to_string()))
+        }
         BackendKind::Embedded => Ok(Backend {
             kind: BackendKind::Embedded,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("semble-shim")),

@@ -67,11 +67,33 @@ pub fn annotation<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
     config.get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
-/// The Kubernetes namespace of a container's pod, as containerd's CRI plugin or CRI-O wrote it
-/// (pod authors cannot set these keys).
-pub fn pod_namespace(config: &Value) -> Option<&str> {
-    annotation(config, semble_policy::facts::CRI_SANDBOX_NAMESPACE)
-        .or_else(|| annotation(config, semble_policy::facts::CRIO_POD_NAMESPACE))
+/// Whether CRI-O made this configuration (it writes `io.container.manager: cri-o` itself). CRI-O
+/// copies a pod's annotations into its containers, `io.kubernetes.cri.*` ones included: there,
+/// only CRI-O's own keys are the engine's.
+pub fn made_by_crio(get: impl Fn(&str) -> Option<String>) -> bool {
+    get(CONTAINER_MANAGER).as_deref() == Some("cri-o")
+}
+
+/// The engine's own annotation of two spellings: containerd's CRI key, or CRI-O's where CRI-O
+/// made the configuration (never the other engine's key, which a pod author may have written).
+pub fn engine_key(get: impl Fn(&str) -> Option<String>, cri: &str, crio: &str) -> Option<String> {
+    if made_by_crio(&get) {
+        get(crio)
+    } else {
+        get(cri)
+    }
+}
+
+/// The annotation engines use to say who made a container.
+pub const CONTAINER_MANAGER: &str = "io.container.manager";
+
+/// The Kubernetes namespace of a container's pod, as containerd's CRI plugin or CRI-O wrote it.
+pub fn pod_namespace(config: &Value) -> Option<String> {
+    engine_key(
+        |k| annotation(config, k).map(str::to_string),
+        semble_policy::facts::CRI_SANDBOX_NAMESPACE,
+        semble_policy::facts::CRIO_POD_NAMESPACE,
+    )
 }
 
 /// Whether an OCI configuration carries annotation `key` (whatever its value).
@@ -141,7 +163,7 @@ pub struct Inputs<'a> {
     /// Podman's, in its user's directories: `Settings::user_engine_roots`).
     pub engine_roots: &'a [String],
     /// A rootless user's private directories, never bound (`Settings::user_private_dirs`).
-    pub private_dirs: &'a [String],
+    pub private_dirs: &'a crate::mounts::UserPrivate,
     /// Whether the pod sandbox this container's CRI annotations name is one semble created as a
     /// pod's sandbox (its record says so). Annotations are the container author's and the
     /// image's to write: without such a sandbox, a container is not taken for a pod's.
@@ -342,7 +364,9 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         .and_then(Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default();
-    let says_pod = annotations.contains_key(CRI_SANDBOX_ID) || annotations.contains_key(CRI_CONTAINER_TYPE);
+    let get = |k: &str| annotations.get(k).cloned();
+    let says_pod = engine_key(get, CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID).is_some()
+        || engine_key(get, CRI_CONTAINER_TYPE, semble_policy::facts::CRIO_CONTAINER_TYPE).is_some();
     // A pod's sandbox (pause) container runs no workload, so it gets no semble-init. Anyone can
     // write the type annotation (Podman copies an image's annotations into config.json), so it
     // counts only when the sandbox ID the engine gives is this container's own ID, which only
@@ -398,7 +422,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
 
     // --- privileged and host-level requests -------------------------------------------------
     check_privileged(&cfg, &name)?;
-    check_mounts(&mut cfg, inputs, &annotations)?;
+    check_mounts(&mut cfg, inputs, &annotations, is_pod)?;
     check_sysctls(&cfg, &name)?;
     let DeviceVerdict { allowed: allowed_devices, controls: device_controls, gpu_nodes } =
         check_devices(&cfg, policy, inputs.facts, inputs.devices)?;
@@ -410,11 +434,11 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     // The proxy's own native sidecar (sidecar placement) is the pod's way out: its egress is
     // not cut. Who writes the pod spec decides what runs there; gateway placement trusts no one
     // in the pod (docs/security.md).
-    let container_name = annotations.get(CRI_CONTAINER_NAME).or_else(|| annotations.get(CRIO_CONTAINER_NAME));
+    let container_name = engine_key(get, CRI_CONTAINER_NAME, CRIO_CONTAINER_NAME);
     let proxy_sidecar = is_pod
         && policy.network.mode == NetworkMode::Proxy
         && policy.network.proxy.placement == semble_policy::model::ProxyPlacement::Sidecar
-        && container_name.map(String::as_str) == Some(PROXY_SIDECAR_NAME);
+        && container_name.as_deref() == Some(PROXY_SIDECAR_NAME);
     let egress = if net.kept && !gvisor && !proxy_sidecar {
         if let Some(why) = &inputs.facts.no_egress_guard {
             return Err(Refusal::NoEgressGuard(name.clone(), policy.network.mode.as_str().into(), why.clone()));

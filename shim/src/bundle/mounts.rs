@@ -160,16 +160,23 @@ pub(super) fn check_mounts(
     cfg: &mut Value,
     inputs: &Inputs<'_>,
     annotations: &BTreeMap<String, String>,
+    in_pod: bool,
 ) -> Result<(), Refusal> {
     use crate::mounts::{is_bind, is_read_only, judge_source, judge_type, Owner, Source};
     let policy = inputs.policy.name.clone();
+    // The pod's sandbox and UID name engine files only for a container of a pod semble made
+    // (annotations alone are anyone's to write), and only from the engine's own keys.
+    let get = |k: &str| annotations.get(k).cloned();
+    let sandbox =
+        in_pod.then(|| super::engine_key(get, CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID)).flatten();
+    let pod_uid = in_pod.then(|| super::engine_key(get, CRI_SANDBOX_UID, CRIO_POD_UID)).flatten();
     let owner = Owner {
         id: inputs.id,
-        sandbox: annotations.get(CRI_SANDBOX_ID).map(String::as_str),
-        pod_uid: annotations.get(CRI_SANDBOX_UID).or_else(|| annotations.get(CRIO_POD_UID)).map(String::as_str),
+        sandbox: sandbox.as_deref(),
+        pod_uid: pod_uid.as_deref(),
         gpu: inputs.policy.devices.gpu.is_some(),
         engine_roots: inputs.engine_roots.to_vec(),
-        private: inputs.private_dirs.to_vec(),
+        private: inputs.private_dirs.clone(),
     };
     let Some(mounts) = cfg.get_mut("mounts").and_then(Value::as_array_mut) else {
         return Ok(());

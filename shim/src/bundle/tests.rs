@@ -130,7 +130,7 @@ fn run_known(cfg: &Value, p: &SandboxPolicy, f: &HostFacts, pod_sandbox_known: b
             devices: &devices_as_requested(cfg),
             allowed_hooks: &[],
             engine_roots: &[],
-            private_dirs: &[],
+            private_dirs: &Default::default(),
             pod_sandbox_known,
         },
     )
@@ -253,7 +253,7 @@ fn hooks_run_on_the_host_so_only_the_operators_are_kept() {
         devices: &HostDevices::new(),
         allowed_hooks: &allowed,
         engine_roots: &[],
-        private_dirs: &[],
+        private_dirs: &Default::default(),
         pod_sandbox_known: false,
     };
     let a = apply(&c, &inputs).unwrap();
@@ -370,7 +370,7 @@ fn explanations_off_keep_the_errno_filter_and_recording_replaces_it() {
         devices: &HostDevices::new(),
         allowed_hooks: &[],
         engine_roots: &[],
-        private_dirs: &[],
+        private_dirs: &Default::default(),
         pod_sandbox_known: false,
     };
     let a = apply(&config(), &inputs).unwrap();
@@ -690,7 +690,7 @@ fn devices_are_judged_by_type_and_number_not_by_name() {
         devices: &host,
         allowed_hooks: &[],
         engine_roots: &[],
-        private_dirs: &[],
+        private_dirs: &Default::default(),
         pod_sandbox_known: false,
     };
     let e = apply(&c, &inputs).unwrap_err().to_string();
@@ -766,7 +766,7 @@ fn runsc_rootless_ignores_cgroups_and_so_holds_no_limit() {
                 devices: &devices_as_requested(&cfg),
                 allowed_hooks: &[],
                 engine_roots: &[],
-                private_dirs: &[],
+                private_dirs: &Default::default(),
                 pod_sandbox_known: false,
             },
         )
@@ -785,4 +785,26 @@ fn runsc_rootless_ignores_cgroups_and_so_holds_no_limit() {
     // A runsc without the flag cannot run rootless here: refused, not half-run.
     let e = with(&v2, &RunscInputs::default()).unwrap_err().to_string();
     assert!(e.contains("--ignore-cgroups"), "{e}");
+}
+
+#[test]
+fn under_cri_o_only_cri_os_own_keys_are_the_engines() {
+    use std::collections::BTreeMap;
+    let m: BTreeMap<&str, &str> = [
+        ("io.container.manager", "cri-o"),
+        ("io.kubernetes.cri.sandbox-namespace", "kube-system"),
+        ("io.kubernetes.pod.namespace", "sandboxes"),
+    ]
+    .into_iter()
+    .collect();
+    let get = |k: &str| m.get(k).map(|v| v.to_string());
+    assert_eq!(
+        engine_key(get, "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace").as_deref(),
+        Some("sandboxes")
+    );
+    let c =
+        json!({"annotations": {"io.container.manager": "cri-o", "io.kubernetes.cri.sandbox-namespace": "kube-system"}});
+    assert_eq!(pod_namespace(&c), None, "a pod author's containerd key means nothing under CRI-O");
+    let c = json!({"annotations": {"io.kubernetes.cri.sandbox-namespace": "sandboxes", "io.kubernetes.pod.namespace": "x"}});
+    assert_eq!(pod_namespace(&c).as_deref(), Some("sandboxes"));
 }

@@ -75,10 +75,8 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
             policy.name
         ));
     }
-    let in_pod = read_config(&rec.bundle.join("config.json")).ok().is_some_and(|c| {
-        (bundle::has_annotation(&c, bundle::CRI_SANDBOX_ID) || bundle::has_annotation(&c, bundle::CRI_CONTAINER_TYPE))
-            && super::pod_sandbox_known(settings, &c)
-    });
+    let in_pod =
+        read_config(&rec.bundle.join("config.json")).ok().is_some_and(|c| super::pod_sandbox_known(settings, &c));
     let facts = host::probe(settings.rootless);
     bundle::apply_process(&mut process, &policy, &facts, &allowed, in_pod)?;
     if let Some(b) = init.as_ref().and_then(|i| i.proxy_bridge.as_ref()) {
