@@ -41,8 +41,9 @@ struct FileReport {
 }
 
 /// `validate FILE...`
-pub fn validate(files: &[PathBuf], format: Format) -> Result<u8> {
+pub fn validate(files: &[PathBuf], format: Format, show_source: bool) -> Result<u8> {
     let mut reports = Vec::new();
+    let mut sources = Vec::new();
     for f in files {
         let src = read_input(f)?;
         let name = f.display().to_string();
@@ -52,6 +53,7 @@ pub fn validate(files: &[PathBuf], format: Format) -> Result<u8> {
             }
             Err(e) => FileReport { file: name, valid: false, policy: None, diagnostics: e.diagnostics },
         };
+        sources.push(src);
         reports.push(report);
     }
     let mut out = std::io::stdout().lock();
@@ -61,9 +63,12 @@ pub fn validate(files: &[PathBuf], format: Format) -> Result<u8> {
             writeln!(out)?;
         }
         Format::Text => {
-            for r in &reports {
+            for (r, src) in reports.iter().zip(&sources) {
                 for d in &r.diagnostics {
                     writeln!(out, "{}", d.render(Some(&r.file)))?;
+                    if let Some(snippet) = show_source.then(|| crate::snippet::render(&r.file, src, d)).flatten() {
+                        writeln!(out, "{snippet}")?;
+                    }
                 }
                 if r.valid {
                     writeln!(out, "{}: ok: policy `{}`", r.file, r.policy.as_deref().unwrap_or(""))?;
@@ -550,7 +555,7 @@ pub fn denials(logs: &[PathBuf], format: Format, patch: bool) -> Result<u8> {
     let mut all = Vec::new();
     for f in logs {
         let text = read_input(f)?;
-        all.extend(d::parse(&text, &f.display().to_string()).map_err(anyhow::Error::msg)?);
+        all.extend(d::parse(&text, &f.display().to_string())?);
     }
     let rows = d::summarize(&all);
     let mut out = std::io::stdout().lock();
@@ -582,10 +587,9 @@ pub fn record(out: &Path, base: Option<&Path>, name: &str, command: &[String]) -
     };
     let me = std::env::current_exe().context("cannot find semble-policy's own binary")?;
     let helper = vec![me.display().to_string(), "__record-child".to_string()];
-    let (recorder, status) = semble_supervisor::record::run(&helper, command).map_err(anyhow::Error::msg)?;
+    let (recorder, status) = semble_supervisor::record::run(&helper, command)?;
     let what = format!("`{}`", command.join(" "));
-    semble_supervisor::record::write(out, base_text.as_deref(), name, &recorder.seen, &what)
-        .map_err(anyhow::Error::msg)?;
+    semble_supervisor::record::write(out, base_text.as_deref(), name, &recorder.seen, &what)?;
     eprintln!(
         "semble-policy: recorded {} syscalls of {what} into {} (the command exited with {status})",
         recorder.seen.len(),

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod snippet;
 pub mod targets;
 
 /// Exit codes of `semble-policy` (documented in `--help`).

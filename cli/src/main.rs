@@ -75,7 +75,7 @@ enum Command {
     },
     /// Check policies; print every problem as `file:line:column: error: message; fix`.
     #[command(
-        after_help = "Examples:\n  semble-policy validate examples/*.yaml\n  semble-policy validate --format json policy.yaml | jq '.[].diagnostics'"
+        after_help = "Examples:\n  semble-policy validate examples/*.yaml\n  semble-policy validate --format json policy.yaml | jq '.[].diagnostics'\n  semble-policy validate --show-source policy.yaml"
     )]
     Validate {
         /// Policy files (YAML or JSON); `-` reads standard input.
@@ -84,6 +84,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Under each diagnostic (text format), show its source line with a caret under the
+        /// offending text.
+        #[arg(long)]
+        show_source: bool,
     },
     /// Compile a policy into an enforcement artifact.
     #[command(
@@ -193,7 +197,7 @@ fn main() -> ExitCode {
             eprintln!("semble-policy: error: {e}");
             return ExitCode::from(127);
         }
-        Command::Validate { files, format } => commands::validate(&files, format),
+        Command::Validate { files, format, show_source } => commands::validate(&files, format, show_source),
         Command::Compile { file, target, out, image, proxy_image, proxy_namespace, proxy_cluster_ip, cni } => {
             let k8s = semble_k8s::Options {
                 image,

@@ -340,6 +340,27 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// Why [`Cluster::find`] found no endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    /// No workload has that name.
+    #[error("no workload `{what}` in the manifests; name one as NAMESPACE/NAME ({}), or use `internet`, `metadata` or an IP address", known.join(", "))]
+    Unknown {
+        /// What was asked for.
+        what: String,
+        /// Some workloads there are.
+        known: Vec<String>,
+    },
+    /// Several workloads in different namespaces have that name.
+    #[error("`{what}` is ambiguous: {}; write NAMESPACE/NAME", candidates.join(", "))]
+    Ambiguous {
+        /// What was asked for.
+        what: String,
+        /// The workloads it could mean.
+        candidates: Vec<String>,
+    },
+}
+
 fn sel_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     if let Some(m) = &sel.match_labels {
         if !m.iter().all(|(k, v)| labels.get(k) == Some(v)) {
@@ -542,7 +563,7 @@ impl Cluster {
     }
 
     /// An endpoint by `namespace/name`, a unique `name`, `internet`, `metadata`, or an address.
-    pub fn find(&self, what: &str) -> Result<Endpoint, String> {
+    pub fn find(&self, what: &str) -> Result<Endpoint, FindError> {
         if let Some(e) = self.endpoints.iter().find(|e| e.id == what) {
             return Ok(e.clone());
         }
@@ -552,14 +573,14 @@ impl Cluster {
         let by_name: Vec<&Endpoint> = self.endpoints.iter().filter(|e| e.id.rsplit('/').next() == Some(what)).collect();
         match by_name.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(format!(
-                "no workload `{what}` in the manifests; name one as NAMESPACE/NAME ({}), or use `internet`, `metadata` or an IP address",
-                self.endpoints.iter().take(6).map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
-            )),
-            many => Err(format!(
-                "`{what}` is ambiguous: {}; write NAMESPACE/NAME",
-                many.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
-            )),
+            [] => Err(FindError::Unknown {
+                what: what.to_string(),
+                known: self.endpoints.iter().take(6).map(|e| e.id.clone()).collect(),
+            }),
+            many => Err(FindError::Ambiguous {
+                what: what.to_string(),
+                candidates: many.iter().map(|e| e.id.clone()).collect(),
+            }),
         }
     }
 

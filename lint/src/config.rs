@@ -16,10 +16,9 @@ pub struct Config {
 
 impl Config {
     /// Read a configuration file's text; errors are `file:line:column: message`.
-    pub fn parse(file: &str, text: &str) -> Result<Config, String> {
-        let root = semble_policy::yaml::parse(text)
-            .map_err(|e| format!("{file}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
-        let at = |n: &Node, m: String| format!("{file}:{}:{}: {m}", n.pos.line, n.pos.column);
+    pub fn parse(file: &str, text: &str) -> Result<Config, crate::LintError> {
+        let root = semble_policy::yaml::parse(text).map_err(|e| crate::LintError::at(file, e.pos, e.message))?;
+        let at = |n: &Node, m: String| crate::LintError::at(file, n.pos, m);
         let mut cfg = Config::default();
         let Some(map) = root.as_map() else {
             return if root.is_null() {
@@ -36,9 +35,10 @@ impl Config {
                     };
                     for (id, level) in rules.iter() {
                         if !RULES.iter().any(|r| r.id == id.name) {
-                            return Err(format!(
-                                "{file}:{}:{}: unknown rule `{}`; `semble-policy lint --list-rules` lists them",
-                                id.pos.line, id.pos.column, id.name
+                            return Err(crate::LintError::at(
+                                file,
+                                id.pos,
+                                format!("unknown rule `{}`; `semble-policy lint --list-rules` lists them", id.name),
                             ));
                         }
                         let l = match level.scalar_text().as_deref() {
@@ -58,9 +58,10 @@ impl Config {
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "{file}:{}:{}: unknown key `{other}`; expected `rules` or `exclude`",
-                        k.pos.line, k.pos.column
+                    return Err(crate::LintError::at(
+                        file,
+                        k.pos,
+                        format!("unknown key `{other}`; expected `rules` or `exclude`"),
                     ))
                 }
             }

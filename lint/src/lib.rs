@@ -127,9 +127,38 @@ pub(crate) fn classify(root: &Node) -> Option<Kind> {
     None
 }
 
+/// Why lint could not read its input.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    /// A file (or lint's configuration) is not what it must be, at a position.
+    #[error("{file}:{}:{}: {message}", pos.line, pos.column)]
+    At {
+        /// The file.
+        file: String,
+        /// Where in it.
+        pos: Pos,
+        /// What is wrong, and the fix.
+        message: String,
+    },
+    /// A file or directory cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl LintError {
+    pub(crate) fn at(file: &str, pos: Pos, message: impl Into<String>) -> LintError {
+        LintError::At { file: file.to_string(), pos, message: message.into() }
+    }
+}
+
 /// Lint one file's text on its own (rules that look across files — SB024 — need [`lint_all`];
 /// documents within the file still see each other).
-pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, String> {
+pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, LintError> {
     let inputs = [(file.to_string(), source.to_string())];
     let files = parse(&inputs)?;
     let cluster = Cluster::build(&files);
@@ -137,12 +166,12 @@ pub fn lint_text(file: &str, source: &str) -> Result<Vec<Finding>, String> {
 }
 
 /// Lint several files, including the rules that look across files, with default options.
-pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, String> {
+pub fn lint_all(inputs: &[(String, String)]) -> Result<Vec<Finding>, LintError> {
     lint_all_with(inputs, &Options::default())
 }
 
 /// Lint several files, including the rules that look across files.
-pub fn lint_all_with(inputs: &[(String, String)], opts: &Options) -> Result<Vec<Finding>, String> {
+pub fn lint_all_with(inputs: &[(String, String)], opts: &Options) -> Result<Vec<Finding>, LintError> {
     let files = parse(inputs)?;
     let cluster = Cluster::build(&files);
     let mut out = Vec::new();
@@ -167,15 +196,14 @@ pub fn lint_all_with(inputs: &[(String, String)], opts: &Options) -> Result<Vec<
 }
 
 /// Parse every input (a Quadlet unit is kept as text); the first unparsable file is the error.
-fn parse(inputs: &[(String, String)]) -> Result<Vec<File<'_>>, String> {
+fn parse(inputs: &[(String, String)]) -> Result<Vec<File<'_>>, LintError> {
     inputs
         .iter()
         .map(|(name, source)| {
             if quadlet::is_quadlet(name, source) {
                 return Ok(File { name, source, docs: Vec::new(), quadlet: true });
             }
-            let docs = semble_policy::yaml::parse_stream(source)
-                .map_err(|e| format!("{name}:{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
+            let docs = semble_policy::yaml::parse_stream(source).map_err(|e| LintError::at(name, e.pos, e.message))?;
             Ok(File { name, source, docs, quadlet: false })
         })
         .collect()

@@ -15,7 +15,7 @@ pub const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// Files under `paths`: files named are taken as they are; directories are walked recursively
 /// for `extensions` (hidden entries, `exclude` globs and the strategic-merge patches a
 /// `kustomization.yaml` names are skipped); `-` is standard input.
-pub fn collect(paths: &[PathBuf], exclude: &[String], extensions: &[&str]) -> Result<Vec<PathBuf>, String> {
+pub fn collect(paths: &[PathBuf], exclude: &[String], extensions: &[&str]) -> Result<Vec<PathBuf>, crate::LintError> {
     let mut out = Vec::new();
     for p in paths {
         walk(p, exclude, extensions, &mut out, true)?;
@@ -50,7 +50,7 @@ fn walk(
     extensions: &[&str],
     out: &mut Vec<PathBuf>,
     explicit: bool,
-) -> Result<(), String> {
+) -> Result<(), crate::LintError> {
     if p == Path::new("-") {
         out.push(p.to_path_buf());
         return Ok(());
@@ -58,11 +58,12 @@ fn walk(
     if !explicit && excluded(p, exclude) {
         return Ok(());
     }
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+    let read = |source| crate::LintError::Read { path: p.to_path_buf(), source };
+    let meta = std::fs::metadata(p).map_err(read)?;
     if meta.is_dir() {
         let patches = kustomize_patches(p);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(|e| format!("cannot read directory `{}`: {e}", p.display()))?
+            .map_err(read)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|e| !e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect();

@@ -1021,12 +1021,12 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
             let raw = r.string(n, &join(path, "host"))?;
             match parse_host_pattern(&raw) {
                 Ok(h) => h,
-                Err(help) => {
+                Err(why) => {
                     r.error(
                         n.pos,
                         &join(path, "host"),
                         format!("`{raw}` is not a host name or `*.suffix` pattern"),
-                        Some(help),
+                        Some(why.to_string()),
                     );
                     return None;
                 }
@@ -1168,9 +1168,32 @@ fn read_egress(r: &mut Reader, node: &Node, path: &str) -> Option<EgressRule> {
     Some(EgressRule { host, ports, tls, tls_ports, credential, methods, paths, allow_addresses })
 }
 
+/// Why a string is not an egress host pattern; each message is the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostPatternError {
+    /// An IP literal.
+    #[error("IP addresses are not host names; name the host, or allow the range with `allowAddresses`")]
+    IpLiteral,
+    /// A `*` anywhere but a leading `*.`.
+    #[error("only a leading `*.` wildcard is supported, e.g. `*.amazonaws.com`")]
+    InnerWildcard,
+    /// Unicode: the proxy compares ASCII names.
+    #[error("write internationalised names in their ASCII (punycode) form, e.g. `xn--…`")]
+    NotAscii,
+    /// Not a DNS name.
+    #[error("use a DNS name such as `api.example.com`")]
+    NotDns,
+    /// `*.com`-style wildcards.
+    #[error("a wildcard needs at least two labels after `*.`, e.g. `*.example.com`")]
+    WildcardTooWide,
+    /// `127.1`, `0x7f.1`: what resolvers read as an address.
+    #[error("numeric names are IP addresses in disguise (`127.1`, `0x7f.1`); allow the range with `allowAddresses`")]
+    NumericName,
+}
+
 /// Parse an egress host: a lower-case DNS name, `*.suffix`, or `*`. IP literals are refused
 /// (they belong in `allowAddresses`).
-pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
+pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, HostPatternError> {
     if raw == "*" {
         return Ok(HostPattern::Any);
     }
@@ -1180,13 +1203,13 @@ pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     if name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
-        return Err("IP addresses are not host names; name the host, or allow the range with `allowAddresses`".into());
+        return Err(HostPatternError::IpLiteral);
     }
     if name.contains('*') {
-        return Err("only a leading `*.` wildcard is supported, e.g. `*.amazonaws.com`".into());
+        return Err(HostPatternError::InnerWildcard);
     }
     if !name.is_ascii() {
-        return Err("write internationalised names in their ASCII (punycode) form, e.g. `xn--…`".into());
+        return Err(HostPatternError::NotAscii);
     }
     let labels: Vec<&str> = name.split('.').collect();
     let valid = name.len() <= 253
@@ -1198,16 +1221,13 @@ pub fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
                 && !l.ends_with('-')
         });
     if !valid {
-        return Err("use a DNS name such as `api.example.com`".into());
+        return Err(HostPatternError::NotDns);
     }
     if wild && labels.len() < 2 {
-        return Err("a wildcard needs at least two labels after `*.`, e.g. `*.example.com`".into());
+        return Err(HostPatternError::WildcardTooWide);
     }
     if looks_like_inet_aton(&labels) {
-        return Err(
-            "numeric names are IP addresses in disguise (`127.1`, `0x7f.1`); allow the range with `allowAddresses`"
-                .into(),
-        );
+        return Err(HostPatternError::NumericName);
     }
     Ok(if wild { HostPattern::Suffix(name) } else { HostPattern::Exact(name) })
 }

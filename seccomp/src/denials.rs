@@ -261,15 +261,29 @@ impl Row {
     }
 }
 
-/// Read denial lines; lines that are not denials are reported with their line number.
-pub fn parse(text: &str, source: &str) -> Result<Vec<Denial>, String> {
+/// A line of a denial log that is not a denial.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}:{line}: not a semble denial line ({cause}); pass the denials.jsonl the supervisor wrote")]
+pub struct NotADenial {
+    /// The log's name, as the caller gave it.
+    pub source_name: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// Why the line did not parse.
+    pub cause: serde_json::Error,
+}
+
+/// Read denial lines; a line that is not a denial is the error, with its line number.
+pub fn parse(text: &str, source: &str) -> Result<Vec<Denial>, NotADenial> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let d: Denial = serde_json::from_str(line).map_err(|e| {
-            format!("{source}:{}: not a semble denial line ({e}); pass the denials.jsonl the supervisor wrote", i + 1)
+        let d: Denial = serde_json::from_str(line).map_err(|cause| NotADenial {
+            source_name: source.to_string(),
+            line: i + 1,
+            cause,
         })?;
         out.push(d);
     }
@@ -540,8 +554,9 @@ mod tests {
         let d = denial("mount", "t", 3);
         let line = serde_json::to_string(&d).unwrap();
         assert_eq!(parse(&line, "f").unwrap(), vec![d]);
-        let e = parse("{}\n", "log.jsonl").unwrap_err();
-        assert!(e.starts_with("log.jsonl:1: not a semble denial line"), "{e}");
+        let e = parse("\n{}\n", "log.jsonl").unwrap_err();
+        assert_eq!((e.source_name.as_str(), e.line), ("log.jsonl", 2));
+        assert!(e.to_string().starts_with("log.jsonl:2: not a semble denial line"), "{e}");
     }
 
     #[test]

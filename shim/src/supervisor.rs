@@ -505,7 +505,7 @@ pub fn denials(settings: &Settings, id: Option<&str>, format: &str, patch: bool)
     for f in &files {
         let text =
             fs::read_to_string(f).map_err(|e| Failure(format!("cannot read the denial log `{}`: {e}", f.display())))?;
-        all.extend(d::parse(&text, &f.display().to_string()).map_err(Failure)?);
+        all.extend(d::parse(&text, &f.display().to_string()).map_err(|e| Failure(e.to_string()))?);
     }
     let rows = d::summarize(&all);
     for n in &notes {

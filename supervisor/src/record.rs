@@ -97,6 +97,7 @@ impl Recorder {
             match write(&o.path, o.base.as_deref(), &o.name, &self.seen, &o.what) {
                 Ok(()) => self.error = None,
                 Err(e) => {
+                    let e = e.to_string();
                     if self.error.as_ref() != Some(&e) {
                         eprintln!("semble: recording: {e}");
                     }
@@ -112,32 +113,67 @@ impl Recorder {
 pub const ALWAYS: &[(&str, &str)] =
     &[("sendmsg", "not observable while recording (the notify fd is handed over with it); semble-init needs it")];
 
+/// Why a recording failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No helper program was given.
+    #[error("no helper program to run the command under the recording filter")]
+    NoHelper,
+    /// A system call on the way failed (`what` says which step).
+    #[error("{what}: {source}")]
+    Io {
+        /// The step.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The helper exited without handing over its notify descriptor.
+    #[error("the recording helper did not hand over its filter ({cause}); it exited with {status}")]
+    NoFilter {
+        /// Why the descriptor did not arrive.
+        cause: io::Error,
+        /// How the helper exited.
+        status: ExitStatus,
+    },
+    /// The base policy cannot be recorded onto.
+    #[error("the base policy has no block-style `spec:` line; write it in block style to record onto it")]
+    FlowStyleSpec,
+    /// The recorded policy does not validate (a bug, or a base policy that did not).
+    #[error("the recorded policy does not validate: {0}")]
+    Invalid(semble_policy::PolicyError),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> RecordError {
+    let what = what.into();
+    move |source| RecordError::Io { what, source }
+}
+
 /// Record `argv`: the helper (`helper_argv`, normally this program re-executed in its
 /// `__record-child` mode) loads the recording filter, hands the notify fd back over an
 /// inherited socket and executes the command.
-pub fn run(helper_argv: &[String], argv: &[String]) -> Result<(Recorder, ExitStatus), String> {
-    let (helper, helper_args) = helper_argv.split_first().ok_or("no helper program")?;
-    let (mine, theirs) = UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
+pub fn run(helper_argv: &[String], argv: &[String]) -> Result<(Recorder, ExitStatus), RecordError> {
+    let (helper, helper_args) = helper_argv.split_first().ok_or(RecordError::NoHelper)?;
+    let (mine, theirs) = UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;
     // `theirs` is inherited by the helper (std opens sockets close-on-exec: clear the flag).
     nix::fcntl::fcntl(theirs.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-        .map_err(|e| format!("cannot pass the socket to the helper: {e}"))?;
+        .map_err(|e| io_err("cannot pass the socket to the helper")(e.into()))?;
     let mut child = Command::new(helper)
         .args(helper_args)
         .arg(theirs.as_raw_fd().to_string())
         .arg("--")
         .args(argv)
         .spawn()
-        .map_err(|e| format!("cannot start `{helper}`: {e}"))?;
+        .map_err(io_err(format!("cannot start `{helper}`")))?;
     drop(theirs);
     let _ = mine.set_read_timeout(Some(Duration::from_secs(10)));
     let fd = match receive_one(&mine) {
         Ok(fd) => fd,
-        Err(e) => {
-            let status = child.wait().map_err(|e| e.to_string())?;
-            return Err(format!("the recording helper did not hand over its filter ({e}); it exited with {status}"));
+        Err(cause) => {
+            let status = child.wait().map_err(io_err("cannot wait for the recording helper"))?;
+            return Err(RecordError::NoFilter { cause, status });
         }
     };
-    let mut sup = Supervisor::new(None, Recorder::default()).map_err(|e| e.to_string())?;
+    let mut sup = Supervisor::new(None, Recorder::default()).map_err(io_err("cannot start the recorder"))?;
     sup.add(fd);
     let mut status = None;
     sup.run(Duration::from_millis(20), None, |_| {
@@ -146,11 +182,11 @@ pub fn run(helper_argv: &[String], argv: &[String]) -> Result<(Recorder, ExitSta
         }
         status.is_none()
     })
-    .map_err(|e| format!("supervising the recording failed: {e}"))?;
+    .map_err(io_err("supervising the recording failed"))?;
     let _ = sup.drain();
     let status = match status {
         Some(s) => s,
-        None => child.wait().map_err(|e| e.to_string())?,
+        None => child.wait().map_err(io_err("cannot wait for the recorded command"))?,
     };
     Ok((sup.handler, status))
 }
@@ -220,12 +256,9 @@ fn earlier(text: &str) -> BTreeMap<String, String> {
 
 /// Remove the `seccomp` section under `spec` from a policy's text and return (text, the
 /// indentation of spec's keys).
-fn without_seccomp(text: &str) -> Result<(Vec<String>, usize), String> {
+fn without_seccomp(text: &str) -> Result<(Vec<String>, usize), RecordError> {
     let lines: Vec<&str> = text.lines().collect();
-    let spec = lines
-        .iter()
-        .position(|l| l.trim_end() == "spec:")
-        .ok_or("the base policy has no block-style `spec:` line; write it in block style to record onto it")?;
+    let spec = lines.iter().position(|l| l.trim_end() == "spec:").ok_or(RecordError::FlowStyleSpec)?;
     let indent = lines[spec + 1..]
         .iter()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -255,7 +288,7 @@ pub fn policy_text(
     previous: Option<&str>,
     recorded: &BTreeMap<String, Seen>,
     what: &str,
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let mut allow: BTreeMap<String, String> = previous.map(earlier).unwrap_or_default();
     for (n, s) in recorded {
         allow.entry(n.clone()).or_insert_with(|| format!("first seen: {} at {}", s.comm, s.time));
@@ -283,7 +316,7 @@ pub fn policy_text(
     lines.splice(spec + 1..spec + 1, block);
     let mut out = lines.join("\n");
     out.push('\n');
-    semble_policy::parse(&out).map_err(|e| format!("the recorded policy does not validate: {e}"))?;
+    semble_policy::parse(&out).map_err(RecordError::Invalid)?;
     Ok(out)
 }
 
@@ -294,14 +327,14 @@ pub fn write(
     name: &str,
     recorded: &BTreeMap<String, Seen>,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), RecordError> {
     let previous = std::fs::read_to_string(out).ok();
     let text = policy_text(base, name, previous.as_deref(), recorded, what)?;
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
-    io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
-    tmp.persist(out).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+        tempfile::NamedTempFile::new_in(dir).map_err(io_err(format!("cannot write in `{}`", dir.display())))?;
+    io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io_err(format!("cannot write `{}`", out.display())))?;
+    tmp.persist(out).map_err(|e| io_err(format!("cannot write `{}`", out.display()))(e.error))?;
     Ok(())
 }
 
@@ -347,6 +380,7 @@ mod tests {
             "a",
         )
         .unwrap_err();
-        assert!(e.contains("block-style"), "{e}");
+        assert!(matches!(e, RecordError::FlowStyleSpec), "{e}");
+        assert!(e.to_string().contains("block-style"), "{e}");
     }
 }
