@@ -90,7 +90,7 @@ impl RootlessHost {
             own_uid: nix::unistd::geteuid().as_raw(),
             slirp4netns: crate::settings::find_executable(None, "slirp4netns"),
             tun: (tun_open, tun_mode),
-            undelegated: crate::host::probe(true).undelegated_cgroups,
+            undelegated: crate::host::probe_for(true).undelegated_cgroups,
             cgroup_v2: v2,
             user,
             uid,

@@ -60,9 +60,9 @@ pub fn explain(settings: &Settings, dir: &Path, id: &str, format: &str) -> Outco
         .find(|r| r.bundle == dir || std::fs::canonicalize(dir).ok().as_deref() == Some(r.bundle.as_path()));
     let id = record.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| id.to_string());
     let annotation = crate::bundle::annotation(&original, POLICY_ANNOTATION);
-    let resolved = resolve::resolve(settings, annotation, crate::bundle::pod_namespace(&original).as_deref())?;
+    let resolved = resolve::resolve(settings, annotation, crate::bundle::pod_namespace(&original))?;
     let policy = &resolved.policy;
-    let facts = host::probe(settings.rootless);
+    let facts = host::probe_for(settings.rootless);
     let (backend_kind, fallback) = match &record {
         Some(r) => (r.backend, r.fallback_reason.clone()),
         None => {

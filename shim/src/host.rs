@@ -117,7 +117,13 @@ pub fn ns_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Probe the host.
-pub fn probe(rootless: bool) -> HostFacts {
+pub fn probe() -> HostFacts {
+    probe_for(crate::settings::is_rootless())
+}
+
+/// [`probe`] for a shim that runs rootless or not (`Settings::rootless`, which a `--rootless`
+/// flag may have set).
+pub fn probe_for(rootless: bool) -> HostFacts {
     let mut host_namespaces = BTreeMap::new();
     for (oci, proc_name) in NAMESPACES {
         if let Some(id) = ns_id(&Path::new("/proc/self/ns").join(proc_name)) {

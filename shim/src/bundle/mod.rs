@@ -70,13 +70,13 @@ pub fn annotation<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
 /// Whether CRI-O made this configuration (it writes `io.container.manager: cri-o` itself). CRI-O
 /// copies a pod's annotations into its containers, `io.kubernetes.cri.*` ones included: there,
 /// only CRI-O's own keys are the engine's.
-pub fn made_by_crio(get: impl Fn(&str) -> Option<String>) -> bool {
-    get(CONTAINER_MANAGER).as_deref() == Some("cri-o")
+pub fn made_by_crio<'a>(get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    get(CONTAINER_MANAGER) == Some("cri-o")
 }
 
 /// The engine's own annotation of two spellings: containerd's CRI key, or CRI-O's where CRI-O
 /// made the configuration (never the other engine's key, which a pod author may have written).
-pub fn engine_key(get: impl Fn(&str) -> Option<String>, cri: &str, crio: &str) -> Option<String> {
+pub fn engine_key<'a>(get: impl Fn(&str) -> Option<&'a str>, cri: &str, crio: &str) -> Option<&'a str> {
     if made_by_crio(&get) {
         get(crio)
     } else {
@@ -88,9 +88,9 @@ pub fn engine_key(get: impl Fn(&str) -> Option<String>, cri: &str, crio: &str) -
 pub const CONTAINER_MANAGER: &str = "io.container.manager";
 
 /// The Kubernetes namespace of a container's pod, as containerd's CRI plugin or CRI-O wrote it.
-pub fn pod_namespace(config: &Value) -> Option<String> {
+pub fn pod_namespace(config: &Value) -> Option<&str> {
     engine_key(
-        |k| annotation(config, k).map(str::to_string),
+        |k| annotation(config, k),
         semble_policy::facts::CRI_SANDBOX_NAMESPACE,
         semble_policy::facts::CRIO_POD_NAMESPACE,
     )
@@ -364,7 +364,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
         .and_then(Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default();
-    let get = |k: &str| annotations.get(k).cloned();
+    let get = |k: &str| annotations.get(k).map(String::as_str);
     let says_pod = engine_key(get, CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID).is_some()
         || engine_key(get, CRI_CONTAINER_TYPE, semble_policy::facts::CRIO_CONTAINER_TYPE).is_some();
     // A pod's sandbox (pause) container runs no workload, so it gets no semble-init. Anyone can
@@ -438,7 +438,7 @@ pub fn apply(config: &Value, inputs: &Inputs<'_>) -> Result<Applied, Refusal> {
     let proxy_sidecar = is_pod
         && policy.network.mode == NetworkMode::Proxy
         && policy.network.proxy.placement == semble_policy::model::ProxyPlacement::Sidecar
-        && container_name.as_deref() == Some(PROXY_SIDECAR_NAME);
+        && container_name == Some(PROXY_SIDECAR_NAME);
     let egress = if net.kept && !gvisor && !proxy_sidecar {
         if let Some(why) = &inputs.facts.no_egress_guard {
             return Err(Refusal::NoEgressGuard(name.clone(), policy.network.mode.as_str().into(), why.clone()));

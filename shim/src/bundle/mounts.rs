@@ -166,14 +166,14 @@ pub(super) fn check_mounts(
     let policy = inputs.policy.name.clone();
     // The pod's sandbox and UID name engine files only for a container of a pod semble made
     // (annotations alone are anyone's to write), and only from the engine's own keys.
-    let get = |k: &str| annotations.get(k).cloned();
+    let get = |k: &str| annotations.get(k).map(String::as_str);
     let sandbox =
         in_pod.then(|| super::engine_key(get, CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID)).flatten();
     let pod_uid = in_pod.then(|| super::engine_key(get, CRI_SANDBOX_UID, CRIO_POD_UID)).flatten();
     let owner = Owner {
         id: inputs.id,
-        sandbox: sandbox.as_deref(),
-        pod_uid: pod_uid.as_deref(),
+        sandbox,
+        pod_uid,
         gpu: inputs.policy.devices.gpu.is_some(),
         engine_roots: inputs.engine_roots.to_vec(),
         private: inputs.private_dirs.clone(),

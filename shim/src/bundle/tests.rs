@@ -797,14 +797,14 @@ fn under_cri_o_only_cri_os_own_keys_are_the_engines() {
     ]
     .into_iter()
     .collect();
-    let get = |k: &str| m.get(k).map(|v| v.to_string());
+    let get = |k: &str| m.get(k).copied();
     assert_eq!(
-        engine_key(get, "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace").as_deref(),
+        engine_key(get, "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
         Some("sandboxes")
     );
     let c =
         json!({"annotations": {"io.container.manager": "cri-o", "io.kubernetes.cri.sandbox-namespace": "kube-system"}});
     assert_eq!(pod_namespace(&c), None, "a pod author's containerd key means nothing under CRI-O");
     let c = json!({"annotations": {"io.kubernetes.cri.sandbox-namespace": "sandboxes", "io.kubernetes.pod.namespace": "x"}});
-    assert_eq!(pod_namespace(&c).as_deref(), Some("sandboxes"));
+    assert_eq!(pod_namespace(&c), Some("sandboxes"));
 }

@@ -124,7 +124,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             }
             pod
         }
-        None => resolve::resolve(settings, annotation, bundle::pod_namespace(&config).as_deref())?,
+        None => resolve::resolve(settings, annotation, bundle::pod_namespace(&config))?,
     };
     let policy = &resolved.policy;
     log.with("policy", policy.name.as_str());
@@ -157,7 +157,7 @@ pub fn create(settings: &Settings, log: &mut Logger, args: &CreateArgs, mode: Mo
             ));
         }
     }
-    let facts = host::probe(settings.rootless);
+    let facts = host::probe_for(settings.rootless);
     let paths = Paths::new(&records, id);
     let runsc_inputs =
         (backend.kind == BackendKind::Runsc).then(|| runsc_inputs(settings, &backend, &bundle, &config, policy));
@@ -630,8 +630,8 @@ pub const RECORD_ANNOTATION: &str = "semble.dev/record";
 /// `io.kubernetes.cri.sandbox-id`, when that sandbox is semble's (same state root). `None` for
 /// anything else (a sandbox itself, a container outside a pod, a sandbox another runtime runs).
 pub(super) fn pod_policy(settings: &Settings, config: &Value) -> Option<resolve::Resolved> {
-    let get = |k: &str| bundle::annotation(config, k).map(str::to_string);
-    if bundle::engine_key(get, bundle::CRI_CONTAINER_TYPE, semble_policy::facts::CRIO_CONTAINER_TYPE).as_deref()
+    let get = |k: &str| bundle::annotation(config, k);
+    if bundle::engine_key(get, bundle::CRI_CONTAINER_TYPE, semble_policy::facts::CRIO_CONTAINER_TYPE)
         != Some("container")
     {
         return None;
@@ -639,12 +639,12 @@ pub(super) fn pod_policy(settings: &Settings, config: &Value) -> Option<resolve:
     // An ID names a directory under semble's records: nothing else may be read as a policy.
     let sandbox = bundle::engine_key(get, bundle::CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID)
         .filter(|s| state::valid_id(s))?;
-    if !state::is_pod_sandbox(&settings.records_dir(), &sandbox) {
+    if !state::is_pod_sandbox(&settings.records_dir(), sandbox) {
         return None;
     }
-    let paths = Paths::new(&settings.records_dir(), &sandbox);
-    let (text, policy) = state::stored_policy(&paths, &sandbox).ok()?;
-    Some(resolve::Resolved { policy, text, source: resolve::Source::Pod(sandbox) })
+    let paths = Paths::new(&settings.records_dir(), sandbox);
+    let (text, policy) = state::stored_policy(&paths, sandbox).ok()?;
+    Some(resolve::Resolved { policy, text, source: resolve::Source::Pod(sandbox.to_string()) })
 }
 
 /// Where this container's recording goes, if it is recorded: `--record FILE`, or the

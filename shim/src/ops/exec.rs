@@ -77,7 +77,7 @@ pub fn exec(settings: &Settings, log: &mut Logger, args: &ExecArgs) -> Outcome {
     }
     let in_pod =
         read_config(&rec.bundle.join("config.json")).ok().is_some_and(|c| super::pod_sandbox_known(settings, &c));
-    let facts = host::probe(settings.rootless);
+    let facts = host::probe_for(settings.rootless);
     bundle::apply_process(&mut process, &policy, &facts, &allowed, in_pod)?;
     if let Some(b) = init.as_ref().and_then(|i| i.proxy_bridge.as_ref()) {
         // Engines build exec processes from their own environment: point them at the bridge too.

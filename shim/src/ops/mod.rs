@@ -122,12 +122,8 @@ pub fn choose_backend(
 /// Whether the pod sandbox a container's CRI annotations name is one this shim created as a pod's
 /// sandbox ([`state::is_pod_sandbox`]); the annotations alone are anyone's to write.
 pub fn pod_sandbox_known(settings: &Settings, config: &serde_json::Value) -> bool {
-    bundle::engine_key(
-        |k| bundle::annotation(config, k).map(str::to_string),
-        bundle::CRI_SANDBOX_ID,
-        semble_policy::facts::CRIO_SANDBOX_ID,
-    )
-    .is_some_and(|id| state::is_pod_sandbox(&settings.records_dir(), &id))
+    bundle::engine_key(|k| bundle::annotation(config, k), bundle::CRI_SANDBOX_ID, semble_policy::facts::CRIO_SANDBOX_ID)
+        .is_some_and(|id| state::is_pod_sandbox(&settings.records_dir(), id))
 }
 
 /// Whether an ELF executable is statically linked (has no `PT_INTERP`).
