@@ -68,15 +68,14 @@ fn child() {
     }
 }
 
-#[test]
-#[ignore = "the child half of the guard test; it runs it"]
-fn child_entry_point() {
-    assert!(std::env::var_os(CHILD_ENV).is_some(), "started by the guard test only");
-    child();
-}
-
+/// Re-executed by itself (`--exact`, with `SEMBLE_EGRESS_CHILD` set) it is the child in the
+/// guarded cgroup and namespace; otherwise the parent that sets them up and checks the results.
 #[test]
 fn the_guard_refuses_every_destination_but_loopback_the_resolver_and_the_proxy() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        child();
+        return;
+    }
     assert!(nix::unistd::geteuid().is_root(), "needs root: cgroups, BPF and network namespaces");
     let cgroup = egress::unified_mount().unwrap().join(format!("semble-guard-test-{}", std::process::id()));
     std::fs::create_dir_all(&cgroup).unwrap();
@@ -90,7 +89,7 @@ fn the_guard_refuses_every_destination_but_loopback_the_resolver_and_the_proxy()
     let script = format!(
         "echo $$ > {procs} && ip link set lo up && ip addr add 10.77.0.2/32 dev lo && ip addr add 10.77.0.3/32 dev lo \
          && ip addr add fd00:77::2/128 dev lo nodad && ip addr add fd00:77::3/128 dev lo nodad \
-         && exec {exe} --exact child_entry_point --ignored --nocapture --test-threads=1",
+         && exec {exe} --exact the_guard_refuses_every_destination_but_loopback_the_resolver_and_the_proxy --nocapture --test-threads=1",
         procs = cgroup.join("cgroup.procs").display(),
         exe = exe.display()
     );
