@@ -142,24 +142,8 @@ impl Ports {
     fn subtract(&self, other: &Ports) -> Ports {
         let mut out = Ports::default();
         for (p, ranges) in &self.0 {
-            let mut cur: Vec<(u16, u16)> = ranges.clone();
-            for (lo, hi) in other.0.get(p).into_iter().flatten() {
-                let mut next = Vec::new();
-                for (a, b) in cur {
-                    if *hi < a || *lo > b {
-                        next.push((a, b));
-                        continue;
-                    }
-                    if *lo > a {
-                        next.push((a, lo - 1));
-                    }
-                    if *hi < b {
-                        next.push((hi + 1, b));
-                    }
-                }
-                cur = next;
-            }
-            for (a, b) in cur {
+            let cut = other.0.get(p).map(Vec::as_slice).unwrap_or(&[]);
+            for (a, b) in ipset::subtract_ranges(ranges.clone(), cut, |x| x - 1, |x| x + 1) {
                 out.add(*p, a, b);
             }
         }

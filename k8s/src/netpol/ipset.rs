@@ -76,24 +76,7 @@ impl IpSet {
 
     /// `self \ other`.
     pub fn subtract(&self, other: &IpSet) -> IpSet {
-        let mut cur = self.0.clone();
-        for (lo, hi) in &other.0 {
-            let mut next = Vec::with_capacity(cur.len() + 1);
-            for (a, b) in cur {
-                if *hi < a || *lo > b {
-                    next.push((a, b));
-                    continue;
-                }
-                if *lo > a {
-                    next.push((a, lo - 1));
-                }
-                if *hi < b {
-                    next.push((hi + 1, b));
-                }
-            }
-            cur = next;
-        }
-        IpSet(cur)
+        IpSet(subtract_ranges(self.0.clone(), &other.0, |x| x - 1, |x| x + 1))
     }
 
     /// One set per interval.
@@ -145,6 +128,33 @@ fn add_to(mut new: IpSet, mut list: Vec<IpSet>) -> Vec<IpSet> {
     list.extend(new.split());
     list.extend(extra);
     list
+}
+
+/// Inclusive ranges `cur` minus the inclusive ranges `other` (`pred`/`succ`: the value before
+/// and after one, never called at the type's ends: a range is cut only strictly inside it).
+pub(crate) fn subtract_ranges<T: Copy + Ord>(
+    mut cur: Vec<(T, T)>,
+    other: &[(T, T)],
+    pred: impl Fn(T) -> T,
+    succ: impl Fn(T) -> T,
+) -> Vec<(T, T)> {
+    for &(lo, hi) in other {
+        let mut next = Vec::with_capacity(cur.len() + 1);
+        for (a, b) in cur {
+            if hi < a || lo > b {
+                next.push((a, b));
+                continue;
+            }
+            if lo > a {
+                next.push((a, pred(lo)));
+            }
+            if hi < b {
+                next.push((succ(hi), b));
+            }
+        }
+        cur = next;
+    }
+    cur
 }
 
 #[cfg(test)]
