@@ -524,20 +524,34 @@ impl TestNetns {
 
     /// Listen on `addr` inside the namespace and count connections (a recorder for decoys).
     pub fn recorder(&self, addr: std::net::SocketAddr) -> std::sync::Arc<AtomicU32> {
+        self.counting(
+            move || std::net::TcpListener::bind(addr).unwrap(),
+            |l, c| {
+                for conn in l.incoming() {
+                    if conn.is_ok() {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            },
+        )
+    }
+
+    /// A thread in the namespace (setns changes only the calling thread's): `bind` there, then
+    /// `serve` what it bound, counting into the returned counter; returns once bound.
+    fn counting<S: 'static>(
+        &self,
+        bind: impl FnOnce() -> S + Send + 'static,
+        serve: impl FnOnce(S, &AtomicU32) + Send + 'static,
+    ) -> std::sync::Arc<AtomicU32> {
         let count = std::sync::Arc::new(AtomicU32::new(0));
         let c = count.clone();
         let ns = std::fs::File::open(self.path()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // setns changes only this thread's network namespace.
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let l = std::net::TcpListener::bind(addr).unwrap();
+            let bound = bind();
             tx.send(()).unwrap();
-            for conn in l.incoming() {
-                if conn.is_ok() {
-                    c.fetch_add(1, Ordering::SeqCst);
-                }
-            }
+            serve(bound, &c);
         });
         rx.recv().unwrap();
         count
@@ -560,21 +574,15 @@ impl TestNetns {
 impl TestNetns {
     /// Listen for UDP on `addr` inside the namespace and count datagrams.
     pub fn udp_recorder(&self, addr: std::net::SocketAddr) -> std::sync::Arc<AtomicU32> {
-        let count = std::sync::Arc::new(AtomicU32::new(0));
-        let c = count.clone();
-        let ns = std::fs::File::open(self.path()).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let s = std::net::UdpSocket::bind(addr).unwrap();
-            tx.send(()).unwrap();
-            let mut buf = [0u8; 2048];
-            while s.recv_from(&mut buf).is_ok() {
-                c.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        rx.recv().unwrap();
-        count
+        self.counting(
+            move || std::net::UdpSocket::bind(addr).unwrap(),
+            |s, c| {
+                let mut buf = [0u8; 2048];
+                while s.recv_from(&mut buf).is_ok() {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        )
     }
 
     /// Connect to `addr` from inside the namespace and read what the peer says first.
